@@ -1,0 +1,59 @@
+# Every target builds what it needs: a fresh clone runs `make test` or `make demo` and nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TYPECHECK_TREE := build/typecheck
+
+.PHONY: all venv tools crds lint typecheck test test-unit test-integration demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[convert,agent,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Prints nothing but progress; the servers land in ~/.cache/modelfleet/tools (or $$MODELFLEET_TOOLS).
+tools:
+	@bash hack/tools.sh >/dev/null
+
+crds: $(STAMP)
+	$(BIN)/python -m modelfleet.api.crdgen crds
+
+# mypy cannot follow setuptools' editable import hook, so it checks a link tree that puts the
+# role folders where the import root says they are.
+$(TYPECHECK_TREE): $(STAMP) FORCE
+	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/modelfleet
+	@for f in modelfleet/*; do ln -s "$$PWD/$$f" $(TYPECHECK_TREE)/modelfleet/; done
+	@for d in operator workers agent; do ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/modelfleet/$$d; done
+FORCE:
+
+lint: $(STAMP)
+	$(BIN)/ruff check modelfleet operator workers agent tests bench
+	$(BIN)/ruff format --check modelfleet operator workers agent tests bench
+
+typecheck: $(TYPECHECK_TREE)
+	cd $(TYPECHECK_TREE) && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p modelfleet
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test-integration: $(STAMP) tools
+	$(BIN)/pytest tests/integration -q
+
+test: lint typecheck tools
+	$(BIN)/pytest -q -n 2 --dist loadgroup
+
+demo: $(STAMP) tools
+	$(BIN)/modelfleet demo
+
+bench: $(STAMP) tools
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,98 @@
+"""Base model and shared field types for the custom resources.
+
+The pydantic models are the single source of the CRD schemas (`make crds`), so fields carry
+their Kubernetes-side rules (CEL `x-kubernetes-validations`, int-or-string) as schema extras.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelfleet.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+SHA256_HEX = r"^[a-f0-9]{64}$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One CEL rule for `x-kubernetes-validations`; fieldPath makes the error name the field."""
+    validation = {"rule": rule, "message": message}
+    if field_path:
+        validation["fieldPath"] = field_path
+    return validation
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ResourceModel(ApiModel):
+    """A top-level custom resource: the class names its kind for the CRD generator."""
+
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+    short_names: ClassVar[tuple[str, ...]]
+
+
+IntOrPercent = Annotated[
+    int | str,
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "maxLength": 4,
+            **validations(
+                cel(
+                    "type(self) == int ? self >= 0 : self.matches('^([0-9]|[1-9][0-9]|100)%$')",
+                    "must be a non-negative count or a percentage between 0% and 100%",
+                )
+            ),
+        }
+    ),
+]
+
+ResourceName = Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A kstatus-style condition: `kubectl wait --for=condition=Ready` reads these."""
+
+    type: str = Field(max_length=63)
+    status: ConditionStatus
+    reason: str = Field(default="", max_length=128)
+    message: str = Field(default="", max_length=4096)
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str = Field(max_length=317)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=64)
+
+
+class LabelSelector(ApiModel):
+    """The standard Kubernetes label selector."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 32}
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)

@@ -1,0 +1,56 @@
+"""Kubernetes client construction and small helpers shared by the CLI, agent and devenv."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from modelfleet.api.crdgen import KINDS, custom_resource_definition
+
+
+def api_client(
+    kubeconfig: Path | str | None = None, context: str | None = None
+) -> client.ApiClient:
+    """From a kubeconfig file, else $KUBECONFIG / ~/.kube/config, else in-cluster config."""
+    if kubeconfig is not None:
+        return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    try:
+        return config.new_client_from_config(context=context)
+    except config.ConfigException:
+        config.load_incluster_config()
+        return client.ApiClient()
+
+
+def install_crds(api: client.ApiClient, *, timeout: float = 60.0) -> None:
+    """Create or update the CRDs generated from the models and wait until they are served."""
+    extensions = client.ApiextensionsV1Api(api)
+    names = []
+    for model in KINDS:
+        body: dict[str, Any] = custom_resource_definition(model)
+        name = body["metadata"]["name"]
+        names.append(name)
+        try:
+            extensions.create_custom_resource_definition(body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            existing = extensions.read_custom_resource_definition(name)
+            body["metadata"]["resourceVersion"] = existing.metadata.resource_version
+            extensions.replace_custom_resource_definition(name, body)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = [n for n in names if not _established(extensions, n)]
+        if not pending:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"CRDs not established after {timeout:.0f}s: {', '.join(pending)}")
+
+
+def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
+    crd = extensions.read_custom_resource_definition(name)
+    conditions = (crd.status.conditions if crd.status else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)

@@ -45,11 +45,15 @@ class ApiModel(BaseModel):
 
 
 class ResourceModel(ApiModel):
-    """A top-level custom resource: the class names its kind for the CRD generator."""
+    """A whole custom resource object; the class constants name it for the CRD generator."""
 
-    kind: ClassVar[str]
-    plural: ClassVar[str]
-    short_names: ClassVar[tuple[str, ...]]
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+    SHORT_NAMES: ClassVar[tuple[str, ...]]
+
+    api_version: str = API_VERSION
+    kind: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 IntOrPercent = Annotated[

@@ -207,9 +207,11 @@ class ModelConversionStatus(ApiModel):
 
 
 class ModelConversion(ResourceModel):
-    kind: ClassVar[str] = "ModelConversion"
-    plural: ClassVar[str] = "modelconversions"
-    short_names: ClassVar[tuple[str, ...]] = ("mc",)
+    KIND: ClassVar[str] = "ModelConversion"
+    PLURAL: ClassVar[str] = "modelconversions"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("mc",)
+
+    kind: str = "ModelConversion"
 
     spec: ModelConversionSpec
     status: ModelConversionStatus | None = None

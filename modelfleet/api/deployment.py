@@ -146,9 +146,11 @@ class EdgeDeploymentStatus(ApiModel):
 
 
 class EdgeDeployment(ResourceModel):
-    kind: ClassVar[str] = "EdgeDeployment"
-    plural: ClassVar[str] = "edgedeployments"
-    short_names: ClassVar[tuple[str, ...]] = ("edep",)
+    KIND: ClassVar[str] = "EdgeDeployment"
+    PLURAL: ClassVar[str] = "edgedeployments"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("edep",)
+
+    kind: str = "EdgeDeployment"
 
     spec: EdgeDeploymentSpec
     status: EdgeDeploymentStatus | None = None

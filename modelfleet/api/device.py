@@ -67,9 +67,11 @@ class EdgeDeviceStatus(ApiModel):
 
 
 class EdgeDevice(ResourceModel):
-    kind: ClassVar[str] = "EdgeDevice"
-    plural: ClassVar[str] = "edgedevices"
-    short_names: ClassVar[tuple[str, ...]] = ("edev",)
+    KIND: ClassVar[str] = "EdgeDevice"
+    PLURAL: ClassVar[str] = "edgedevices"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("edev",)
+
+    kind: str = "EdgeDevice"
 
     spec: EdgeDeviceSpec = Field(default_factory=EdgeDeviceSpec)
     status: EdgeDeviceStatus | None = None

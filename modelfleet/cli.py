@@ -1,25 +1,54 @@
-"""The `modelfleet` command (also `kubectl modelfleet`): one group, subcommands per concern."""
+"""The `modelfleet` command (also `kubectl modelfleet`): one group, subcommands per concern.
+
+Subcommands are imported only when invoked, so `modelfleet --help` does not load kopf, Paddle
+or ONNX Runtime.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import click
 
-from modelfleet.devenv.commands import dev
+COMMANDS: dict[str, str] = {
+    "approve": "modelfleet.operator.commands:approve",
+    "convert": "modelfleet.workers.commands:convert_command",
+    "demo": "modelfleet.demo:demo",
+    "dev": "modelfleet.devenv.commands:dev",
+    "operator": "modelfleet.operator.commands:operator",
+    "validate": "modelfleet.workers.commands:validate_command",
+}
+HELP: dict[str, str] = {
+    "approve": "Approve the current generation of a manual-approval ModelConversion.",
+    "convert": "Convert a Paddle model directory to ONNX (fp32, fp16 or int8).",
+    "demo": "Run the end-to-end demo (conversion, fleet rollout, automatic rollback).",
+    "dev": "Run a local control plane: etcd, kube-apiserver, MinIO (no cluster needed).",
+    "operator": "Run the ModelFleet operator.",
+    "validate": "Compare an ONNX model with its Paddle source and report per-output metrics.",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, HELP[name]) for name in sorted(COMMANDS)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modelfleet")
 def cli() -> None:
     """Convert PaddlePaddle models for edge runtimes, prove them, and roll them out to fleets."""
-
-
-@cli.command()
-def demo() -> None:
-    """Run the end-to-end demo (conversion, fleet rollout, automatic rollback)."""
-    click.echo("modelfleet demo: not yet - the demo lands with the product-surface issue.")
-
-
-cli.add_command(dev)
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 @click.group()
 def dev() -> None:
-    """Run a local control plane: etcd, kube-apiserver, MinIO (no cluster needed)."""
+    """Run a local control plane: etcd, kube-apiserver, MinIO, job runner, operator."""
 
 
 @dev.command("up")
@@ -61,7 +61,7 @@ def dev_up(env_file: Path, run_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        with dev_environment(run_dir.resolve()) as env:
+        with dev_environment(run_dir.resolve(), modelfleet=True) as env:
             env.write_env_file(env_file, extra={PID_KEY: str(os.getpid())})
             click.echo(f"modelfleet dev environment ready; logs in {run_dir}/logs")
             click.echo(f"  export $(cat {env_file} | xargs)")

@@ -9,6 +9,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelfleet.devenv.components import ensure_storage_secret, run_job_runner, run_operator
 from modelfleet.devenv.servers import (
     ApiServer,
     S3Server,
@@ -51,8 +52,10 @@ def dev_environment(
     *,
     kubernetes: bool = True,
     object_storage: bool = True,
+    modelfleet: bool = False,
     bucket: str = DEFAULT_BUCKET,
 ) -> Iterator[DevEnvironment]:
+    """Start the servers; with `modelfleet`, also the job runner and the operator."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         apiserver = None
@@ -71,9 +74,17 @@ def dev_environment(
             etcd_url = stack.enter_context(run_etcd(run_dir))
             apiserver = stack.enter_context(run_apiserver(run_dir, etcd_url))
             stack.enter_context(run_controller_manager(run_dir, apiserver))
-            with api_client(apiserver.kubeconfig) as api:
-                install_crds(api)
+            api = stack.enter_context(api_client(apiserver.kubeconfig))
+            install_crds(api)
             log.info(
                 "kube-apiserver ready", url=apiserver.url, kubeconfig=str(apiserver.kubeconfig)
             )
-        yield DevEnvironment(run_dir=run_dir, apiserver=apiserver, s3=s3)
+        environment = DevEnvironment(run_dir=run_dir, apiserver=apiserver, s3=s3)
+        if modelfleet:
+            if apiserver is None or s3 is None:
+                raise ValueError("the operator needs both kubernetes and object storage")
+            ensure_storage_secret(api, "default", s3)
+            stack.enter_context(run_job_runner(api, run_dir / "jobs"))
+            stack.enter_context(run_operator(run_dir, environment.env()))
+            log.info("operator and job runner ready")
+        yield environment

@@ -141,7 +141,7 @@ def run_controller_manager(run_dir: Path, apiserver: ApiServer) -> Iterator[None
             f"--authentication-kubeconfig={apiserver.kubeconfig}",
             f"--authorization-kubeconfig={apiserver.kubeconfig}",
             "--controllers=garbage-collector-controller,namespace-controller,"
-            "serviceaccount-controller",
+            "serviceaccount-controller,ttl-after-finished-controller",
             "--bind-address=127.0.0.1",
             f"--secure-port={port}",
             "--leader-elect=false",

@@ -1,0 +1,85 @@
+"""The ModelFleet side of the dev environment: the job runner thread, the operator process and
+the storage Secret that Jobs read their credentials from."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelfleet.devenv.jobrunner import JobRunner
+from modelfleet.devenv.ports import free_port
+from modelfleet.devenv.processes import ManagedProcess
+from modelfleet.devenv.servers import S3Server
+
+STORAGE_SECRET = "modelfleet-storage"
+
+
+def ensure_storage_secret(api: client.ApiClient, namespace: str, s3: S3Server) -> None:
+    """The Secret (keys accessKey, secretKey) that conversion Jobs read via secretKeyRef."""
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=STORAGE_SECRET, namespace=namespace),
+        string_data={"accessKey": s3.access_key, "secretKey": s3.secret_key},
+    )
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+        core.replace_namespaced_secret(STORAGE_SECRET, namespace, body)
+
+
+@contextmanager
+def run_job_runner(api: client.ApiClient, log_dir: Path) -> Iterator[JobRunner]:
+    runner = JobRunner(api=api, log_dir=log_dir)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), name="job-runner", daemon=True)
+    thread.start()
+    try:
+        yield runner
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_operator(run_dir: Path, env: dict[str, str], *, name: str = "operator") -> ManagedProcess:
+    """`modelfleet operator run` as a child process, returned once its liveness probe answers."""
+    port = free_port()
+    executable = str(Path(sys.executable).with_name("modelfleet"))
+    process_env = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "PATH", "TMPDIR")}
+    process = ManagedProcess(
+        name,
+        [executable, "operator", "run", "--liveness", f"http://127.0.0.1:{port}/healthz"],
+        log_path=run_dir / "logs" / f"{name}.log",
+        env={**process_env, **env},
+    )
+    process.wait_until(
+        lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="live"
+    )
+    return process
+
+
+@contextmanager
+def run_operator(run_dir: Path, env: dict[str, str]) -> Iterator[ManagedProcess]:
+    process = start_operator(run_dir, env)
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -1,0 +1,66 @@
+"""`modelfleet operator run` and the commands that act on conversions (`approve`)."""
+
+from __future__ import annotations
+
+import click
+
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.api.conversion import ModelConversion
+from modelfleet.kube import api_client
+
+
+@click.group()
+def operator() -> None:
+    """Run the ModelFleet operator."""
+
+
+@operator.command("run")
+@click.option(
+    "--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeatable)."
+)
+@click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True)
+@click.option("--verbose", is_flag=True)
+def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
+    """Run the operator in the foreground (configuration from MODELFLEET_* env variables)."""
+    import os
+
+    import kopf
+
+    import modelfleet.operator.handlers  # noqa: F401 - registers the handlers
+
+    if namespaces:
+        os.environ["MODELFLEET_NAMESPACES"] = ",".join(namespaces)
+    kopf.configure(verbose=verbose)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness or None,
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.option("--namespace", "-n", default="default", show_default=True)
+@click.option("--kubeconfig", type=click.Path(exists=True), default=None)
+def approve(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Approve the current generation of a ModelConversion with `approval: manual`."""
+    from kubernetes import client
+
+    from modelfleet.operator.conversions import APPROVED_GENERATION_ANNOTATION
+
+    with api_client(kubeconfig) as api:
+        objects = client.CustomObjectsApi(api)
+        current = objects.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, ModelConversion.PLURAL, name
+        )
+        generation = current["metadata"]["generation"]
+        objects.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            ModelConversion.PLURAL,
+            name,
+            {"metadata": {"annotations": {APPROVED_GENERATION_ANNOTATION: str(generation)}}},
+        )
+    click.echo(f"modelconversion/{name} generation {generation} approved")

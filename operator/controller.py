@@ -1,0 +1,183 @@
+"""The ModelConversion controller: one level-triggered pass per call, safe to call any time.
+
+Called by kopf event handlers (the conversion or one of its Jobs changed) and by the periodic
+resync; a per-object lock keeps two passes for the same object from interleaving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
+from modelfleet.logs import get_logger
+from modelfleet.operator.conversions import (
+    ConversionPlan,
+    JobView,
+    TargetObservation,
+    plan_conversion,
+)
+from modelfleet.operator.jobs import CONVERSION_LABEL, JobRequest, Step, build_job, job_name
+from modelfleet.operator.observations import (
+    job_view,
+    observe_source,
+    observe_target,
+    target_digest,
+    validation_key,
+)
+from modelfleet.operator.settings import OperatorSettings
+from modelfleet.storage import Storage, StorageError
+from modelfleet.workers.requests import ConvertRequest, ValidateRequest
+
+log = get_logger(__name__)
+PLURAL = ModelConversion.PLURAL
+
+
+@dataclass
+class ConversionController:
+    settings: OperatorSettings
+    storage: Storage
+    api: client.ApiClient
+    _locks: defaultdict[tuple[str, str], threading.Lock] = field(
+        default_factory=lambda: defaultdict(threading.Lock)
+    )
+
+    def reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
+        with self._locks[(namespace, name)]:
+            return self._reconcile(namespace, name)
+
+    def _reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
+        objects = client.CustomObjectsApi(self.api)
+        try:
+            raw = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        if raw["metadata"].get("deletionTimestamp"):
+            return None
+        (raw.get("status") or {}).pop("kopf", None)
+        conversion = ModelConversion.model_validate(raw)
+        spec, generation = conversion.spec, raw["metadata"]["generation"]
+        try:
+            source, fingerprint = observe_source(self.storage, spec)
+            digests = {
+                t.format: target_digest(fingerprint, t, self.settings.worker_image)
+                for t in spec.targets
+            }
+            targets = [
+                observe_target(self.storage, spec, t, digests[t.format])
+                if source.found
+                else TargetObservation(target=t)
+                for t in spec.targets
+            ]
+        except StorageError as err:
+            log.warning("storage unavailable", namespace=namespace, name=name, error=str(err))
+            return None
+        requests = (
+            {
+                (step, t.format): self._job_request(conversion, step, t.format, digests[t.format])
+                for t in spec.targets
+                for step in ("convert", "validate")
+            }
+            if source.found
+            else {}
+        )
+        jobs = self._jobs(namespace, name, conversion, requests)
+        targets = [
+            TargetObservation(
+                target=t.target,
+                artifact=t.artifact,
+                validation=t.validation,
+                conversion_failure=t.conversion_failure,
+                convert_job=jobs.get(("convert", t.target.format)),
+                validate_job=jobs.get(("validate", t.target.format)),
+            )
+            for t in targets
+        ]
+        plan = plan_conversion(
+            generation=generation,
+            spec=spec,
+            status=conversion.status,
+            annotations=raw["metadata"].get("annotations") or {},
+            source=source,
+            targets=targets,
+            now=dt.datetime.now(dt.UTC),
+        )
+        for step, fmt in plan.create_jobs:
+            self._create_job(conversion, requests[(step, fmt)])
+        self._write_status(namespace, name, conversion.status, plan.status)
+        return plan
+
+    def _job_request(
+        self, conversion: ModelConversion, step: Step, fmt: str, digest: str
+    ) -> JobRequest:
+        spec = conversion.spec
+        target = next(t for t in spec.targets if t.format == fmt)
+        model = ConvertRequest if step == "convert" else ValidateRequest
+        request = model(
+            source=spec.source,
+            inputs=spec.inputs,
+            target=target,
+            validation=spec.validation,
+            bucket=self.settings.bucket,
+            digest=digest,
+        )
+        work_key = digest if step == "convert" else f"{digest}/{validation_key(spec, target)}"
+        return JobRequest(step=step, target=target, request=request.to_wire(), work_key=work_key)
+
+    def _jobs(
+        self,
+        namespace: str,
+        name: str,
+        conversion: ModelConversion,
+        requests: dict[tuple[Step, str], JobRequest],
+    ) -> dict[tuple[Step, str], JobView]:
+        """The Jobs of the current work only: Jobs of older generations are left to their TTL."""
+        listed = client.BatchV1Api(self.api).list_namespaced_job(
+            namespace, label_selector=f"{CONVERSION_LABEL}={name[:63]}"
+        )
+        by_name = {j.metadata.name: self.api.sanitize_for_serialization(j) for j in listed.items}
+        views = {}
+        for key, request in requests.items():
+            expected = job_name(name, request.step, request.format, request.work_key)
+            if expected in by_name:
+                views[key] = job_view(by_name[expected])
+        return views
+
+    def _create_job(self, conversion: ModelConversion, request: JobRequest) -> None:
+        body = build_job(conversion, request, self.settings)
+        try:
+            client.BatchV1Api(self.api).create_namespaced_job(body["metadata"]["namespace"], body)
+            log.info(
+                "job created",
+                job=body["metadata"]["name"],
+                step=request.step,
+                format=request.format,
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+
+    def _write_status(
+        self,
+        namespace: str,
+        name: str,
+        current: ModelConversionStatus | None,
+        desired: ModelConversionStatus,
+    ) -> None:
+        before: dict[str, Any] = current.to_wire() if current else {}
+        after = desired.to_wire()
+        if before == after:
+            return
+        client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": after}
+        )
+        log.info("status updated", namespace=namespace, name=name, phase=desired.phase)

@@ -1,0 +1,197 @@
+"""Reads the world a ModelConversion depends on: its source listing, artifacts, reports, Jobs.
+
+The imperative half of the conversion controller: everything here does I/O and hands plain
+observations to the pure planner in `conversions`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelfleet.api.conversion import (
+    ArtifactStatus,
+    LatencyStats,
+    ModelConversionSpec,
+    Target,
+    TargetValidation,
+    Tolerance,
+)
+from modelfleet.artifacts import ArtifactKeys, Manifest, artifact_digest, converter_versions
+from modelfleet.operator.conversions import (
+    JobView,
+    SourceObservation,
+    TargetObservation,
+    ValidationEvidence,
+)
+from modelfleet.storage import Storage, parse_s3_uri
+from modelfleet.workers.errors import reason_for_exit_code
+from modelfleet.workers.reports import Latency, Report, ValidationSection
+
+
+def source_fingerprint(objects: Mapping[str, tuple[int, str]]) -> str:
+    """Digest of a source from its listing {relative name: (size, etag)}: no download needed.
+
+    The same bytes uploaded the same way give the same fingerprint, so a cache hit never needs
+    the operator to read a model; an upload that changes the ETag only costs a cache miss.
+    """
+    lines = "".join(f"{name}\0{size}\0{etag}\n" for name, (size, etag) in sorted(objects.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def observe_source(storage: Storage, spec: ModelConversionSpec) -> tuple[SourceObservation, str]:
+    bucket, key = parse_s3_uri(spec.source.uri)
+    prefix = key if spec.source.format == "onnx" else (key.rstrip("/") + "/" if key else "")
+    listing = storage.stat_prefix(prefix, bucket=bucket)
+    objects = {name[len(prefix) :] or name: info for name, info in listing.items()}
+    if not objects:
+        return SourceObservation(False, f"{spec.source.uri}: no objects found"), ""
+    return SourceObservation(True), source_fingerprint(objects)
+
+
+def conversion_versions(worker_image: str) -> dict[str, str]:
+    """The converter toolchain is whatever the worker image ships: the image names it."""
+    return {**converter_versions(), "workerImage": worker_image}
+
+
+def target_digest(fingerprint: str, target: Target, worker_image: str) -> str:
+    return artifact_digest(fingerprint, target, conversion_versions(worker_image))
+
+
+def validation_key(spec: ModelConversionSpec, target: Target) -> str:
+    """What a validation depends on besides the artifact: a new key means a new validate Job."""
+    settings = {
+        "inputs": [i.to_wire() for i in spec.inputs],
+        "validation": spec.validation.to_wire(),
+        "tolerance": (target.tolerance or Tolerance()).to_wire(),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:
+    if not storage.exists(key):
+        return None
+    loaded: dict[str, Any] = json.loads(storage.get_bytes(key))
+    return loaded
+
+
+def _latency(latency: Latency) -> LatencyStats:
+    return LatencyStats(
+        p50_ms=latency.p50_ms,
+        p90_ms=latency.p90_ms,
+        p99_ms=latency.p99_ms,
+        throughput_per_s=latency.throughput_per_s,
+    )
+
+
+def _matches(section: ValidationSection, spec: ModelConversionSpec, target: Target) -> bool:
+    tolerance = target.tolerance or Tolerance()
+    return (
+        section.seed == spec.validation.seed
+        and section.samples == spec.validation.samples
+        and section.batch_size == spec.validation.batch_size
+        and section.dataset_uri == spec.validation.dataset_uri
+        and section.tolerance.atol == tolerance.atol
+        and section.tolerance.rtol == tolerance.rtol
+        and section.tolerance.min_cosine == tolerance.min_cosine
+        and section.tolerance.top_k_agreement == tolerance.top_k_agreement
+    )
+
+
+def _evidence(
+    report: Report, spec: ModelConversionSpec, target: Target
+) -> ValidationEvidence | None:
+    section = report.validation
+    if section is None or not _matches(section, spec, target):
+        return None
+    bench = section.benchmark
+    result = TargetValidation(
+        format=target.format,
+        passed=section.passed,
+        reason="" if section.passed else "ToleranceExceeded",
+        max_abs=section.max_abs,
+        max_rel=section.max_rel,
+        l2=section.l2,
+        cosine=section.cosine,
+        top_k_agreement=min(
+            (o.top_k_agreement for o in section.outputs if o.top_k_agreement is not None),
+            default=None,
+        ),
+        source_latency=_latency(bench.source) if bench else None,
+        target_latency=_latency(bench.target) if bench else None,
+        speedup=bench.speedup if bench else None,
+    )
+    failure = report.failure
+    return ValidationEvidence(
+        result=result,
+        failure_reason=failure.reason if failure else "",
+        failure_message=failure.message if failure else "; ".join(section.failures)[:1000],
+    )
+
+
+def observe_target(
+    storage: Storage, spec: ModelConversionSpec, target: Target, digest: str
+) -> TargetObservation:
+    keys = ArtifactKeys.for_target(digest, target.format)
+    artifact = None
+    manifest_doc = _read_json(storage, keys.manifest)
+    if manifest_doc is not None:
+        manifest = Manifest.model_validate(manifest_doc)
+        artifact = ArtifactStatus(
+            format=target.format,
+            uri=storage.uri(keys.model),
+            sha256=manifest.sha256,
+            size_bytes=manifest.size_bytes,
+            manifest_uri=storage.uri(keys.manifest),
+            report_uri=storage.uri(keys.report),
+            probe_uri=storage.uri(keys.probe),
+        )
+    report_doc = _read_json(storage, keys.report)
+    evidence, conversion_failure = None, None
+    if report_doc is not None:
+        try:
+            report = Report.model_validate(report_doc)
+        except ValidationError:
+            report = None
+        if report is not None:
+            evidence = _evidence(report, spec, target) if artifact else None
+            if report.failure and report.validation is None:
+                conversion_failure = (report.failure.reason, report.failure.message)
+    return TargetObservation(
+        target=target,
+        artifact=artifact,
+        validation=evidence,
+        conversion_failure=conversion_failure,
+    )
+
+
+def exit_code_from_message(message: str) -> int | None:
+    """The exit code in a PodFailurePolicy condition message, as the Job controller writes it:
+    "Container worker for pod ns/p failed with exit code 13 matching FailJob rule at index 0"."""
+    marker = "failed with exit code "
+    if marker not in message:
+        return None
+    digits = message.split(marker, 1)[1].split(" ", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def job_view(job: Mapping[str, Any]) -> JobView:
+    """Succeeded/Failed from the Job's terminal conditions; a classified worker exit code
+    (podFailurePolicy FailJob) becomes the worker's reason, e.g. SourceNotFound."""
+    name = job["metadata"]["name"]
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition["type"] == "Complete":
+            return JobView(name, "Succeeded")
+        if condition["type"] == "Failed":
+            reason = condition.get("reason", "JobFailed")
+            message = condition.get("message", "")
+            code = exit_code_from_message(message)
+            worker_reason = reason_for_exit_code(code) if code is not None else None
+            return JobView(name, "Failed", worker_reason or reason, message)
+    return JobView(name, "Active")

@@ -1,0 +1,53 @@
+"""Operator configuration, read once at start from flags and the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from modelfleet.storage import ENV_BUCKET, ENV_ENDPOINT, ENV_REGION
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    backoff_limit: int = 1
+    active_deadline_seconds: int = 1800
+    ttl_seconds_after_finished: int = 3600
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """What the operator needs besides the objects it watches.
+
+    `storage_secret` names a Secret (keys `accessKey`, `secretKey`) that must exist in each
+    namespace holding ModelConversions: Jobs read it through secretKeyRef, so credentials never
+    appear in a Job's args, the operator's logs or any status.
+    """
+
+    s3_endpoint: str
+    bucket: str
+    namespaces: tuple[str, ...] = ()
+    worker_image: str = "modelfleet-worker:0.1.0"
+    worker_command: tuple[str, ...] = ("modelfleet-worker",)
+    storage_secret: str = "modelfleet-storage"
+    s3_region: str | None = None
+    resync_seconds: float = 30.0
+    job_defaults: JobDefaults = field(default_factory=JobDefaults)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: object
+    ) -> OperatorSettings:
+        env = os.environ if env is None else env
+        namespaces = tuple(n for n in env.get("MODELFLEET_NAMESPACES", "").split(",") if n)
+        values: dict[str, object] = {
+            "s3_endpoint": env.get(ENV_ENDPOINT, ""),
+            "bucket": env.get(ENV_BUCKET, "modelfleet"),
+            "namespaces": namespaces,
+            "worker_image": env.get("MODELFLEET_WORKER_IMAGE", cls.worker_image),
+            "storage_secret": env.get("MODELFLEET_STORAGE_SECRET", cls.storage_secret),
+            "s3_region": env.get(ENV_REGION) or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,116 @@
+"""Job manifests: deterministic names, credentials only by reference, fail-fast policy."""
+
+from __future__ import annotations
+
+import json
+
+from modelfleet.api.conversion import (
+    InputSpec,
+    ModelConversion,
+    ModelConversionSpec,
+    Source,
+    Target,
+)
+from modelfleet.devenv.joboutcomes import attempt_outcome
+from modelfleet.operator.jobs import PERMANENT_EXIT_CODES, JobRequest, build_job, job_name
+from modelfleet.operator.observations import exit_code_from_message, source_fingerprint
+from modelfleet.operator.settings import OperatorSettings
+from modelfleet.workers.errors import EXIT_CODES
+
+SETTINGS = OperatorSettings(s3_endpoint="http://127.0.0.1:9000", bucket="modelfleet")
+
+
+def conversion() -> ModelConversion:
+    return ModelConversion(
+        metadata={"name": "a" * 60, "namespace": "ns", "uid": "u-1"},
+        spec=ModelConversionSpec(
+            source=Source(uri="s3://modelfleet/m/"),
+            inputs=[InputSpec(name="x", shape=[1, 4])],
+            targets=[Target(format="onnx-int8")],
+        ),
+    )
+
+
+def test_job_names_are_deterministic_short_and_keyed_by_work() -> None:
+    first = job_name("a" * 60, "convert", "onnx-int8", "digest-1")
+    assert first == job_name("a" * 60, "convert", "onnx-int8", "digest-1")
+    assert first != job_name("a" * 60, "convert", "onnx-int8", "digest-2")
+    assert first != job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    assert len(first) <= 63
+
+
+def test_credentials_reach_the_job_only_through_secret_key_refs() -> None:
+    request = JobRequest("convert", Target(format="onnx-int8"), {"digest": "d"}, "d")
+    job = build_job(conversion(), request, SETTINGS)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    by_name = {e["name"]: e for e in container["env"]}
+    for secret_var in ("MODELFLEET_S3_ACCESS_KEY", "MODELFLEET_S3_SECRET_KEY"):
+        assert "value" not in by_name[secret_var]
+        assert by_name[secret_var]["valueFrom"]["secretKeyRef"]["name"] == "modelfleet-storage"
+    assert "secret" not in json.dumps(container["args"]).lower()
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_permanent_worker_failures_fail_the_job_without_retry() -> None:
+    request = JobRequest("validate", Target(format="onnx-int8"), {}, "k")
+    policy = build_job(conversion(), request, SETTINGS)["spec"]["podFailurePolicy"]
+    assert EXIT_CODES["ToleranceExceeded"] in PERMANENT_EXIT_CODES
+    assert EXIT_CODES["StorageError"] not in PERMANENT_EXIT_CODES
+    outcome = attempt_outcome(
+        exit_code=EXIT_CODES["ToleranceExceeded"],
+        failed_so_far=0,
+        backoff_limit=3,
+        pod_failure_policy=policy,
+        container="worker",
+        pod_name="ns/p",
+    )
+    assert (outcome.verdict, outcome.reason) == ("Failed", "PodFailurePolicy")
+    assert exit_code_from_message(outcome.message) == EXIT_CODES["ToleranceExceeded"]
+
+
+def test_retryable_failures_count_against_the_backoff_limit() -> None:
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [10]}}]}
+    common = {
+        "exit_code": 14,
+        "backoff_limit": 1,
+        "pod_failure_policy": policy,
+        "container": "worker",
+        "pod_name": "p",
+    }
+    assert attempt_outcome(failed_so_far=0, **common).verdict == "Retry"  # type: ignore[arg-type]
+    final = attempt_outcome(failed_so_far=1, **common)  # type: ignore[arg-type]
+    assert (final.verdict, final.reason) == ("Failed", "BackoffLimitExceeded")
+
+
+def test_ignore_rules_do_not_count() -> None:
+    policy = {"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [137]}}]}
+    outcome = attempt_outcome(
+        exit_code=137,
+        failed_so_far=5,
+        backoff_limit=0,
+        pod_failure_policy=policy,
+        container="worker",
+        pod_name="p",
+    )
+    assert outcome.verdict == "Retry" and not outcome.counts_as_failure
+
+
+def test_success_completes() -> None:
+    outcome = attempt_outcome(
+        exit_code=0,
+        failed_so_far=0,
+        backoff_limit=0,
+        pod_failure_policy=None,
+        container="worker",
+        pod_name="p",
+    )
+    assert outcome.verdict == "Complete"
+
+
+def test_source_fingerprint_changes_with_content_and_ignores_order() -> None:
+    listing = {"model.json": (10, "e1"), "model.pdiparams": (99, "e2")}
+    same = dict(reversed(list(listing.items())))
+    changed = {**listing, "model.pdiparams": (99, "e3")}
+    assert source_fingerprint(listing) == source_fingerprint(same)
+    assert source_fingerprint(listing) != source_fingerprint(changed)

@@ -1,0 +1,194 @@
+"""The conversion planner, case by case: observations in, phase, conditions and Jobs out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from modelfleet.api.conversion import (
+    ArtifactStatus,
+    InputSpec,
+    ModelConversionSpec,
+    ModelConversionStatus,
+    Source,
+    Target,
+    TargetValidation,
+)
+from modelfleet.conditions import get_condition
+from modelfleet.operator.conversions import (
+    APPROVED_GENERATION_ANNOTATION,
+    ConversionPlan,
+    JobView,
+    SourceObservation,
+    TargetObservation,
+    ValidationEvidence,
+    plan_conversion,
+)
+
+NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+ONNX = Target(format="onnx")
+ARTIFACT = ArtifactStatus(
+    format="onnx",
+    uri="s3://modelfleet/artifacts/d/onnx/model.onnx",
+    sha256="a" * 64,
+    size_bytes=10,
+    manifest_uri="s3://modelfleet/artifacts/d/onnx/manifest.json",
+)
+FOUND = SourceObservation(True)
+
+
+def spec(approval: str = "auto") -> ModelConversionSpec:
+    return ModelConversionSpec(
+        source=Source(uri="s3://modelfleet/models/m/"),
+        inputs=[InputSpec(name="x", shape=[-1, 4])],
+        targets=[ONNX],
+        approval=approval,  # type: ignore[arg-type]
+    )
+
+
+def evidence(passed: bool) -> ValidationEvidence:
+    return ValidationEvidence(
+        result=TargetValidation(format="onnx", passed=passed, max_abs=0.5 if not passed else 1e-7),
+        failure_reason="" if passed else "ToleranceExceeded",
+        failure_message="" if passed else "output y: max abs 0.5 > atol",
+    )
+
+
+def plan(
+    target: TargetObservation,
+    *,
+    source: SourceObservation = FOUND,
+    approval: str = "auto",
+    annotations: dict[str, str] | None = None,
+    status: ModelConversionStatus | None = None,
+    generation: int = 1,
+    now: dt.datetime = NOW,
+) -> ConversionPlan:
+    return plan_conversion(
+        generation=generation,
+        spec=spec(approval),
+        status=status,
+        annotations=annotations or {},
+        source=source,
+        targets=[target],
+        now=now,
+    )
+
+
+def condition(result: ConversionPlan, kind: str) -> tuple[str, str]:
+    found = get_condition(result.status.conditions, kind)
+    assert found is not None, kind
+    return found.status, found.reason
+
+
+def test_missing_source_fails_without_jobs() -> None:
+    result = plan(TargetObservation(ONNX), source=SourceObservation(False, "s3://x/: no objects"))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Ready") == ("False", "SourceNotFound")
+    assert result.create_jobs == ()
+
+
+def test_fresh_conversion_creates_a_convert_job() -> None:
+    result = plan(TargetObservation(ONNX))
+    assert result.status.phase == "Converting"
+    assert result.create_jobs == (("convert", "onnx"),)
+    assert result.status.observed_generation == 1
+
+
+def test_running_convert_job_is_waited_for() -> None:
+    result = plan(TargetObservation(ONNX, convert_job=JobView("j", "Active")))
+    assert result.status.phase == "Converting"
+    assert result.create_jobs == ()
+    assert result.status.jobs == {"convert-onnx": "j"}
+
+
+@pytest.mark.parametrize(
+    ("job", "report_failure", "reason"),
+    [
+        (JobView("j", "Failed", "UnsupportedOperator", "exit 12"), None, "UnsupportedOperator"),
+        (JobView("j", "Failed", "DeadlineExceeded", "too slow"), None, "DeadlineExceeded"),
+        (
+            JobView("j", "Failed", "BackoffLimitExceeded", ""),
+            ("InvalidModel", "model.pdiparams: truncated"),
+            "InvalidModel",
+        ),
+    ],
+)
+def test_failed_convert_job_fails_with_its_reason(
+    job: JobView, report_failure: tuple[str, str] | None, reason: str
+) -> None:
+    result = plan(TargetObservation(ONNX, convert_job=job, conversion_failure=report_failure))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Converted") == ("False", reason)
+    assert condition(result, "Ready") == ("False", reason)
+
+
+def test_stored_artifact_needs_no_convert_job_and_starts_validation() -> None:
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT))
+    assert result.create_jobs == (("validate", "onnx"),)
+    assert result.status.phase == "Validating"
+    assert condition(result, "Converted") == ("True", "Converted")
+    assert result.status.artifacts == [ARTIFACT]
+
+
+def test_passed_validation_with_auto_approval_is_ready() -> None:
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(True)))
+    assert result.status.phase == "Succeeded"
+    assert condition(result, "Approved") == ("True", "AutoApproved")
+    assert condition(result, "Ready") == ("True", "Approved")
+    assert result.create_jobs == ()
+    assert result.requeue_after is None
+
+
+def test_tolerance_exceeded_fails_with_the_reports_words() -> None:
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(False)))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Validated") == ("False", "ToleranceExceeded")
+    ready = get_condition(result.status.conditions, "Ready")
+    assert ready is not None and "max abs 0.5" in ready.message
+
+
+@pytest.mark.parametrize(
+    ("annotations", "phase", "approved"),
+    [
+        ({}, "AwaitingApproval", ("False", "AwaitingApproval")),
+        ({APPROVED_GENERATION_ANNOTATION: "1"}, "AwaitingApproval", ("False", "AwaitingApproval")),
+        ({APPROVED_GENERATION_ANNOTATION: "2"}, "Succeeded", ("True", "ManuallyApproved")),
+    ],
+    ids=["not approved", "approved an older generation", "approved this generation"],
+)
+def test_manual_approval_is_per_generation(
+    annotations: dict[str, str], phase: str, approved: tuple[str, str]
+) -> None:
+    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(True))
+    result = plan(observed, approval="manual", annotations=annotations, generation=2)
+    assert result.status.phase == phase
+    assert condition(result, "Approved") == approved
+
+
+def test_failure_of_this_generation_is_final_even_after_jobs_are_gone() -> None:
+    failed = plan(TargetObservation(ONNX, convert_job=JobView("j", "Failed", "InvalidModel")))
+    again = plan(TargetObservation(ONNX), status=failed.status)
+    assert again.create_jobs == ()
+    assert again.status == failed.status
+
+
+def test_a_new_generation_retries_after_a_failure() -> None:
+    failed = plan(TargetObservation(ONNX, convert_job=JobView("j", "Failed", "InvalidModel")))
+    retried = plan(TargetObservation(ONNX), status=failed.status, generation=2)
+    assert retried.create_jobs == (("convert", "onnx"),)
+    assert retried.status.observed_generation == 2
+
+
+def test_transition_time_is_kept_while_a_condition_holds() -> None:
+    first = plan(TargetObservation(ONNX))
+    later = plan(
+        TargetObservation(ONNX, convert_job=JobView("j", "Active")),
+        status=first.status,
+        now=NOW + dt.timedelta(minutes=5),
+    )
+    before = get_condition(first.status.conditions, "Ready")
+    after = get_condition(later.status.conditions, "Ready")
+    assert before is not None and after is not None
+    assert after.last_transition_time == before.last_transition_time

@@ -77,6 +77,12 @@ class ManagedProcess:
             f"{self.name} not {what} after {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}"
         )
 
+    def kill(self) -> None:
+        """SIGKILL the whole group: what a crash or an OOM kill looks like."""
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
     def stop(self, timeout: float = 15.0) -> None:
         if not self.alive():
             return

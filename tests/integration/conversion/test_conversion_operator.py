@@ -1,0 +1,222 @@
+"""ModelConversion end to end: operator + job runner + real workers + MinIO + Paddle."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.devenv.servers import ApiServer
+from modelfleet.operator.jobs import CONVERSION_LABEL, STEP_LABEL
+from modelfleet.samples import SampleModel
+from modelfleet.storage import Storage, parse_s3_uri
+from support.operator import PLURAL, OperatorHandle, conversion_body, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.paddle]
+BIN = Path(sys.executable).parent
+
+
+class Conversions:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.objects = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.namespace = namespace
+
+    def create(self, body: dict[str, Any]) -> None:
+        self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def get(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.objects.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return found
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.objects.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def wait_phase(self, name: str, *phases: str, timeout: float = 300) -> dict[str, Any]:
+        return wait_for(
+            lambda: self.get(name),
+            lambda o: (
+                o.get("status", {}).get("phase") in phases
+                and o["status"].get("observedGeneration") == o["metadata"]["generation"]
+            ),
+            timeout=timeout,
+            what=f"{name} phase in {phases}",
+        )
+
+    def jobs(self, name: str, step: str) -> list[str]:
+        listed = self.batch.list_namespaced_job(
+            self.namespace, label_selector=f"{CONVERSION_LABEL}={name},{STEP_LABEL}={step}"
+        )
+        return sorted(j.metadata.name for j in listed.items)
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in obj["status"]["conditions"] if c["type"] == kind)
+
+
+@pytest.fixture
+def conversions(kube_client: client.ApiClient, conversion_namespace: str) -> Conversions:
+    return Conversions(kube_client, conversion_namespace)
+
+
+def test_conversion_becomes_ready_with_stored_artifact(
+    operator: OperatorHandle,
+    conversions: Conversions,
+    mlp_source: tuple[SampleModel, str],
+    storage: Storage,
+    kube_apiserver: ApiServer,
+) -> None:
+    sample, uri = mlp_source
+    conversions.create(conversion_body("mlp", sample, uri))
+    waited = subprocess.run(
+        [
+            str(BIN / "kubectl"),
+            "wait",
+            "--for=condition=Ready",
+            "modelconversion/mlp",
+            "-n",
+            conversions.namespace,
+            "--timeout=300s",
+        ],
+        env={"KUBECONFIG": str(kube_apiserver.kubeconfig), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    obj = conversions.get("mlp")
+    assert waited.returncode == 0, f"{waited.stderr} status={obj.get('status')}"
+    assert obj["status"]["phase"] == "Succeeded"
+    artifact = obj["status"]["artifacts"][0]
+    bucket, key = parse_s3_uri(artifact["uri"])
+    stored = storage.get_bytes(key, bucket=bucket)
+    assert hashlib.sha256(stored).hexdigest() == artifact["sha256"]
+    assert artifact["sizeBytes"] == len(stored)
+    validation = obj["status"]["validation"][0]
+    assert validation["passed"] is True and validation["maxAbs"] <= 1e-5
+    assert conversions.jobs("mlp", "convert") and len(conversions.jobs("mlp", "convert")) == 1
+    assert "kopf.zalando.org/last-handled-configuration" not in obj["metadata"].get(
+        "annotations", {}
+    )
+    assert not obj["metadata"].get("finalizers")
+
+
+def test_missing_source_fails_with_source_not_found(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    sample, uri = mlp_source
+    conversions.create(conversion_body("ghost", sample, uri.rstrip("/") + "-missing/"))
+    obj = conversions.wait_phase("ghost", "Failed", timeout=60)
+    assert _condition(obj, "Ready")["reason"] == "SourceNotFound"
+    assert "-missing/" in _condition(obj, "Ready")["message"]
+    assert conversions.jobs("ghost", "convert") == []
+
+
+def test_tolerance_exceeded_fails_validation(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    sample, uri = mlp_source
+    strict_fp16 = [{"format": "onnx-fp16", "tolerance": {"atol": 0.0, "rtol": 0.0}}]
+    conversions.create(conversion_body("strict", sample, uri, targets=strict_fp16))
+    obj = conversions.wait_phase("strict", "Failed")
+    assert _condition(obj, "Converted")["status"] == "True"
+    assert _condition(obj, "Validated")["reason"] == "ToleranceExceeded"
+    assert obj["status"]["validation"][0]["passed"] is False
+
+
+def test_job_deadline_fails_the_conversion(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    sample, uri = mlp_source
+    body = conversion_body(
+        "hurried",
+        sample,
+        uri,
+        targets=[{"format": "onnx", "opset": 13}],
+        jobTemplate={"activeDeadlineSeconds": 1, "backoffLimit": 0},
+    )
+    conversions.create(body)
+    obj = conversions.wait_phase("hurried", "Failed")
+    assert _condition(obj, "Ready")["reason"] == "DeadlineExceeded"
+
+
+def test_manual_approval_holds_until_approved(
+    operator: OperatorHandle,
+    conversions: Conversions,
+    mlp_source: tuple[SampleModel, str],
+    kube_apiserver: ApiServer,
+) -> None:
+    sample, uri = mlp_source
+    conversions.create(conversion_body("gated", sample, uri, approval="manual"))
+    obj = conversions.wait_phase("gated", "AwaitingApproval")
+    assert _condition(obj, "Ready")["status"] == "False"
+    approved = subprocess.run(
+        [
+            str(BIN / "modelfleet"),
+            "approve",
+            "gated",
+            "-n",
+            conversions.namespace,
+            "--kubeconfig",
+            str(kube_apiserver.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert approved.returncode == 0, approved.stderr
+    obj = conversions.wait_phase("gated", "Succeeded", timeout=60)
+    assert _condition(obj, "Approved")["reason"] == "ManuallyApproved"
+
+
+def test_operator_killed_mid_conversion_finishes_with_one_convert_job(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    sample, uri = mlp_source
+    conversions.create(
+        conversion_body("survivor", sample, uri, targets=[{"format": "onnx", "opset": 15}])
+    )
+    wait_for(
+        lambda: {"jobs": conversions.jobs("survivor", "convert")},
+        lambda found: bool(found["jobs"]),
+        what="the convert Job",
+    )
+    operator.process.kill()
+    operator.restart()
+    conversions.wait_phase("survivor", "Succeeded")
+    assert len(conversions.jobs("survivor", "convert")) == 1
+    assert len(conversions.jobs("survivor", "validate")) == 1
+
+
+def test_spec_changes_reconvert_only_when_the_artifact_changes(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    sample, uri = mlp_source
+    conversions.create(
+        conversion_body("evolving", sample, uri, targets=[{"format": "onnx", "opset": 14}])
+    )
+    first = conversions.wait_phase("evolving", "Succeeded")
+
+    conversions.patch_spec("evolving", {"approval": "auto"})
+    same = conversions.get("evolving")
+    assert same["metadata"]["generation"] == first["metadata"]["generation"]
+
+    conversions.patch_spec("evolving", {"validation": {"seed": 99}})
+    revalidated = conversions.wait_phase("evolving", "Succeeded")
+    assert revalidated["metadata"]["generation"] == first["metadata"]["generation"] + 1
+    assert len(conversions.jobs("evolving", "convert")) == 1
+    assert len(conversions.jobs("evolving", "validate")) == 2
+
+    conversions.patch_spec("evolving", {"targets": [{"format": "onnx", "opset": 16}]})
+    reconverted = conversions.wait_phase("evolving", "Succeeded")
+    assert len(conversions.jobs("evolving", "convert")) == 2
+    assert reconverted["status"]["artifacts"][0]["uri"] != first["status"]["artifacts"][0]["uri"]

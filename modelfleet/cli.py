@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "modelfleet.demo:demo",
     "dev": "modelfleet.devenv.commands:dev",
     "operator": "modelfleet.operator.commands:operator",
+    "status": "modelfleet.status:status",
     "validate": "modelfleet.workers.commands:validate_command",
 }
 HELP: dict[str, str] = {
@@ -25,6 +26,7 @@ HELP: dict[str, str] = {
     "demo": "Run the end-to-end demo (conversion, fleet rollout, automatic rollback).",
     "dev": "Run a local control plane: etcd, kube-apiserver, MinIO (no cluster needed).",
     "operator": "Run the ModelFleet operator.",
+    "status": "Show conversions (per-target error, speedup) and deployments.",
     "validate": "Compare an ONNX model with its Paddle source and report per-output metrics.",
 }
 

@@ -39,6 +39,15 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its parent to reap it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, IndexError):
+        return False
+    return fields[0] != "Z"
+
+
 @click.group()
 def dev() -> None:
     """Run a local control plane: etcd, kube-apiserver, MinIO, job runner, operator."""
@@ -97,7 +106,7 @@ def dev_down(env_file: Path, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
+        if not _running(pid):
             click.echo("stopped")
             return
         time.sleep(0.2)

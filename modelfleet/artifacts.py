@@ -139,7 +139,9 @@ def source_digest(file_digests: Mapping[str, str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def is_artifact_complete(store: ObjectExists, keys: ArtifactKeys, *, bucket: str | None = None) -> bool:
+def is_artifact_complete(
+    store: ObjectExists, keys: ArtifactKeys, *, bucket: str | None = None
+) -> bool:
     """An artifact is complete iff its manifest exists (the manifest is always written last)."""
     return store.exists(keys.manifest, bucket=bucket)
 

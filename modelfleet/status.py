@@ -39,7 +39,9 @@ def conversion_rows(items: Sequence[dict[str, Any]], now: dt.datetime) -> list[l
     for item in items:
         meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
         validations = {v["format"]: v for v in status.get("validation", [])}
-        ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+        )
         for index, target in enumerate(spec.get("targets", [])):
             found = validations.get(target["format"], {})
             first = index == 0

@@ -38,7 +38,7 @@ class StorageError(Exception):
         self.key = key
 
 
-class ObjectNotFound(StorageError):
+class ObjectNotFound(StorageError):  # noqa: N818 (reads as the S3 condition)
     """The bucket or the object does not exist."""
 
 
@@ -194,6 +194,17 @@ class Storage:
                 for obj in self._client.list_objects(name, prefix=prefix, recursive=True)
                 if not obj.is_dir
             ]
+
+    def stat_prefix(self, prefix: str, *, bucket: str | None = None) -> dict[str, tuple[int, str]]:
+        """{key: (size, etag)} under `prefix` (or the one object named `prefix`): a listing
+        that fingerprints content without downloading it."""
+        name = bucket or self.bucket
+        with self._translate("list", name, prefix):
+            return {
+                str(obj.object_name): (int(obj.size or 0), str(obj.etag or "").strip('"'))
+                for obj in self._client.list_objects(name, prefix=prefix, recursive=True)
+                if not obj.is_dir
+            }
 
     def remove(self, key: str, *, bucket: str | None = None) -> None:
         name = bucket or self.bucket

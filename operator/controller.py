@@ -81,15 +81,13 @@ class ConversionController:
         except StorageError as err:
             log.warning("storage unavailable", namespace=namespace, name=name, error=str(err))
             return None
-        requests = (
-            {
-                (step, t.format): self._job_request(conversion, step, t.format, digests[t.format])
-                for t in spec.targets
-                for step in ("convert", "validate")
-            }
+        steps: tuple[Step, ...] = ("convert", "validate")
+        requests: dict[tuple[Step, str], JobRequest] = {
+            (step, t.format): self._job_request(conversion, step, t.format, digests[t.format])
+            for t in spec.targets
+            for step in steps
             if source.found
-            else {}
-        )
+        }
         jobs = self._jobs(namespace, name, conversion, requests)
         targets = [
             TargetObservation(

@@ -61,22 +61,20 @@ async def _resync(controller: ConversionController, settings: OperatorSettings) 
                 if settings.namespaces and meta["namespace"] not in settings.namespaces:
                     continue
                 await asyncio.to_thread(controller.reconcile, meta["namespace"], meta["name"])
-        except Exception as err:  # noqa: BLE001 - the loop must outlive any one failure
+        except Exception as err:  # the loop must outlive any one failure
             log.warning("resync failed", error=str(err))
 
 
 @kopf.on.event(GROUP, VERSION, ModelConversion.PLURAL)
 async def conversion_changed(
-    type: str, name: str, namespace: str, memo: kopf.Memo, **_: Any
+    *, type: str, name: str, namespace: str | None, memo: Any, **_: Any
 ) -> None:
-    if type != "DELETED":
+    if type != "DELETED" and namespace:
         await asyncio.to_thread(memo.conversions.reconcile, namespace, name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY: OPERATOR_NAME})
-async def job_changed(
-    type: str, labels: kopf.Labels, namespace: str, memo: kopf.Memo, **_: Any
-) -> None:
+async def job_changed(*, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(CONVERSION_LABEL)
-    if owner:
+    if owner and namespace:
         await asyncio.to_thread(memo.conversions.reconcile, namespace, owner)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from modelfleet.api.base import GROUP, VERSION, ResourceModel
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.api.deployment import EdgeDeployment

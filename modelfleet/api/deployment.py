@@ -49,7 +49,7 @@ class ModelRef(ApiModel):
 
 class Strategy(ApiModel):
     waves: list[IntOrPercent] = Field(
-        default_factory=lambda: _DEFAULT_WAVES.copy(),
+        default_factory=_DEFAULT_WAVES.copy,
         min_length=1,
         max_length=16,
         description="Cumulative wave sizes, counts before percentages, increasing, ending at 100%.",

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-pytestmark = pytest.mark.integration
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration needs the real servers."""
+    for item in items:
+        if "/tests/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture

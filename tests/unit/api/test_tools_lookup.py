@@ -10,7 +10,9 @@ from modelfleet.devenv.errors import DevEnvError
 from modelfleet.devenv.tools import find_tool
 
 
-def test_missing_binary_says_run_make_tools(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_binary_says_run_make_tools(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MODELFLEET_TOOLS", str(tmp_path))
     monkeypatch.setenv("MODELFLEET_TOOLS_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -1,0 +1,175 @@
+"""The convert/validate Jobs against a real MinIO: layout, manifest last, cache, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelfleet.api.conversion import Target, Tolerance, Validation
+from modelfleet.artifacts import Manifest, is_artifact_complete
+from modelfleet.devenv.ports import free_port
+from modelfleet.samples import SampleModel
+from modelfleet.storage import Storage
+from modelfleet.workers.errors import EXIT_CODES, UnsupportedOperator
+from modelfleet.workers.jobs import run_convert, run_validate
+from modelfleet.workers.reports import Report, read_probe
+from modelfleet.workers.requests import ConvertRequest, ValidateRequest
+from modelfleet.workers.sources import file_sha256
+
+pytestmark = [pytest.mark.integration, pytest.mark.paddle]
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+QUICK = Validation.model_validate({"samples": 4, "benchmark": {"warmup": 1, "iterations": 3}})
+
+
+@pytest.fixture
+def storage(minio_storage: Any) -> Storage:
+    """A fresh bucket per test, so no test sees another's artifacts (or cache hits)."""
+    base = Storage.from_env(minio_storage.env())
+    bucket = f"t-{uuid.uuid4().hex[:12]}"
+    base.ensure_bucket(bucket)
+    return Storage.from_env({**minio_storage.env(), "MODELFLEET_S3_BUCKET": bucket})
+
+
+def upload(storage: Storage, sample: SampleModel) -> str:
+    prefix = f"sources/{sample.name}/"
+    for path in sample.model_dir.iterdir():
+        storage.put_file(prefix + path.name, path)
+    return storage.uri(prefix)
+
+
+def request_json(sample: SampleModel, uri: str, target: Target) -> dict[str, Any]:
+    return {
+        "source": {"uri": uri},
+        "inputs": [s.to_wire() for s in sample.input_specs()],
+        "target": target.to_wire(),
+        "validation": QUICK.to_wire(),
+    }
+
+
+def test_convert_validate_and_cache_hit(storage: Storage, cnn: SampleModel, tmp_path: Path) -> None:
+    uri = upload(storage, cnn)
+    body = request_json(cnn, uri, Target(format="onnx"))
+    convert = ConvertRequest.model_validate(body)
+
+    first = run_convert(convert, storage=storage, work_dir=tmp_path / "a", now=NOW)
+    assert first.cached is False
+    keys = first.keys
+    assert keys.model == f"artifacts/{keys.digest}/onnx/model.onnx"
+    assert is_artifact_complete(storage, keys)
+    manifest = Manifest.model_validate_json(storage.get_bytes(keys.manifest))
+    model = storage.get_file(keys.model, tmp_path / "model.onnx")
+    assert manifest.sha256 == file_sha256(model) and manifest.size_bytes == model.stat().st_size
+    assert manifest.source.uri == uri and manifest.versions["paddle2onnx"]
+    assert manifest.inputs[0].name == "image" and manifest.opset == 17
+
+    def must_not_convert(*args: object, **kwargs: object) -> Any:
+        raise AssertionError("conversion invoked on a cache hit")
+
+    again = run_convert(
+        convert, storage=storage, work_dir=tmp_path / "b", now=NOW, converter=must_not_convert
+    )
+    assert again.cached is True and again.keys == keys
+    known = convert.model_copy(update={"source_digest": manifest.source.digest})
+    assert run_convert(
+        known, storage=storage, work_dir=tmp_path / "c", now=NOW, converter=must_not_convert
+    ).cached
+
+    validated = run_validate(
+        ValidateRequest.model_validate(body), storage=storage, work_dir=tmp_path / "v", now=NOW
+    )
+    summary = validated.summary()
+    assert summary["ok"] is True and summary["maxAbs"] <= 1e-5
+    report = Report.model_validate_json(storage.get_bytes(keys.report))
+    assert report.passed is True and report.failure is None
+    assert report.conversion is not None and report.conversion.sha256 == manifest.sha256
+    assert report.validation is not None and report.validation.benchmark is not None
+    arrays, meta = read_probe(storage.get_file(keys.probe, tmp_path / "probe.npz"))
+    out = manifest.outputs[0].name
+    assert set(arrays) == {"input:image", f"output:{out}", f"candidate:{out}"}
+    assert arrays["input:image"].shape == (4, 1, 3, 32, 32)
+    assert meta["digest"] == keys.digest and meta["outputs"] == [out]
+
+
+def test_int8_with_synthetic_calibration_is_marked(
+    storage: Storage, mlp: SampleModel, tmp_path: Path
+) -> None:
+    target = Target(format="onnx-int8", tolerance=Tolerance(min_cosine=0.9))
+    body = request_json(mlp, upload(storage, mlp), target)
+    outcome = run_convert(
+        ConvertRequest.model_validate(body), storage=storage, work_dir=tmp_path / "c", now=NOW
+    )
+    assert outcome.manifest.quantization is not None
+    assert outcome.manifest.quantization.calibration == "synthetic"
+    report = Report.model_validate_json(storage.get_bytes(outcome.keys.report))
+    assert report.conversion is not None and any(
+        "synthetic" in w for w in report.conversion.warnings
+    )
+    validated = run_validate(
+        ValidateRequest.model_validate(body), storage=storage, work_dir=tmp_path / "v", now=NOW
+    )
+    section = validated.report.validation
+    assert section is not None and section.tolerance.elementwise is False
+    assert section.outputs[0].top1_agreement is not None
+
+
+def test_unsupported_operator_leaves_no_artifact(
+    storage: Storage, unconvertible: SampleModel, tmp_path: Path
+) -> None:
+    body = request_json(unconvertible, upload(storage, unconvertible), Target(format="onnx"))
+    with pytest.raises(UnsupportedOperator, match="cumprod"):
+        run_convert(
+            ConvertRequest.model_validate(body), storage=storage, work_dir=tmp_path, now=NOW
+        )
+    assert storage.list_keys("artifacts/") == []
+    [report_key] = storage.list_keys("reports/")
+    report = Report.model_validate_json(storage.get_bytes(report_key))
+    assert report.failure is not None and report.failure.reason == "UnsupportedOperator"
+    assert report.failure.exit_code == EXIT_CODES["UnsupportedOperator"]
+
+
+def run_worker(
+    stage: str, body: dict[str, Any], env: dict[str, str], tmp_path: Path
+) -> tuple[int, dict[str, Any], str]:
+    log = tmp_path / f"termination-{uuid.uuid4().hex[:6]}"
+    completed = subprocess.run(
+        [sys.executable, "-c", "from modelfleet.workers.cli import main; main()",
+         stage, "--request", json.dumps(body), "--termination-log", str(log)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    lines = log.read_text().splitlines() if log.exists() else []
+    assert len(lines) == 1, (completed.stdout, completed.stderr)
+    return completed.returncode, json.loads(lines[0]), completed.stderr
+
+
+def test_worker_process_exit_codes_and_termination_log(
+    storage: Storage, minio_storage: Any, mlp: SampleModel, tmp_path: Path
+) -> None:
+    env = {**minio_storage.env(), "MODELFLEET_S3_BUCKET": storage.bucket}
+    body = request_json(mlp, upload(storage, mlp), Target(format="onnx"))
+
+    code, line, stderr = run_worker("convert", body, env, tmp_path)
+    assert code == 0, stderr
+    assert line["ok"] is True and line["cached"] is False and len(line["digest"]) == 64
+    assert minio_storage.secret_key not in stderr
+
+    missing = {**body, "source": {"uri": f"s3://{storage.bucket}/sources/nothing-here/"}}
+    code, line, _ = run_worker("convert", missing, env, tmp_path)
+    assert (code, line["reason"]) == (EXIT_CODES["SourceNotFound"], "SourceNotFound")
+
+    unreachable = {**env, "MODELFLEET_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}
+    code, line, stderr = run_worker("validate", body, unreachable, tmp_path)
+    assert (code, line["reason"]) == (EXIT_CODES["StorageError"], "StorageError")
+    assert "127.0.0.1" in line["message"] and minio_storage.secret_key not in stderr

@@ -1,0 +1,378 @@
+"""`modelfleet convert` and `modelfleet validate`: the workers' power at a terminal.
+
+Registered under the `modelfleet` CLI (`convert_command`, `validate_command`). Same code paths
+as the Jobs, on local files (or an s3:// source, with MODELFLEET_S3_* set):
+
+    modelfleet convert SOURCE_DIR --to onnx|onnx-fp16|onnx-int8 --out DIR [--opset N]
+                       [--calibration FILE.npz] [--inputs SPEC]
+    modelfleet validate --reference SOURCE_DIR --candidate MODEL.onnx [--inputs SPEC]
+                        [--atol A --rtol R --min-cosine C --seed S --samples N] [--report FILE]
+
+SPEC: `name:shape:dtype[:lo,hi]` entries separated by `;` (shape like `-1x3x224x224`), or
+`@FILE` with a JSON list of input specs. Without it the specs are read off the model.
+Exit codes: 0 pass, else `modelfleet.workers.errors.EXIT_CODES` (13 = ToleranceExceeded).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, get_args
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from modelfleet.api.conversion import DType, InputSpec, Target, Tolerance, Validation
+from modelfleet.artifacts import (
+    Manifest,
+    SourceRef,
+    artifact_digest,
+    conversion_config,
+    converter_versions,
+)
+from modelfleet.workers.errors import EXIT_CODES, WorkerError, classify
+from modelfleet.workers.reports import Report, SourceInfo
+
+FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
+
+
+def parse_input_specs(text: str) -> list[InputSpec]:
+    """`image:-1x3x32x32:float32:0,1;mask:-1x32:bool` or `@specs.json` → input specs."""
+    if text.startswith("@"):
+        raw = json.loads(Path(text[1:]).read_text())
+        return [InputSpec.model_validate(item) for item in raw]
+    specs = []
+    for entry in filter(None, (e.strip() for e in text.split(";"))):
+        parts = entry.split(":")
+        if len(parts) < 2 or len(parts) > 4:
+            raise click.BadParameter(f"{entry!r}: expected name:shape[:dtype[:lo,hi]]")
+        name, shape = parts[0], [int(d) for d in parts[1].replace(",", "x").split("x")]
+        dtype = parts[2] if len(parts) > 2 and parts[2] else "float32"
+        if dtype not in get_args(DType):
+            raise click.BadParameter(f"{entry!r}: dtype must be one of {get_args(DType)}")
+        value_range = [float(v) for v in parts[3].split(",")] if len(parts) > 3 else None
+        specs.append(InputSpec(name=name, shape=shape, dtype=dtype, range=value_range))
+    if not specs:
+        raise click.BadParameter("no input specs given")
+    return specs
+
+
+def _local_source(source: str, scratch: Path) -> Path:
+    if source.startswith("s3://"):
+        from modelfleet.storage import Storage
+        from modelfleet.workers.sources import fetch_source
+
+        return fetch_source(Storage.from_env(), source, scratch / "source")
+    return Path(source)
+
+
+def _fail(err: Exception) -> None:
+    failure = classify(err)
+    Console(stderr=True).print(f"[red]{failure.reason}[/red]: {failure.message}")
+    sys.exit(failure.exit_code)
+
+
+@click.command("convert")
+@click.argument("source")
+@click.option("--to", "fmt", type=click.Choice(FORMATS), required=True, help="Target format.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--opset", type=int, default=17, show_default=True)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="An .npz of calibration inputs (onnx-int8 static); default: seeded synthetic samples.",
+)
+@click.option("--quantization", type=click.Choice(["static", "dynamic"]), default=None)
+@click.option(
+    "--inputs", "inputs_spec", help="Input specs (see module help); default: read off the model."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=1, show_default=True)
+def convert_command(
+    source: str,
+    fmt: str,
+    out_dir: Path,
+    opset: int,
+    calibration: Path | None,
+    quantization: str | None,
+    inputs_spec: str | None,
+    seed: int,
+    batch_size: int,
+) -> None:
+    """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx + manifest.json."""
+    from modelfleet.workers.convert import Calibration, convert_model
+    from modelfleet.workers.datasets import dataset_samples, load_npz, seeded_samples
+    from modelfleet.workers.jobs import CALIBRATION_SEED_OFFSET, SYNTHETIC_CALIBRATION_SAMPLES
+    from modelfleet.workers.sources import digest_of, locate_source
+
+    console = Console()
+    try:
+        target = Target.model_validate(
+            {"format": fmt, "opset": opset}
+            | ({"quantization": quantization} if quantization else {})
+        )
+        with tempfile.TemporaryDirectory(prefix="modelfleet-convert-") as tmp:
+            scratch = Path(tmp)
+            model = locate_source(_local_source(source, scratch))
+            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model)
+            cal = None
+            if fmt == "onnx-int8" and quantization != "dynamic":
+                if calibration is not None:
+                    samples = dataset_samples(
+                        load_npz(calibration), specs, batch_size=batch_size, origin=str(calibration)
+                    )
+                    cal = Calibration(samples, "dataset", str(calibration))
+                else:
+                    samples = seeded_samples(
+                        specs,
+                        seed=seed + CALIBRATION_SEED_OFFSET,
+                        count=SYNTHETIC_CALIBRATION_SAMPLES,
+                        batch_size=batch_size,
+                    )
+                    cal = Calibration(samples, "synthetic")
+            result = convert_model(model, target, scratch / "out", specs=specs, calibration=cal)
+            src_digest = digest_of(model)
+            versions = converter_versions()
+            digest = artifact_digest(src_digest, target, versions)
+            inputs, outputs = result.info.signature()
+            from modelfleet.workers.sources import file_sha256
+
+            manifest = Manifest(
+                digest=digest,
+                format=target.format,
+                sha256=file_sha256(result.model_path),
+                size_bytes=result.model_path.stat().st_size,
+                opset=result.info.opset,
+                inputs=inputs,
+                outputs=outputs,
+                versions=versions,
+                source=SourceRef(uri=source, digest=src_digest, format=model.format),
+                target=conversion_config(target),
+                quantization=result.quantization,
+                created_at=datetime.now(UTC).isoformat(),
+            )
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "manifest.json").unlink(missing_ok=True)
+            staged = out_dir / ".model.onnx.partial"
+            shutil.copyfile(result.model_path, staged)
+            os.replace(staged, out_dir / "model.onnx")
+            (out_dir / "manifest.json").write_text(manifest.to_json())  # LAST
+    except (WorkerError, OSError, ValueError) as err:
+        _fail(err)
+        return
+    table = Table(title=f"{target.format} artifact", show_header=False)
+    table.add_row("model", str(out_dir / "model.onnx"))
+    table.add_row("sha256", manifest.sha256)
+    table.add_row("size", f"{manifest.size_bytes} bytes")
+    table.add_row("opset", str(manifest.opset))
+    table.add_row("digest", digest)
+    if manifest.quantization:
+        q = manifest.quantization
+        table.add_row("quantization", f"{q.mode}, calibration {q.calibration} ({q.samples})")
+    for warning in result.warnings:
+        table.add_row("[yellow]warning[/yellow]", warning)
+    console.print(table)
+
+
+def _specs_of(model: Any) -> list[InputSpec]:
+    from modelfleet.workers.datasets import specs_from_model
+    from modelfleet.workers.runtimes import reference_runner
+
+    return specs_from_model(reference_runner(model, threads=1).inputs)
+
+
+@click.command("validate")
+@click.option("--reference", "reference_src", required=True, help="Source model dir (or s3://).")
+@click.option(
+    "--candidate",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="The ONNX model to check.",
+)
+@click.option("--inputs", "inputs_spec", help="Input specs; default: read off the candidate.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Candidate format (default: from manifest.json beside it, else onnx).",
+)
+@click.option("--atol", type=float, default=None)
+@click.option("--rtol", type=float, default=None)
+@click.option("--min-cosine", type=float, default=None)
+@click.option("--top-k-agreement", type=float, default=None)
+@click.option("--top-k", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--samples", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--iterations", type=int, default=50, show_default=True)
+@click.option("--no-benchmark", is_flag=True, help="Skip the latency benchmark.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--probe", "probe_path", type=click.Path(path_type=Path, dir_okay=False))
+def validate_command(
+    reference_src: str,
+    candidate: Path,
+    inputs_spec: str | None,
+    fmt: str | None,
+    atol: float | None,
+    rtol: float | None,
+    min_cosine: float | None,
+    top_k_agreement: float | None,
+    top_k: int,
+    seed: int,
+    samples: int,
+    batch_size: int,
+    dataset: Path | None,
+    warmup: int,
+    iterations: int,
+    no_benchmark: bool,
+    report_path: Path | None,
+    probe_path: Path | None,
+) -> None:
+    """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
+    from modelfleet.workers.datasets import dataset_samples, load_npz, specs_from_model
+    from modelfleet.workers.metrics import effective_rule
+    from modelfleet.workers.reports import write_probe
+    from modelfleet.workers.runtimes import OrtRunner, reference_runner
+    from modelfleet.workers.sources import digest_of, locate_source
+    from modelfleet.workers.validate import validate_model
+
+    console = Console()
+    try:
+        target_format = fmt or _format_beside(candidate)
+        tolerance = None
+        if any(v is not None for v in (atol, rtol, min_cosine, top_k_agreement)):
+            tolerance = Tolerance(
+                atol=1e-5 if atol is None else atol,
+                rtol=1e-5 if rtol is None else rtol,
+                min_cosine=min_cosine,
+                top_k_agreement=top_k_agreement,
+                top_k=top_k,
+            )
+        rule = effective_rule(target_format, tolerance)  # type: ignore[arg-type]
+        validation = Validation.model_validate(
+            {
+                "seed": seed,
+                "samples": samples,
+                "batchSize": batch_size,
+                "benchmark": {"warmup": warmup, "iterations": iterations},
+            }
+        )
+        with tempfile.TemporaryDirectory(prefix="modelfleet-validate-") as tmp:
+            source = locate_source(_local_source(reference_src, Path(tmp)))
+            cand = OrtRunner(candidate, what="candidate")
+            specs = parse_input_specs(inputs_spec) if inputs_spec else specs_from_model(cand.inputs)
+            data = None
+            if dataset is not None:
+                data = dataset_samples(
+                    load_npz(dataset),
+                    specs,
+                    batch_size=batch_size,
+                    limit=samples,
+                    origin=str(dataset),
+                )
+            outcome = validate_model(
+                reference=reference_runner(source),
+                candidate=cand,
+                specs=specs,
+                validation=validation,
+                rule=rule,
+                quantized=target_format == "onnx-int8",
+                dataset=data,
+                dataset_uri=str(dataset) if dataset else None,
+                run_benchmark=not no_benchmark,
+            )
+            src_digest = digest_of(source)
+    except (WorkerError, OSError, ValueError) as err:
+        _fail(err)
+        return
+    _print_outcome(console, outcome.section)
+    if report_path is not None:
+        report = Report(
+            format=target_format,
+            digest=None,
+            source=SourceInfo(uri=reference_src, digest=src_digest, format=source.kind),
+            passed=outcome.passed,
+            validation=outcome.section,
+            updated_at=datetime.now(UTC).isoformat(),
+        )
+        report_path.write_text(report.to_json())
+    if probe_path is not None:
+        write_probe(
+            probe_path,
+            inputs=outcome.probe_inputs,
+            references=outcome.probe_references,
+            candidates=outcome.probe_candidates,
+            output_names=outcome.output_names,
+            meta={"format": target_format, "outputs": outcome.output_names},
+        )
+    sys.exit(0 if outcome.passed else EXIT_CODES["ToleranceExceeded"])
+
+
+def _format_beside(candidate: Path) -> str:
+    manifest = candidate.with_name("manifest.json")
+    if manifest.is_file():
+        try:
+            return Manifest.model_validate_json(manifest.read_text()).format
+        except ValueError:
+            pass
+    return "onnx"
+
+
+def _num(value: float | None, spec: str = ".3g") -> str:
+    if value is None:
+        return "-"
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return format(value, spec)
+
+
+def _print_outcome(console: Console, section: Any) -> None:
+    from modelfleet.workers.reports import ValidationSection
+
+    assert isinstance(section, ValidationSection)
+    table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")
+    columns = ("output", "dtype", "max abs", "max rel", "L2", "cosine", "top-1", "mismatched")
+    for column in (*columns, "verdict"):
+        table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
+    for out in section.outputs:
+        table.add_row(
+            out.name,
+            out.dtype,
+            _num(out.max_abs),
+            _num(out.max_rel),
+            _num(out.l2),
+            _num(out.cosine, ".6f"),
+            _num(out.top1_agreement, ".2%"),
+            f"{out.mismatched}/{out.total}",
+            "[green]pass[/green]" if out.passed else "[red]FAIL[/red]",
+        )
+    console.print(table)
+    tol = section.tolerance
+    console.print(
+        f"tolerance: atol={tol.atol:g} rtol={tol.rtol:g} minCosine={tol.min_cosine} "
+        f"topKAgreement={tol.top_k_agreement} (elementwise={'on' if tol.elementwise else 'info'})"
+    )
+    if section.benchmark is not None:
+        b = section.benchmark
+        flag = " [yellow](slower than the source)[/yellow]" if b.slower_than_source else ""
+        console.print(
+            f"latency p50/p90/p99 ms: reference {b.source.p50_ms:.3f}/{b.source.p90_ms:.3f}/"
+            f"{b.source.p99_ms:.3f}, candidate {b.target.p50_ms:.3f}/{b.target.p90_ms:.3f}/"
+            f"{b.target.p99_ms:.3f}; speedup {b.speedup:.2f}x{flag}"
+        )
+    for failure in section.failures:
+        console.print(f"[red]fail[/red] {failure}")
+    console.print("[green]PASSED[/green]" if section.passed else "[red]FAILED[/red]")
+
+
+__all__ = ["convert_command", "parse_input_specs", "validate_command"]

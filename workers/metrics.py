@@ -1,0 +1,268 @@
+"""Numerical comparison of a candidate output against the reference (pure functions).
+
+Semantics follow Polygraphy's comparator and are stated in every report (`SEMANTICS`):
+
+- an element fails only if it exceeds BOTH `atol` (|c - r| > atol) and `rtol`
+  (|c - r| / |r| > rtol); where the reference is 0 the relative error is 0 if the candidate is
+  0 too and infinite otherwise; equal values (including equal infinities) never fail;
+- NaN anywhere, in reference or candidate, always fails;
+- integer and bool outputs are compared as numbers with the same rule (any difference of 1
+  exceeds the default tolerances);
+- `min_cosine`, when set, must be met by the cosine similarity of the flattened outputs;
+- for quantized targets `top_k_agreement`, when set, must be met by the share of rows (last
+  axis = classes) whose reference top-1 class is among the candidate's top-k; with a top-k
+  or cosine gate set the element rule is reported but does not decide (`elementwise=False`).
+
+`OutputResult` carries verdict and evidence and is truthy when it passed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.api.conversion import TargetFormat, Tolerance
+
+SEMANTICS = (
+    "Polygraphy: an element fails only if |c-r| > atol AND |c-r|/|r| > rtol; NaN always fails; "
+    "cosine >= minCosine when set; quantized targets: top-k agreement >= topKAgreement when set"
+)
+
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The effective tolerance of one target (see `effective_rule`)."""
+
+    atol: float
+    rtol: float
+    min_cosine: float | None = None
+    top_k_agreement: float | None = None
+    top_k: int = 1
+    elementwise: bool = True
+
+
+def effective_rule(fmt: TargetFormat, tolerance: Tolerance | None) -> Rule:
+    """Per-format defaults when the target has no tolerance.
+
+    onnx: atol=rtol=1e-5. onnx-fp16: atol=rtol=1e-2, cosine >= 0.999. onnx-int8: cosine >=
+    0.99 and top-1 agreement >= 0.99, element rule informational.
+    """
+    if tolerance is None:
+        if fmt == "onnx-fp16":
+            return Rule(atol=1e-2, rtol=1e-2, min_cosine=0.999)
+        if fmt == "onnx-int8":
+            return Rule(atol=1e-1, rtol=1e-1, min_cosine=0.99, top_k_agreement=0.99,
+                        elementwise=False)  # fmt: skip
+        return Rule(atol=1e-5, rtol=1e-5)
+    gated = tolerance.min_cosine is not None or tolerance.top_k_agreement is not None
+    return Rule(
+        atol=tolerance.atol,
+        rtol=tolerance.rtol,
+        min_cosine=tolerance.min_cosine,
+        top_k_agreement=tolerance.top_k_agreement,
+        top_k=tolerance.top_k,
+        elementwise=not (fmt == "onnx-int8" and gated),
+    )
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    name: str
+    passed: bool
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    l2: float
+    cosine: float
+    mismatched: int
+    total: int
+    dtype: str = "float32"
+    top1_agreement: float | None = None
+    top_k_agreement: float | None = None
+    top_k: int | None = None
+    failures: tuple[str, ...] = field(default_factory=tuple)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    outputs: tuple[OutputResult, ...]
+
+    def __bool__(self) -> bool:
+        return all(self.outputs)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self)
+
+    def stats(self) -> dict[str, float]:
+        """Worst case over outputs (what the ModelConversion status shows)."""
+        if not self.outputs:
+            return {}
+        return {
+            "max_abs": max(o.max_abs for o in self.outputs),
+            "max_rel": max(o.max_rel for o in self.outputs),
+            "l2": max(o.l2 for o in self.outputs),
+            "cosine": min(o.cosine for o in self.outputs),
+        }
+
+    def failures(self) -> list[str]:
+        return [f"{o.name}: {why}" for o in self.outputs for why in o.failures]
+
+
+def compare_output(
+    name: str,
+    reference: Array,
+    candidate: Array,
+    rule: Rule,
+    *,
+    classes_axis: bool = False,
+) -> OutputResult:
+    """Compare one output (all samples concatenated); pure."""
+    ref = np.asarray(reference)
+    cand = np.asarray(candidate)
+    if ref.shape != cand.shape:
+        return _broken(name, ref, f"shape {cand.shape} differs from reference {ref.shape}")
+    r = ref.astype(np.float64).ravel()
+    c = cand.astype(np.float64).ravel()
+    failures: list[str] = []
+    nan_ref, nan_cand = int(np.isnan(r).sum()), int(np.isnan(c).sum())
+    if nan_ref:
+        failures.append(f"{nan_ref} NaN in reference")
+    if nan_cand:
+        failures.append(f"{nan_cand} NaN in candidate")
+    abs_diff, rel_diff = element_errors(r, c)
+    bad = (abs_diff > rule.atol) & (rel_diff > rule.rtol)
+    bad |= np.isnan(r) | np.isnan(c)
+    mismatched = int(bad.sum())
+    valid = ~(np.isnan(abs_diff))
+    max_abs = float(abs_diff[valid].max()) if valid.any() else math.nan
+    max_rel = float(rel_diff[valid].max()) if valid.any() else math.nan
+    mean_abs = float(abs_diff[valid].mean()) if valid.any() else math.nan
+    finite = np.isfinite(abs_diff)
+    l2 = float(np.sqrt(np.sum(abs_diff[finite] ** 2))) if finite.any() else math.inf
+    if not finite.all():
+        l2 = math.inf
+    cos = cosine_similarity(r, c)
+    if rule.elementwise and mismatched and not (nan_ref or nan_cand):
+        failures.append(
+            f"{mismatched}/{r.size} elements exceed atol={rule.atol:g} and rtol={rule.rtol:g}"
+        )
+    if rule.min_cosine is not None and not cos >= rule.min_cosine:
+        failures.append(f"cosine {cos:.6f} < minCosine {rule.min_cosine:g}")
+    top1 = topk = None
+    k = None
+    if classes_axis and ref.ndim >= 1 and ref.shape[-1] > 1:
+        k = min(rule.top_k, ref.shape[-1])
+        top1 = top_k_agreement(ref, cand, 1)
+        topk = top_k_agreement(ref, cand, k)
+        if rule.top_k_agreement is not None and not topk >= rule.top_k_agreement:
+            failures.append(f"top-{k} agreement {topk:.4f} < {rule.top_k_agreement:g}")
+    return OutputResult(
+        name=name,
+        passed=not failures,
+        max_abs=max_abs,
+        max_rel=max_rel,
+        mean_abs=mean_abs,
+        l2=l2,
+        cosine=cos,
+        mismatched=mismatched,
+        total=int(r.size),
+        dtype=str(ref.dtype),
+        top1_agreement=top1,
+        top_k_agreement=topk,
+        top_k=k,
+        failures=tuple(failures),
+    )
+
+
+def _broken(name: str, ref: Array, why: str) -> OutputResult:
+    return OutputResult(
+        name=name,
+        passed=False,
+        max_abs=math.inf,
+        max_rel=math.inf,
+        mean_abs=math.inf,
+        l2=math.inf,
+        cosine=math.nan,
+        mismatched=int(ref.size),
+        total=int(ref.size),
+        dtype=str(ref.dtype),
+        failures=(why,),
+    )
+
+
+def element_errors(reference: Array, candidate: Array) -> tuple[Array, Array]:
+    """Absolute and relative error per element (float64); equal values have zero error."""
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.asarray(candidate, dtype=np.float64)
+    equal = r == c
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_diff = np.where(equal, 0.0, np.abs(c - r))
+        scale = np.abs(r)
+        safe = np.where(scale > 0, scale, 1.0)
+        rel_diff = np.where(scale > 0, abs_diff / safe, np.where(abs_diff == 0, 0.0, np.inf))
+        rel_diff = np.where(np.isinf(r) & ~equal, np.inf, rel_diff)
+    abs_diff = np.where(np.isnan(r) | np.isnan(c), np.nan, abs_diff)
+    rel_diff = np.where(np.isnan(r) | np.isnan(c), np.nan, rel_diff)
+    return abs_diff, rel_diff
+
+
+def cosine_similarity(reference: Array, candidate: Array) -> float:
+    """Cosine of the flattened arrays over finite elements; both all-zero → 1, one → 0."""
+    r = np.asarray(reference, dtype=np.float64).ravel()
+    c = np.asarray(candidate, dtype=np.float64).ravel()
+    if np.isnan(r).any() or np.isnan(c).any():
+        return math.nan
+    finite = np.isfinite(r) & np.isfinite(c)
+    same_inf = ~finite & (r == c)
+    if (~finite & ~same_inf).any():
+        return math.nan
+    r, c = r[finite], c[finite]
+    nr, nc = float(np.linalg.norm(r)), float(np.linalg.norm(c))
+    if nr == 0.0 and nc == 0.0:
+        return 1.0
+    if nr == 0.0 or nc == 0.0:
+        return 0.0
+    return float(np.clip(np.dot(r, c) / (nr * nc), -1.0, 1.0))
+
+
+def top_k_agreement(reference: Array, candidate: Array, k: int) -> float:
+    """Share of rows (last axis = classes) whose reference top-1 is in the candidate's top-k."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    classes = ref.shape[-1]
+    r = ref.reshape(-1, classes)
+    c = cand.reshape(-1, classes)
+    if r.shape[0] == 0:
+        return 1.0
+    k = max(1, min(k, classes))
+    top1 = np.argmax(np.nan_to_num(r, nan=-np.inf), axis=1)
+    ranked = np.argsort(-np.nan_to_num(c, nan=-np.inf), axis=1, kind="stable")[:, :k]
+    hits = (ranked == top1[:, None]).any(axis=1)
+    return float(hits.mean())
+
+
+def compare_outputs(
+    names: Sequence[str],
+    references: Sequence[Array],
+    candidates: Sequence[Array],
+    rule: Rule,
+    *,
+    quantized: bool = False,
+) -> ComparisonResult:
+    """Compare every output; top-k agreement for float outputs of quantized targets."""
+    results = []
+    for name, ref, cand in zip(names, references, candidates, strict=True):
+        is_float = np.issubdtype(np.asarray(ref).dtype, np.floating)
+        results.append(compare_output(name, ref, cand, rule, classes_axis=quantized and is_float))
+    return ComparisonResult(tuple(results))

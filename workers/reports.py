@@ -1,0 +1,245 @@
+"""What the workers write: `report.json`, `probe.npz` and the one-line termination message.
+
+`report.json` (reports/<digest>/<format>/): the conversion section (written by the convert
+Job), the validation section (added by the validate Job) and, on failure, the classified
+`failure`. Non-finite numbers are written as the strings "Infinity", "-Infinity", "NaN".
+
+`probe.npz` (reports/<digest>/<format>/), read by the device agent to check an artifact on the
+device. Keys:
+
+    input:<name>       model input <name>, stacked over P probe samples: shape (P, *input shape)
+    output:<name>      reference (Paddle Inference) output <name> for those inputs, (P, *shape)
+    candidate:<name>   the artifact's own output on ONNX Runtime CPU at validation time
+    meta               0-d unicode array: JSON {"format", "digest", "samples", "inputs": [...],
+                       "outputs": [...], "tolerance": {...}, "semantics"}
+
+<name> is the ONNX model's input/output name; compare device outputs with `candidate:` for a
+tight check of the device runtime and with `output:` under the report's tolerance.
+
+The termination message (`/dev/termination-log`) is one JSON line under 4 KiB:
+success `{"ok": true, "stage": ..., ...}`, failure `{"ok": false, "reason", "exitCode",
+"message"}`. A read-only or missing termination log path is tolerated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from modelfleet.api.conversion import TargetFormat
+from modelfleet.artifacts import Document, QuantizationInfo, TensorSignature
+from modelfleet.workers.benchmark import LatencySummary
+from modelfleet.workers.errors import Failure
+from modelfleet.workers.metrics import OutputResult, Rule
+
+REPORT_SCHEMA_VERSION = 1
+TERMINATION_LIMIT = 4000
+
+
+class FailureInfo(Document):
+    reason: str
+    message: str
+    exit_code: int
+
+    @classmethod
+    def of(cls, failure: Failure) -> FailureInfo:
+        return cls(reason=failure.reason, message=failure.message, exit_code=failure.exit_code)
+
+
+class ConversionSection(Document):
+    ok: bool
+    cached: bool = False
+    source_kind: str | None = None
+    artifact_uri: str | None = None
+    manifest_uri: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    opset: int | None = None
+    inputs: list[TensorSignature] = Field(default_factory=list)
+    outputs: list[TensorSignature] = Field(default_factory=list)
+    quantization: QuantizationInfo | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class OutputMetrics(Document):
+    name: str
+    reference_name: str
+    passed: bool
+    dtype: str
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    l2: float
+    cosine: float
+    mismatched: int
+    total: int
+    top1_agreement: float | None = None
+    top_k_agreement: float | None = None
+    top_k: int | None = None
+    failures: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: OutputResult, reference_name: str) -> OutputMetrics:
+        return cls(
+            name=result.name,
+            reference_name=reference_name,
+            passed=result.passed,
+            dtype=result.dtype,
+            max_abs=result.max_abs,
+            max_rel=result.max_rel,
+            mean_abs=result.mean_abs,
+            l2=result.l2,
+            cosine=result.cosine,
+            mismatched=result.mismatched,
+            total=result.total,
+            top1_agreement=result.top1_agreement,
+            top_k_agreement=result.top_k_agreement,
+            top_k=result.top_k,
+            failures=list(result.failures),
+        )
+
+
+class Latency(Document):
+    runtime: str
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_per_s: float
+    iterations: int
+    batch_size: int
+
+    @classmethod
+    def of(cls, runtime: str, summary: LatencySummary) -> Latency:
+        return cls(runtime=runtime, **summary.__dict__)
+
+
+class BenchmarkSection(Document):
+    warmup: int
+    iterations: int
+    source: Latency
+    target: Latency
+    speedup: float
+    slower_than_source: bool
+
+
+class ToleranceInfo(Document):
+    atol: float
+    rtol: float
+    min_cosine: float | None = None
+    top_k_agreement: float | None = None
+    top_k: int = 1
+    elementwise: bool = True
+
+    @classmethod
+    def of(cls, rule: Rule) -> ToleranceInfo:
+        return cls(**rule.__dict__)
+
+
+class ValidationSection(Document):
+    passed: bool
+    semantics: str
+    tolerance: ToleranceInfo
+    data: Literal["seeded", "dataset"]
+    dataset_uri: str | None = None
+    seed: int
+    samples: int
+    batch_size: int
+    reference_runtime: str
+    candidate_runtime: str
+    output_mapping: Literal["name", "position"]
+    outputs: list[OutputMetrics]
+    failures: list[str] = Field(default_factory=list)
+    benchmark: BenchmarkSection | None = None
+    max_abs: float | None = None
+    max_rel: float | None = None
+    l2: float | None = None
+    cosine: float | None = None
+
+
+class SourceInfo(Document):
+    uri: str
+    digest: str | None = None
+    format: str
+
+
+class Report(Document):
+    schema_version: int = REPORT_SCHEMA_VERSION
+    format: TargetFormat
+    digest: str | None
+    source: SourceInfo
+    passed: bool | None = None
+    conversion: ConversionSection | None = None
+    validation: ValidationSection | None = None
+    failure: FailureInfo | None = None
+    updated_at: str
+
+
+def write_probe(
+    path: Path,
+    *,
+    inputs: Sequence[Mapping[str, npt.NDArray[Any]]],
+    references: Sequence[Sequence[npt.NDArray[Any]]],
+    candidates: Sequence[Sequence[npt.NDArray[Any]]],
+    output_names: Sequence[str],
+    meta: Mapping[str, Any],
+) -> None:
+    """Write probe.npz (format in the module docstring)."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name in inputs[0]:
+        arrays[f"input:{name}"] = np.stack([sample[name] for sample in inputs])
+    for k, name in enumerate(output_names):
+        arrays[f"output:{name}"] = np.stack([outs[k] for outs in references])
+        arrays[f"candidate:{name}"] = np.stack([outs[k] for outs in candidates])
+    arrays["meta"] = np.array(json.dumps(dict(meta), default=_jsonable))
+    with path.open("wb") as handle:
+        np.savez(handle, allow_pickle=False, **arrays)
+
+
+def read_probe(path: Path) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    """(arrays without meta, meta) — what the device agent does with a probe."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: np.asarray(data[key]) for key in data.files if key != "meta"}
+        meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    return arrays, meta
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return str(value)
+
+
+def termination_line(payload: Mapping[str, Any]) -> str:
+    """One JSON line that fits Kubernetes' termination message limit (4096 bytes)."""
+    data = {k: _finite(v) for k, v in payload.items()}
+    line = json.dumps(data, separators=(",", ":"), sort_keys=False)
+    if len(line.encode()) > TERMINATION_LIMIT and isinstance(data.get("message"), str):
+        overflow = len(line.encode()) - TERMINATION_LIMIT + 3
+        data["message"] = data["message"][: max(0, len(data["message"]) - overflow)] + "..."
+        line = json.dumps(data, separators=(",", ":"))
+    return line[: TERMINATION_LIMIT + 90]
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_termination_log(path: Path | None, payload: Mapping[str, Any]) -> bool:
+    """Write the one-line message; False (never an exception) when the path is unwritable."""
+    if path is None:
+        return False
+    try:
+        path.write_text(termination_line(payload) + "\n")
+    except OSError:
+        return False
+    return True

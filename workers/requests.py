@@ -1,0 +1,40 @@
+"""The JSON requests a conversion/validation Job receives (`modelfleet-worker ... --request`).
+
+The operator builds them from a ModelConversion spec (it embeds the api models unchanged) and
+passes them as one JSON argument. Endpoint and credentials are NOT part of a request: they
+come from the MODELFLEET_S3_* environment variables (see `modelfleet.storage`).
+
+Addressing: `digest` is the artifact digest (`modelfleet.artifacts.artifact_digest`); when
+absent the worker computes it from the source digest, the target and its converter versions.
+`sourceDigest`, when given, is checked against the downloaded source. Prefixes default to the
+content-addressed layout (`artifacts/<digest>/<format>/`, `reports/<digest>/<format>/`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from modelfleet.api.base import SHA256_HEX, ApiModel
+from modelfleet.api.conversion import InputSpec, Source, Target, Validation
+
+
+class WorkerRequest(ApiModel):
+    source: Source
+    source_digest: str | None = Field(default=None, pattern=SHA256_HEX)
+    inputs: list[InputSpec] = Field(min_length=1, max_length=32)
+    target: Target
+    validation: Validation = Field(default_factory=Validation)
+    bucket: str | None = Field(
+        default=None, description="Bucket for artifacts and reports; default MODELFLEET_S3_BUCKET."
+    )
+    digest: str | None = Field(default=None, pattern=SHA256_HEX)
+    artifact_prefix: str | None = None
+    report_prefix: str | None = None
+
+
+class ConvertRequest(WorkerRequest):
+    """Convert `source` to `target` and publish model.onnx + manifest.json (manifest last)."""
+
+
+class ValidateRequest(WorkerRequest):
+    """Validate the published artifact of `target` against the source; write report + probe."""

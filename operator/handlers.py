@@ -1,25 +1,35 @@
 """kopf wiring: thin handlers that hand every change to the level-triggered controllers.
 
-Only `@kopf.on.event` handlers are used: they need no finalizer (so deleting a conversion
-never hangs while the operator is down) and store no progress (nothing grows in annotations).
-Periodic re-checks come from a resync loop, like an informer's resync period.
+Only `@kopf.on.event` handlers and indexes are used: they need no finalizer (deleting an
+object never hangs while the operator is down) and store no progress (nothing grows in
+annotations). kopf fills the indexes from its watches before any handler runs, so after a
+restart the operator sees the whole fleet before it plans. Periodic re-checks come from a
+resync loop, like an informer's resync period; deployments go through a coalescing work queue
+so a burst of device updates costs one planning pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+from collections.abc import Hashable
 from typing import Any
 
 import kopf
 
-from modelfleet.api.base import GROUP, VERSION
+from modelfleet.api.base import GROUP, VERSION, LabelSelector
 from modelfleet.api.conversion import ModelConversion
+from modelfleet.api.deployment import EdgeDeployment
+from modelfleet.api.device import EdgeDevice
+from modelfleet.conditions import parse_time
 from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
 from modelfleet.operator.controller import ConversionController
+from modelfleet.operator.deployments import DeploymentClaim, DeploymentController, device_view
 from modelfleet.operator.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
 from modelfleet.operator.settings import OperatorSettings
+from modelfleet.operator.workqueue import WorkQueue
 from modelfleet.storage import Storage
 
 log = get_logger(__name__)
@@ -35,21 +45,90 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     operator_settings = OperatorSettings.from_env()
-    memo.conversions = ConversionController(
-        settings=operator_settings, storage=Storage.from_env(), api=api_client()
-    )
-    memo.resync = asyncio.create_task(_resync(memo.conversions, operator_settings))
+    api = api_client()
+    storage = Storage.from_env()
+    memo.settings = operator_settings
+    memo.conversions = ConversionController(settings=operator_settings, storage=storage, api=api)
+    memo.deployments = DeploymentController(storage=storage, api=api)
+    memo.indexes = None
+    memo.queue = WorkQueue(lambda key: _plan_deployment(memo, key))
+    memo.tasks = [
+        asyncio.create_task(memo.queue.run()),
+        asyncio.create_task(_resync(memo)),
+    ]
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    memo.resync.cancel()
+    for task in memo.tasks:
+        task.cancel()
 
 
-async def _resync(controller: ConversionController, settings: OperatorSettings) -> None:
+@kopf.index(GROUP, VERSION, EdgeDevice.PLURAL)
+def devices_by_namespace(*, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    return {
+        namespace: {
+            "metadata": dict(body.metadata),
+            "spec": dict(body.spec),
+            "status": dict(body.status),
+        }
+    }
+
+
+@kopf.index("coordination.k8s.io", "v1", "leases")
+def lease_renewals(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    return {(namespace, name): spec.get("renewTime")}
+
+
+@kopf.index(GROUP, VERSION, EdgeDeployment.PLURAL)
+def deployments_by_namespace(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    selector = LabelSelector.model_validate(spec.get("selector") or {})
+    return {namespace: DeploymentClaim(name=name, slot=spec.get("slot") or name, selector=selector)}
+
+
+def _remember_indexes(memo: Any, kwargs: dict[str, Any]) -> None:
+    """kopf hands indexes only to handlers; the queue's workers read them from memo."""
+    if memo.indexes is None:
+        memo.indexes = (
+            kwargs["devices_by_namespace"],
+            kwargs["lease_renewals"],
+            kwargs["deployments_by_namespace"],
+        )
+
+
+def _enqueue_namespace(memo: Any, namespace: str) -> None:
+    _, _, deployments = memo.indexes
+    for claim in deployments.get(namespace, ()):
+        memo.queue.add((namespace, claim.name), delay=0.2)
+
+
+async def _plan_deployment(memo: Any, key: Hashable) -> float | None:
+    if memo.indexes is None:
+        return 1.0
+    assert isinstance(key, tuple)
+    namespace: str = key[0]
+    name: str = key[1]
+    devices_index, leases, deployments = memo.indexes
+    devices = []
+    for body in devices_index.get(namespace, ()):
+        renewed = next(iter(leases.get((namespace, body["metadata"]["name"]), ())), None)
+        devices.append(device_view(body, parse_time(renewed) if renewed else None))
+    claims = list(deployments.get(namespace, ()))
+    return await asyncio.to_thread(
+        memo.deployments.reconcile,
+        namespace,
+        name,
+        devices=devices,
+        claims=claims,
+        now=dt.datetime.now(dt.UTC),
+    )
+
+
+async def _resync(memo: Any) -> None:
     from kubernetes import client
 
-    objects = client.CustomObjectsApi(controller.api)
+    objects = client.CustomObjectsApi(memo.conversions.api)
+    settings: OperatorSettings = memo.settings
     while True:
         await asyncio.sleep(settings.resync_seconds)
         try:
@@ -60,17 +139,22 @@ async def _resync(controller: ConversionController, settings: OperatorSettings) 
                 meta = item["metadata"]
                 if settings.namespaces and meta["namespace"] not in settings.namespaces:
                     continue
-                await asyncio.to_thread(controller.reconcile, meta["namespace"], meta["name"])
+                await asyncio.to_thread(memo.conversions.reconcile, meta["namespace"], meta["name"])
+            if memo.indexes is not None:
+                for namespace in list(memo.indexes[2].keys()):
+                    _enqueue_namespace(memo, namespace)
         except Exception as err:  # the loop must outlive any one failure
             log.warning("resync failed", error=str(err))
 
 
 @kopf.on.event(GROUP, VERSION, ModelConversion.PLURAL)
 async def conversion_changed(
-    *, type: str, name: str, namespace: str | None, memo: Any, **_: Any
+    *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
 ) -> None:
+    _remember_indexes(memo, kwargs)
     if type != "DELETED" and namespace:
         await asyncio.to_thread(memo.conversions.reconcile, namespace, name)
+        _enqueue_namespace(memo, namespace)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY: OPERATOR_NAME})
@@ -78,3 +162,19 @@ async def job_changed(*, labels: kopf.Labels, namespace: str | None, memo: Any, 
     owner = labels.get(CONVERSION_LABEL)
     if owner and namespace:
         await asyncio.to_thread(memo.conversions.reconcile, namespace, owner)
+
+
+@kopf.on.event(GROUP, VERSION, EdgeDeployment.PLURAL)
+async def deployment_changed(
+    *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
+) -> None:
+    _remember_indexes(memo, kwargs)
+    if type != "DELETED" and namespace:
+        memo.queue.add((namespace, name))
+
+
+@kopf.on.event(GROUP, VERSION, EdgeDevice.PLURAL)
+async def device_changed(*, namespace: str | None, memo: Any, **kwargs: Any) -> None:
+    _remember_indexes(memo, kwargs)
+    if namespace:
+        _enqueue_namespace(memo, namespace)

@@ -123,6 +123,8 @@ class RevisionRecord(ApiModel):
     sha256: str
     format: str
     uri: str
+    size_bytes: int | None = None
+    probe_uri: str | None = None
     conversion: str | None = None
     conversion_generation: int | None = None
     started_at: str | None = None

@@ -19,6 +19,9 @@ class SlotAssignment(ApiModel):
     format: str = Field(max_length=32)
     url: str = Field(max_length=8192, description="Presigned, time-limited download URL.")
     url_expires_at: str | None = None
+    assigned_at: str | None = Field(
+        default=None, description="When the rollout controller wrote this revision here."
+    )
     sha256: str = Field(pattern=SHA256_HEX)
     size_bytes: int = Field(ge=0)
     probe_url: str | None = Field(default=None, max_length=8192)

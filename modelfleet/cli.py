@@ -17,6 +17,10 @@ COMMANDS: dict[str, str] = {
     "demo": "modelfleet.demo:demo",
     "dev": "modelfleet.devenv.commands:dev",
     "operator": "modelfleet.operator.commands:operator",
+    "pause": "modelfleet.rollout_commands:pause",
+    "promote": "modelfleet.rollout_commands:promote",
+    "resume": "modelfleet.rollout_commands:resume",
+    "rollback": "modelfleet.rollout_commands:rollback",
     "status": "modelfleet.status:status",
     "validate": "modelfleet.workers.commands:validate_command",
 }
@@ -26,6 +30,10 @@ HELP: dict[str, str] = {
     "demo": "Run the end-to-end demo (conversion, fleet rollout, automatic rollback).",
     "dev": "Run a local control plane: etcd, kube-apiserver, MinIO (no cluster needed).",
     "operator": "Run the ModelFleet operator.",
+    "pause": "Freeze an EdgeDeployment's rollout.",
+    "promote": "Release the next wave of a rollout paused between waves.",
+    "resume": "Continue a paused EdgeDeployment.",
+    "rollback": "Point an EdgeDeployment back at an earlier revision.",
     "status": "Show conversions (per-target error, speedup) and deployments.",
     "validate": "Compare an ONNX model with its Paddle source and report per-output metrics.",
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.kube import api_client
@@ -46,8 +47,6 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
 def approve(name: str, namespace: str, kubeconfig: str | None) -> None:
     """Approve the current generation of a ModelConversion with `approval: manual`."""
     from kubernetes import client
-
-    from modelfleet.operator.conversions import APPROVED_GENERATION_ANNOTATION
 
     with api_client(kubeconfig) as api:
         objects = client.CustomObjectsApi(api)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.base import Condition
 from modelfleet.api.conversion import (
     ArtifactStatus,
@@ -30,8 +31,6 @@ from modelfleet.api.conversion import (
 )
 from modelfleet.conditions import set_condition
 from modelfleet.operator.jobs import Step
-
-APPROVED_GENERATION_ANNOTATION = "modelfleet.io/approved-generation"
 
 CONVERTED, VALIDATED, APPROVED, READY = "Converted", "Validated", "Approved", "Ready"
 JobState = Literal["Active", "Succeeded", "Failed"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from modelfleet.status import age, conversion_rows
+from modelfleet.status import age, conversion_rows, deployment_rows
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 
@@ -51,3 +51,19 @@ def test_age_units() -> None:
     assert age("2026-11-21T11:59:15Z", NOW) == "45s"
     assert age("2026-11-21T11:48:00Z", NOW) == "12m"
     assert age("2026-11-16T12:00:00Z", NOW) == "5d"
+
+
+def test_deployment_rows_show_wave_and_counts() -> None:
+    item = {
+        "metadata": {"namespace": "ml", "name": "cam", "creationTimestamp": "2026-11-21T11:58:00Z"},
+        "spec": {"strategy": {"waves": [1, "50%", "100%"]}},
+        "status": {
+            "phase": "Progressing",
+            "currentRevision": 3,
+            "stableRevision": 2,
+            "wave": 1,
+            "counts": {"targeted": 20, "updated": 10, "healthy": 9, "inFlight": 1},
+        },
+    }
+    (row,) = deployment_rows([item], NOW)
+    assert row == ["ml", "cam", "Progressing", "3/2", "2/3", "20", "10", "9", "0", "1", "0", "2m"]

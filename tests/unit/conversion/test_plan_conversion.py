@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.conversion import (
     ArtifactStatus,
     InputSpec,
@@ -17,7 +18,6 @@ from modelfleet.api.conversion import (
 )
 from modelfleet.conditions import get_condition
 from modelfleet.operator.conversions import (
-    APPROVED_GENERATION_ANNOTATION,
     ConversionPlan,
     JobView,
     SourceObservation,

@@ -1,0 +1,127 @@
+"""`modelfleet rollback|promote|pause|resume`: each one declarative patch of an EdgeDeployment.
+
+Rollback is what a GitOps user would do by reverting `spec.model`: the patch pins the chosen
+revision's artifact (uri + sha256), because the ModelConversion may since have produced a
+different one. Promotion names both the revision and the wave, so a stale promotion can never
+release a wave of a later rollout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from modelfleet.api.annotations import PROMOTE_ANNOTATION, promotion_value
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentStatus
+from modelfleet.kube import api_client
+
+
+def rollback_patch(status: EdgeDeploymentStatus, to_revision: int | None) -> dict[str, Any]:
+    """The spec.model patch that returns to `to_revision` (default: the stable revision, else
+    the newest revision before the current one)."""
+    history = {record.revision: record for record in status.history}
+    if to_revision is None:
+        older = [
+            r for r in history if status.current_revision is None or r < status.current_revision
+        ]
+        to_revision = status.stable_revision or (max(older) if older else None)
+    if to_revision is None or to_revision not in history:
+        known = ", ".join(str(r) for r in sorted(history)) or "none"
+        raise click.ClickException(f"revision {to_revision} not in history (known: {known})")
+    record = history[to_revision]
+    return {
+        "spec": {
+            "model": {
+                "conversion": None,
+                "uri": record.uri,
+                "sha256": record.sha256,
+                "format": record.format,
+            }
+        }
+    }
+
+
+def promote_patch(status: EdgeDeploymentStatus) -> dict[str, Any]:
+    if status.current_revision is None or status.wave is None:
+        raise click.ClickException("nothing to promote: no rollout in progress")
+    value = promotion_value(status.current_revision, status.wave)
+    return {"metadata": {"annotations": {PROMOTE_ANNOTATION: value}}}
+
+
+class _Deployments:
+    def __init__(self, kubeconfig: str | None, namespace: str) -> None:
+        from kubernetes import client
+
+        self._api = api_client(kubeconfig)
+        self._objects = client.CustomObjectsApi(self._api)
+        self.namespace = namespace
+
+    def status(self, name: str) -> EdgeDeploymentStatus:
+        raw = self._objects.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, EdgeDeployment.PLURAL, name
+        )
+        current = dict(raw.get("status") or {})
+        current.pop("kopf", None)
+        return EdgeDeploymentStatus.model_validate(current)
+
+    def patch(self, name: str, body: dict[str, Any]) -> None:
+        self._objects.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, EdgeDeployment.PLURAL, name, body
+        )
+
+
+_namespace = click.option("--namespace", "-n", default="default", show_default=True)
+_kubeconfig = click.option("--kubeconfig", type=click.Path(exists=True), default=None)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--to-revision", type=int, default=None, help="Default: the stable revision.")
+@_namespace
+@_kubeconfig
+def rollback(name: str, to_revision: int | None, namespace: str, kubeconfig: str | None) -> None:
+    """Point an EdgeDeployment back at an earlier revision's artifact."""
+    deployments = _Deployments(kubeconfig, namespace)
+    patch = rollback_patch(deployments.status(name), to_revision)
+    deployments.patch(name, patch)
+    model = patch["spec"]["model"]
+    click.echo(f"edgedeployment/{name} model pinned to {model['uri']} ({model['sha256'][:12]})")
+
+
+@click.command()
+@click.argument("name")
+@_namespace
+@_kubeconfig
+def promote(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Release the next wave of a rollout paused between waves."""
+    deployments = _Deployments(kubeconfig, namespace)
+    patch = promote_patch(deployments.status(name))
+    deployments.patch(name, patch)
+    click.echo(
+        f"edgedeployment/{name} promoted ({patch['metadata']['annotations'][PROMOTE_ANNOTATION]})"
+    )
+
+
+def _set_paused(name: str, namespace: str, kubeconfig: str | None, paused: bool) -> None:
+    _Deployments(kubeconfig, namespace).patch(name, {"spec": {"paused": paused}})
+    click.echo(f"edgedeployment/{name} {'paused' if paused else 'resumed'}")
+
+
+@click.command()
+@click.argument("name")
+@_namespace
+@_kubeconfig
+def pause(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Freeze a rollout: no device gets a new assignment until resumed."""
+    _set_paused(name, namespace, kubeconfig, paused=True)
+
+
+@click.command()
+@click.argument("name")
+@_namespace
+@_kubeconfig
+def resume(name: str, namespace: str, kubeconfig: str | None) -> None:
+    """Continue a paused rollout."""
+    _set_paused(name, namespace, kubeconfig, paused=False)

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
 from modelfleet.logs import get_logger
+from modelfleet.operator import metrics
 from modelfleet.operator.conversions import (
     ConversionPlan,
     JobView,
@@ -48,6 +49,8 @@ class ConversionController:
     _locks: defaultdict[tuple[str, str], threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
+    _timed_jobs: set[str] = field(default_factory=set)
+    """Jobs whose duration was observed: each is counted once per operator process."""
 
     def reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
         with self._locks[(namespace, name)]:
@@ -112,7 +115,32 @@ class ConversionController:
         for step, fmt in plan.create_jobs:
             self._create_job(conversion, requests[(step, fmt)])
         self._write_status(namespace, name, conversion.status, plan.status)
+        self._record(namespace, name, conversion.status, plan, jobs)
         return plan
+
+    def _record(
+        self,
+        namespace: str,
+        name: str,
+        before: ModelConversionStatus | None,
+        plan: ConversionPlan,
+        jobs: dict[tuple[Step, str], JobView],
+    ) -> None:
+        phase = plan.status.phase
+        metrics.record_conversion(namespace, name, phase)
+        ended = phase in ("Succeeded", "Failed")
+        changed = (
+            before is None
+            or before.phase != phase
+            or (before.observed_generation != plan.status.observed_generation)
+        )
+        if ended and changed:
+            ready = next((c for c in plan.status.conditions if c.type == "Ready"), None)
+            metrics.CONVERSION_OUTCOMES.labels(phase, ready.reason if ready else "").inc()
+        for (step, fmt), job in jobs.items():
+            if job.duration_s is not None and job.name not in self._timed_jobs:
+                self._timed_jobs.add(job.name)
+                metrics.JOB_DURATION.labels(step, fmt, job.state).observe(job.duration_s)
 
     def _job_request(
         self, conversion: ModelConversion, step: Step, fmt: str, digest: str

@@ -42,6 +42,7 @@ class JobView:
     state: JobState
     reason: str = ""
     message: str = ""
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)

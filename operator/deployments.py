@@ -23,6 +23,7 @@ from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentSpec
 from modelfleet.api.device import EdgeDevice, SlotAssignment
 from modelfleet.conditions import format_time, parse_time
 from modelfleet.logs import get_logger
+from modelfleet.operator import metrics
 from modelfleet.operator.ordering import selector_matches
 from modelfleet.operator.planner import (
     Action,
@@ -176,6 +177,8 @@ class DeploymentController:
             unresolved_message=why,
         )
         self._write_status(namespace, name, raw.get("status") or {}, plan)
+        counts = plan.status.counts.to_wire()
+        metrics.record_deployment(namespace, name, plan.status.phase, counts)
         views = {d.name: d for d in devices}
         for action in plan.actions:
             self._apply(namespace, name, action, now, views.get(action.device))

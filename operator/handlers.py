@@ -25,6 +25,7 @@ from modelfleet.api.device import EdgeDevice
 from modelfleet.conditions import parse_time
 from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
+from modelfleet.operator import metrics
 from modelfleet.operator.controller import ConversionController
 from modelfleet.operator.deployments import DeploymentClaim, DeploymentController, device_view
 from modelfleet.operator.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
@@ -51,7 +52,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.conversions = ConversionController(settings=operator_settings, storage=storage, api=api)
     memo.deployments = DeploymentController(storage=storage, api=api)
     memo.indexes = None
-    memo.queue = WorkQueue(lambda key: _plan_deployment(memo, key))
+    memo.queue = WorkQueue(
+        lambda key: _plan_deployment(memo, key),
+        on_error=lambda key, err: metrics.RECONCILE_ERRORS.labels("deployment").inc(),
+    )
+    metrics.serve()
     memo.tasks = [
         asyncio.create_task(memo.queue.run()),
         asyncio.create_task(_resync(memo)),
@@ -152,16 +157,28 @@ async def conversion_changed(
     *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
 ) -> None:
     _remember_indexes(memo, kwargs)
-    if type != "DELETED" and namespace:
+    if not namespace:
+        return
+    if type == "DELETED":
+        metrics.forget(namespace, name)
+        return
+    await _reconcile_conversion(memo, namespace, name)
+    _enqueue_namespace(memo, namespace)
+
+
+async def _reconcile_conversion(memo: Any, namespace: str, name: str) -> None:
+    try:
         await asyncio.to_thread(memo.conversions.reconcile, namespace, name)
-        _enqueue_namespace(memo, namespace)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels("conversion").inc()
+        raise
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY: OPERATOR_NAME})
 async def job_changed(*, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(CONVERSION_LABEL)
     if owner and namespace:
-        await asyncio.to_thread(memo.conversions.reconcile, namespace, owner)
+        await _reconcile_conversion(memo, namespace, owner)
 
 
 @kopf.on.event(GROUP, VERSION, EdgeDeployment.PLURAL)
@@ -169,7 +186,9 @@ async def deployment_changed(
     *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
 ) -> None:
     _remember_indexes(memo, kwargs)
-    if type != "DELETED" and namespace:
+    if namespace and type == "DELETED":
+        metrics.forget(namespace, name)
+    elif namespace:
         memo.queue.add((namespace, name))
 
 

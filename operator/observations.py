@@ -22,6 +22,7 @@ from modelfleet.api.conversion import (
     Tolerance,
 )
 from modelfleet.artifacts import ArtifactKeys, Manifest, artifact_digest, converter_versions
+from modelfleet.conditions import parse_time
 from modelfleet.operator.conversions import (
     JobView,
     SourceObservation,
@@ -183,15 +184,23 @@ def job_view(job: Mapping[str, Any]) -> JobView:
     """Succeeded/Failed from the Job's terminal conditions; a classified worker exit code
     (podFailurePolicy FailJob) becomes the worker's reason, e.g. SourceNotFound."""
     name = job["metadata"]["name"]
-    for condition in (job.get("status") or {}).get("conditions") or []:
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
             continue
+        duration = _seconds_between(status.get("startTime"), condition.get("lastTransitionTime"))
         if condition["type"] == "Complete":
-            return JobView(name, "Succeeded")
+            return JobView(name, "Succeeded", duration_s=duration)
         if condition["type"] == "Failed":
             reason = condition.get("reason", "JobFailed")
             message = condition.get("message", "")
             code = exit_code_from_message(message)
             worker_reason = reason_for_exit_code(code) if code is not None else None
-            return JobView(name, "Failed", worker_reason or reason, message)
+            return JobView(name, "Failed", worker_reason or reason, message, duration)
     return JobView(name, "Active")
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (parse_time(end) - parse_time(start)).total_seconds()

@@ -48,6 +48,7 @@ class OperatorSettings:
             "worker_image": env.get("MODELFLEET_WORKER_IMAGE", cls.worker_image),
             "storage_secret": env.get("MODELFLEET_STORAGE_SECRET", cls.storage_secret),
             "s3_region": env.get(ENV_REGION) or None,
+            "resync_seconds": float(env.get("MODELFLEET_RESYNC_SECONDS", cls.resync_seconds)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -15,9 +15,14 @@ _MAX_BACKOFF_S = 60.0
 
 
 class WorkQueue:
-    def __init__(self, process: Callable[[Hashable], Awaitable[float | None]]) -> None:
+    def __init__(
+        self,
+        process: Callable[[Hashable], Awaitable[float | None]],
+        on_error: Callable[[Hashable, Exception], None] | None = None,
+    ) -> None:
         """`process(key)` returns seconds until the key is due again, or None."""
         self._process = process
+        self._on_error = on_error
         self._due: dict[Hashable, float] = {}
         self._active: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -63,6 +68,8 @@ class WorkQueue:
                 self._failures[key] = failures
                 delay = min(0.5 * 2**failures, _MAX_BACKOFF_S)
                 log.warning("reconcile failed", key=str(key), error=str(err), retry_in=delay)
+                if self._on_error:
+                    self._on_error(key, err)
                 self.add(key, delay)
             finally:
                 self._active.discard(key)

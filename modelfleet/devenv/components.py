@@ -64,11 +64,12 @@ def start_operator(run_dir: Path, env: dict[str, str], *, name: str = "operator"
     port = free_port()
     executable = str(Path(sys.executable).with_name("modelfleet"))
     process_env = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "PATH", "TMPDIR")}
+    metrics_port = {"MODELFLEET_METRICS_PORT": str(free_port())}
     process = ManagedProcess(
         name,
         [executable, "operator", "run", "--liveness", f"http://127.0.0.1:{port}/healthz"],
         log_path=run_dir / "logs" / f"{name}.log",
-        env={**process_env, **env},
+        env={**process_env, **metrics_port, **env},
     )
     process.wait_until(
         lambda: _healthy(f"http://127.0.0.1:{port}/healthz"), timeout=60, what="live"

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from modelfleet.devenv.components import ensure_storage_secret, run_job_runner, start_operator
+from modelfleet.devenv.ports import free_port
 from modelfleet.devenv.servers import ApiServer, S3Server
 from modelfleet.samples import SampleModel, build_mlp
 from modelfleet.storage import Storage
@@ -24,7 +25,12 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorHandle]:
     run_dir = tmp_path_factory.mktemp("operator")
-    env = {**kube_apiserver.env(), **minio_storage.env(), "MODELFLEET_RESYNC_SECONDS": "5"}
+    env = {
+        **kube_apiserver.env(),
+        **minio_storage.env(),
+        "MODELFLEET_RESYNC_SECONDS": "5",
+        "MODELFLEET_METRICS_PORT": str(free_port()),
+    }
     with run_job_runner(kube_client, run_dir / "jobs"):
         handle = OperatorHandle(run_dir, env, start_operator(run_dir, env))
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,19 @@ def test_spec_changes_reconvert_only_when_the_artifact_changes(
     reconverted = conversions.wait_phase("evolving", "Succeeded")
     assert len(conversions.jobs("evolving", "convert")) == 2
     assert reconverted["status"]["artifacts"][0]["uri"] != first["status"]["artifacts"][0]["uri"]
+
+
+def test_metrics_report_conversions_by_phase_and_job_durations(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    sample, uri = mlp_source
+    body = conversion_body("measured", sample, uri, targets=[{"format": "onnx", "opset": 12}])
+    conversions.create(body)
+    conversions.wait_phase("measured", "Succeeded")
+    port = operator.env["MODELFLEET_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    phase = f'name="measured",namespace="{conversions.namespace}",phase="Succeeded"'
+    assert f"modelfleet_conversions{{{phase}}} 1.0" in text
+    convert_jobs = 'format="onnx",outcome="Succeeded",step="convert"'
+    assert f"modelfleet_job_duration_seconds_count{{{convert_jobs}}}" in text

@@ -76,6 +76,7 @@ def test_conversion_becomes_ready_with_stored_artifact(
     mlp_source: tuple[SampleModel, str],
     storage: Storage,
     kube_apiserver: ApiServer,
+    tmp_path: Path,
 ) -> None:
     sample, uri = mlp_source
     conversions.create(conversion_body("mlp", sample, uri))
@@ -89,7 +90,7 @@ def test_conversion_becomes_ready_with_stored_artifact(
             conversions.namespace,
             "--timeout=300s",
         ],
-        env={"KUBECONFIG": str(kube_apiserver.kubeconfig), "PATH": "/usr/bin:/bin"},
+        env={**kube_apiserver.env(), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=False,

@@ -12,9 +12,11 @@ from typing import Any
 import click
 
 COMMANDS: dict[str, str] = {
+    "agent": "modelfleet.agent.commands:agent_command",
     "approve": "modelfleet.operator.commands:approve",
     "convert": "modelfleet.workers.commands:convert_command",
     "demo": "modelfleet.demo:demo",
+    "device": "modelfleet.agent.commands:device_command",
     "dev": "modelfleet.devenv.commands:dev",
     "operator": "modelfleet.operator.commands:operator",
     "pause": "modelfleet.rollout_commands:pause",
@@ -25,9 +27,11 @@ COMMANDS: dict[str, str] = {
     "validate": "modelfleet.workers.commands:validate_command",
 }
 HELP: dict[str, str] = {
+    "agent": "Run the device agent: keep this device's models in line with its EdgeDevice.",
     "approve": "Approve the current generation of a manual-approval ModelConversion.",
     "convert": "Convert a Paddle model directory to ONNX (fp32, fp16 or int8).",
     "demo": "Run the end-to-end demo (conversion, fleet rollout, automatic rollback).",
+    "device": "Provision device identities (ServiceAccount, RBAC, kubeconfig).",
     "dev": "Run a local control plane: etcd, kube-apiserver, MinIO (no cluster needed).",
     "operator": "Run the ModelFleet operator.",
     "pause": "Freeze an EdgeDeployment's rollout.",

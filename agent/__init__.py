@@ -1,1 +1,17 @@
-"""ModelFleet."""
+"""The device agent: keeps a device's models as its EdgeDevice says, and proves them first.
+
+    commands     `modelfleet agent` (on the device), `modelfleet device provision` (admin)
+    runner       the loop: heartbeat and watch threads, one step per slot at a time
+    reconcile    the pure core: next step and slot status from assignment + local state
+    store        verified artifacts by sha256, `current`/`previous` links per slot
+    download     presigned-URL downloads with retries and HTTP Range resume
+    probe        ONNX Runtime load, probe run and the comparison rule
+    devices      the device's own EdgeDevice: register, status patches, watch
+    heartbeats   the device's Lease
+    facts        arch, OS, runtime, free disk
+    identity     per-device ServiceAccount, Role, admission policy, kubeconfig
+    errors       classified failures = the slot status reasons
+
+Nothing is re-exported here: importing `modelfleet.agent.commands` (which the CLI does for
+`--help`) must not pull in the Kubernetes client, NumPy or ONNX Runtime.
+"""

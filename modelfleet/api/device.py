@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from modelfleet.api.base import SHA256_HEX, ApiModel, Condition, ResourceModel
+from modelfleet.api.base import SHA256_HEX, ApiModel, Condition, ResourceModel, cel, validations
 
 SlotPhase = Literal["Pending", "Downloading", "Verifying", "Activating", "Healthy", "Failed"]
 
@@ -59,7 +59,17 @@ class DeviceFacts(ApiModel):
 
 class EdgeDeviceSpec(ApiModel):
     models: dict[str, SlotAssignment] = Field(
-        default_factory=dict, json_schema_extra={"maxProperties": 64}
+        default_factory=dict,
+        description="slot → assignment; slot names become directory names on the device.",
+        json_schema_extra={
+            "maxProperties": 64,
+            **validations(
+                cel(
+                    "self.all(k, size(k) <= 63 && k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",
+                    "slot names must be DNS labels (lowercase, digits, '-', at most 63)",
+                )
+            ),
+        },
     )
 
 

@@ -123,6 +123,13 @@ def _device_with_bad_digest(examples: dict[str, Body]) -> Body:
     return body
 
 
+def _device_with_bad_slot(examples: dict[str, Body]) -> Body:
+    body = _device_with_bad_digest(examples)
+    assignment = body["spec"]["models"].pop("vision")
+    body["spec"]["models"]["../etc"] = {**assignment, "sha256": "a" * 64}
+    return body
+
+
 INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
     ("source uri not s3", _mc(_set("source.uri", "http://x/model")), "spec.source.uri"),
     ("no inputs", _mc(_set("inputs", [])), "spec.inputs"),
@@ -196,6 +203,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
     ("bad slot name", _edep(_set("slot", "Vision_1")), "spec.slot"),
     ("unknown pause mode", _edep(_set("strategy.pause", "always")), "spec.strategy.pause"),
     ("device assignment with bad digest", _device_with_bad_digest, "spec.models.vision.sha256"),
+    ("slot name that is a path", _device_with_bad_slot, "spec.models"),
 ]
 
 

@@ -1,0 +1,197 @@
+"""`modelfleet agent` (runs on the device) and `modelfleet device provision` (run by an admin).
+
+Only click is imported at module level: the Kubernetes client, NumPy and ONNX Runtime load when
+a command runs, so `modelfleet --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    """`site=berlin,hardware=jetson` → {"site": "berlin", "hardware": "jetson"}."""
+    labels: dict[str, str] = {}
+    for raw in (text or "").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--labels")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+def resolve_namespace(namespace: str | None, kubeconfig: Path | None) -> str:
+    """--namespace, else the kubeconfig context's, else the in-cluster one, else `default`."""
+    if namespace:
+        return namespace
+    from kubernetes import config
+
+    try:
+        _, context = config.list_kube_config_contexts(
+            config_file=str(kubeconfig) if kubeconfig else None
+        )
+        found = (context or {}).get("context", {}).get("namespace")
+        if found:
+            return str(found)
+    except (config.ConfigException, OSError):
+        pass
+    if IN_CLUSTER_NAMESPACE.is_file():
+        return IN_CLUSTER_NAMESPACE.read_text().strip()
+    return "default"
+
+
+@click.command("agent")
+@click.option("--device-name", required=True, help="This device's EdgeDevice and Lease name.")
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where models are stored; `slots/<slot>/current` is the active model.",
+)
+@click.option("--labels", help="Labels set when the device registers: k=v,k=v.")
+@click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--namespace", help="Default: the kubeconfig context's, or the in-cluster one.")
+@click.option("--lease-duration-seconds", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option(
+    "--heartbeat-seconds",
+    type=click.FloatRange(min=0.1),
+    help="Lease renewal interval [default: a quarter of the lease duration].",
+)
+@click.option(
+    "--resync-seconds",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Re-list the EdgeDevice and re-check every slot at least this often.",
+)
+@click.option("--facts-seconds", type=click.FloatRange(min=1), default=300.0, show_default=True)
+@click.option("--download-attempts", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--retry-seconds",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="First delay before a failed download is tried again (doubles, up to 10 minutes).",
+)
+@click.option(
+    "--max-download-rate",
+    type=click.IntRange(min=1),
+    help="Bytes per second, for metered or shared links.",
+)
+def agent_command(
+    device_name: str,
+    data_dir: Path,
+    labels: str | None,
+    kubeconfig: Path | None,
+    namespace: str | None,
+    lease_duration_seconds: int,
+    heartbeat_seconds: float | None,
+    resync_seconds: float,
+    facts_seconds: float,
+    download_attempts: int,
+    retry_seconds: float,
+    max_download_rate: int | None,
+) -> None:
+    """Run the device agent: keep this device's models as its EdgeDevice says."""
+    from modelfleet.agent.download import RetryPolicy
+    from modelfleet.agent.runner import Agent, AgentSettings
+    from modelfleet.kube import api_client
+    from modelfleet.logs import configure_logging, get_logger
+
+    configure_logging()
+    settings = AgentSettings(
+        device_name=device_name,
+        namespace=resolve_namespace(namespace, kubeconfig),
+        data_dir=data_dir.resolve(),
+        labels=parse_labels(labels),
+        lease_duration_seconds=lease_duration_seconds,
+        heartbeat_seconds=heartbeat_seconds,
+        resync_seconds=resync_seconds,
+        facts_seconds=facts_seconds,
+        retry=RetryPolicy(attempts=download_attempts),
+        retry_base=timedelta(seconds=retry_seconds),
+        max_download_rate=max_download_rate,
+    )
+    with api_client(kubeconfig) as api:
+        agent = Agent(api, settings)
+
+        def stop(signum: int, _frame: Any) -> None:
+            agent.shutdown()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        get_logger(__name__).info(
+            "agent starting",
+            device=device_name,
+            namespace=settings.namespace,
+            data_dir=str(settings.data_dir),
+        )
+        agent.run()
+
+
+@click.group("device")
+def device_command() -> None:
+    """Manage device identities."""
+
+
+@device_command.command("provision")
+@click.argument("name")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the device's kubeconfig (mode 0600).",
+)
+@click.option("--namespace", help="Default: the admin kubeconfig context's namespace.")
+@click.option("--kubeconfig", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--server", help="API server URL as the device reaches it [default: the admin's].")
+@click.option(
+    "--ca-cert",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="CA bundle of the API server [default: the admin kubeconfig's].",
+)
+@click.option("--token-days", type=click.IntRange(min=1), default=365, show_default=True)
+def provision_command(
+    name: str,
+    out: Path,
+    namespace: str | None,
+    kubeconfig: Path | None,
+    server: str | None,
+    ca_cert: Path | None,
+    token_days: int,
+) -> None:
+    """Create device NAME's identity (ServiceAccount, Role, RoleBinding, token)."""
+    from modelfleet.agent.errors import ProvisioningError
+    from modelfleet.agent.identity import provision_device
+    from modelfleet.kube import api_client
+
+    with api_client(kubeconfig) as api:
+        ca = ca_cert or (
+            Path(api.configuration.ssl_ca_cert) if api.configuration.ssl_ca_cert else None
+        )
+        if ca is None:
+            raise click.UsageError("the admin kubeconfig has no CA certificate: pass --ca-cert")
+        try:
+            path = provision_device(
+                api,
+                namespace=resolve_namespace(namespace, kubeconfig),
+                device_name=name,
+                server=server or str(api.configuration.host),
+                ca_cert=ca,
+                kubeconfig_path=out,
+                token_ttl=timedelta(days=token_days),
+            )
+        except ProvisioningError as err:
+            raise click.ClickException(str(err)) from err
+    click.echo(f"device {name}: kubeconfig written to {path}")

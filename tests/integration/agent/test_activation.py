@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from .conftest import Fleet, status_json
+from support.fleet import Fleet, status_json
 
 SLOT = "detector"
 

@@ -8,7 +8,7 @@ import os
 import threading
 from pathlib import Path
 
-from .conftest import Artifact, Fleet
+from support.fleet import Artifact, Fleet
 
 SLOT = "detector"
 PADDING = 6 * 1024 * 1024

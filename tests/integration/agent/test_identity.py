@@ -13,8 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from modelfleet.agent.commands import device_command
 from modelfleet.api.base import API_VERSION, GROUP, VERSION
 from modelfleet.kube import api_client
-
-from .conftest import PLURAL, Fleet
+from support.fleet import PLURAL, Fleet
 
 
 def device_body(name: str, **spec: Any) -> dict[str, Any]:

@@ -9,8 +9,7 @@ from kubernetes import client
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.conditions import parse_time
-
-from .conftest import PLURAL, Fleet
+from support.fleet import PLURAL, Fleet
 
 
 def test_agent_registers_with_facts_and_renews_its_lease(fleet: Fleet) -> None:

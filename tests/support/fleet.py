@@ -1,0 +1,178 @@
+"""A fleet of real agent processes for tests: provisioned device identities, artifacts in
+MinIO, and waiting for what devices report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from unit.agent.builders import BIAS, WEIGHT, model_bytes, write_probe_for
+
+from modelfleet.agent.identity import provision_device
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.devenv.processes import ManagedProcess
+from modelfleet.devenv.servers import ApiServer
+from modelfleet.storage import Storage
+
+PLURAL = "edgedevices"
+FAST = [
+    "--heartbeat-seconds=1",
+    "--lease-duration-seconds=4",
+    "--resync-seconds=5",
+    "--retry-seconds=1",
+    "--download-attempts=2",
+]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model and its probe in MinIO."""
+
+    key: str
+    probe_key: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class Fleet:
+    namespace: str
+    api: client.ApiClient
+    apiserver: ApiServer
+    storage: Storage
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.objects = client.CustomObjectsApi(self.api)
+        self.agents: list[ManagedProcess] = []
+
+    def provision(self, device: str) -> Path:
+        return provision_device(
+            self.api,
+            namespace=self.namespace,
+            device_name=device,
+            server=self.apiserver.url,
+            ca_cert=self.apiserver.pki.ca_cert,
+            kubeconfig_path=self.root / device / "kubeconfig",
+        )
+
+    def data_dir(self, device: str) -> Path:
+        return self.root / device / "data"
+
+    def start_agent(self, device: str, *extra: str) -> ManagedProcess:
+        kubeconfig = self.root / device / "kubeconfig"
+        if not kubeconfig.exists():
+            self.provision(device)
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "MODELFLEET_S3"))
+        }
+        agent = ManagedProcess(
+            f"agent-{device}",
+            [
+                sys.executable,
+                "-m",
+                "modelfleet.agent",
+                f"--device-name={device}",
+                f"--data-dir={self.data_dir(device)}",
+                f"--kubeconfig={kubeconfig}",
+                *FAST,
+                *extra,
+            ],
+            log_path=self.root / device / f"agent-{len(self.agents)}.log",
+            env=env,
+        )
+        self.agents.append(agent)
+        return agent
+
+    def publish(
+        self, name: str, *, weight_shift: float = 0.0, padding: int = 0, probe_shift: float = 0.0
+    ) -> Artifact:
+        """Upload a model whose weights are shifted by `weight_shift` and the probe of a model
+        shifted by `probe_shift` (different shifts: the probe fails)."""
+        data = model_bytes(WEIGHT + weight_shift, BIAS, padding=padding)
+        probe = write_probe_for(self.root / f"{name}.npz", WEIGHT + probe_shift, BIAS)
+        prefix = f"{self.namespace}/{name}"
+        self.storage.put_bytes(f"{prefix}/model.onnx", data)
+        self.storage.put_file(f"{prefix}/probe.npz", probe)
+        return Artifact(
+            f"{prefix}/model.onnx",
+            f"{prefix}/probe.npz",
+            hashlib.sha256(data).hexdigest(),
+            len(data),
+        )
+
+    def assignment(self, artifact: Artifact, revision: int, **override: Any) -> dict[str, Any]:
+        return {
+            "deployment": "detector",
+            "revision": revision,
+            "format": "onnx",
+            "url": self.storage.presigned_get_url(artifact.key),
+            "sha256": artifact.sha256,
+            "sizeBytes": artifact.size,
+            "probeUrl": self.storage.presigned_get_url(artifact.probe_key),
+            **override,
+        }
+
+    def assign(self, device: str, slot: str, assignment: dict[str, Any] | None) -> None:
+        self.objects.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, device, {"spec": {"models": {slot: assignment}}}
+        )
+
+    def device(self, device: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.objects.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, device
+        )
+        return body
+
+    def slot(self, device: str, slot: str) -> dict[str, Any] | None:
+        slots = (self.device(device).get("status") or {}).get("slots") or {}
+        found: dict[str, Any] | None = slots.get(slot)
+        return found
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                value = check()
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                value, last = None, "not found"
+            if value:
+                return value
+            last = value if value is not None else last
+            time.sleep(0.2)
+        logs = "\n".join(agent.log_tail(15) for agent in self.agents)
+        raise AssertionError(f"timed out waiting for {what}; last: {last}\n{logs}")
+
+    def wait_phase(self, device: str, slot: str, phase: str, revision: int) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status = self.slot(device, slot)
+            if status and status.get("phase") == phase and status.get("targetRevision") == revision:
+                return status
+            return None
+
+        found: dict[str, Any] = self.wait(
+            f"{device}/{slot} {phase} at revision {revision}", reached
+        )
+        return found
+
+    def current(self, device: str, slot: str) -> Path:
+        return self.data_dir(device) / "slots" / slot / "current"
+
+    def active_sha(self, device: str, slot: str) -> str:
+        return hashlib.sha256(self.current(device, slot).read_bytes()).hexdigest()
+
+
+def status_json(status: dict[str, Any] | None) -> str:
+    return json.dumps(status, sort_keys=True)

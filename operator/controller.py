@@ -200,10 +200,9 @@ class ConversionController:
         desired: ModelConversionStatus,
     ) -> None:
         before: dict[str, Any] = current.to_wire() if current else {}
-        after = desired.to_wire()
-        if before == after:
+        if before == desired.to_wire():
             return
         client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": after}
+            GROUP, VERSION, namespace, PLURAL, name, {"status": desired.to_merge_patch()}
         )
         log.info("status updated", namespace=namespace, name=name, phase=desired.phase)

@@ -21,6 +21,7 @@ from modelfleet.api.base import GROUP, VERSION, LabelSelector
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentSpec
 from modelfleet.api.device import EdgeDevice, SlotAssignment
+from modelfleet.artifacts import MODEL_FILE, ArtifactKeys
 from modelfleet.conditions import format_time, parse_time
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
@@ -99,7 +100,9 @@ def resolve_artifact(
         listing = storage.stat_prefix(key, bucket=bucket)
         if key not in listing:
             return None, f"pinned artifact {model.uri} not found"
-        return ResolvedArtifact(model.sha256, model.format, model.uri, listing[key][0]), ""
+        probe = _layout_probe(storage, bucket, key)
+        size = listing[key][0]
+        return ResolvedArtifact(model.sha256, model.format, model.uri, size, probe_uri=probe), ""
     assert model.conversion is not None
     try:
         raw = client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -131,6 +134,15 @@ def resolve_artifact(
         ),
         "",
     )
+
+
+def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:
+    """A pinned artifact stored in the content-addressed layout still has its probe."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "artifacts" or parts[3] != MODEL_FILE:
+        return None
+    probe = ArtifactKeys.for_target(parts[1], parts[2]).probe  # type: ignore[arg-type]
+    return storage.uri(probe, bucket=bucket) if storage.exists(probe, bucket=bucket) else None
 
 
 @dataclass
@@ -185,11 +197,15 @@ class DeploymentController:
         return plan.requeue_after
 
     def _write_status(self, namespace: str, name: str, current: dict[str, Any], plan: Plan) -> None:
-        desired = plan.status.to_wire()
-        if {k: v for k, v in current.items() if k != "kopf"} == desired:
+        if {k: v for k, v in current.items() if k != "kopf"} == plan.status.to_wire():
             return
         client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, EdgeDeployment.PLURAL, name, {"status": desired}
+            GROUP,
+            VERSION,
+            namespace,
+            EdgeDeployment.PLURAL,
+            name,
+            {"status": plan.status.to_merge_patch()},
         )
 
     def _presign(self, uri: str | None) -> str | None:

@@ -8,8 +8,8 @@ Per device, relative to the revision it is assigned in our slot:
 - assigned R: `spec.models[slot].revision == R`, written by this deployment;
 - healthy on R: `status.slots[slot]` has `activeRevision == R` and phase Healthy;
 - failed on R: `targetRevision == R` and phase Failed;
-- timed out on R: neither, `deviceTimeoutSeconds` after it was assigned R (where the
-  assignment time is known) or after the agent last reported on R; counted as failed;
+- timed out on R: neither, `deviceTimeoutSeconds` after it was assigned R (the assignment's
+  `assignedAt`; where that is missing, after the agent last reported on R); counted failed;
 - pending on R: otherwise;
 - offline: Lease renewed (before the first heartbeat: device created) more than
   `deviceTimeoutSeconds` ago, or never. Offline is independent of the above.
@@ -17,7 +17,7 @@ Per device, relative to the revision it is assigned in our slot:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -44,22 +44,28 @@ class DeviceView:
     lease_renew_time: datetime | None = None
     created_at: datetime | None = None
     assigned_at: Mapping[str, datetime] = field(default_factory=dict)
-    """slot → when its current assignment was written, where known (SlotAssignment has no
-    field for it yet; without it a device times out only once it goes silent)."""
+    """slot → when its assignment was written. Optional: `SlotAssignment.assignedAt` is read
+    where this has no entry (kept for callers that fill it in)."""
 
     @classmethod
     def of(
         cls,
         device: EdgeDevice,
         *,
-        name: str,
-        labels: Mapping[str, str],
         lease_renew_time: datetime | None,
-        created_at: datetime | None,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        created_at: datetime | None = None,
     ) -> DeviceView:
+        """From an EdgeDevice and its Lease's renewTime (None: no Lease yet). Name, labels and
+        creation time default to the device's metadata."""
+        metadata = device.metadata
+        created = metadata.get("creationTimestamp")
+        if created_at is None and isinstance(created, str):
+            created_at = parse_time(created)
         return cls(
-            name=name,
-            labels=dict(labels),
+            name=name if name is not None else str(metadata.get("name", "")),
+            labels=dict(labels if labels is not None else metadata.get("labels") or {}),
             models=dict(device.spec.models),
             slots=dict(device.status.slots) if device.status else {},
             lease_renew_time=lease_renew_time,
@@ -167,20 +173,28 @@ def observe(
     return Device(view, revision, online, "pending", "", since)
 
 
-def count(devices: Iterable[Device], current: int | None) -> DeviceCounts:
-    """The status counts. healthy/failed: on whatever each device is assigned; updated and
-    inFlight: on the current revision; the first three count online devices only."""
-    counts = DeviceCounts()
-    for device in devices:
-        counts.targeted += 1
-        counts.updated += current is not None and device.revision == current
-        if not device.online:
-            counts.offline += 1
-            continue
-        counts.healthy += device.state == "healthy"
-        counts.failed += device.failed
-        counts.in_flight += device.revision == current and device.state == "pending"
-    return counts
+def count(devices: Sequence[Device], current: int | None) -> DeviceCounts:
+    """The status counts. healthy and failed: on whatever each device is assigned; updated and
+    inFlight: on the current revision; healthy, failed and inFlight count online devices only."""
+    online = [d for d in devices if d.online]
+    return DeviceCounts(
+        targeted=len(devices),
+        updated=sum(1 for d in devices if current is not None and d.revision == current),
+        healthy=sum(1 for d in online if d.state == "healthy"),
+        failed=sum(1 for d in online if d.failed),
+        in_flight=sum(1 for d in online if d.revision == current and d.state == "pending"),
+        offline=len(devices) - len(online),
+    )
+
+
+def assigned_at(view: DeviceView, slot: str) -> datetime | None:
+    """When the slot's current assignment was written, where known."""
+    if slot in view.assigned_at:
+        return as_utc(view.assigned_at[slot])
+    assignment = view.models.get(slot)
+    if assignment is not None and assignment.assigned_at:
+        return parse_time(assignment.assigned_at)
+    return None
 
 
 def _holds(view: DeviceView, slot: str, deployment: str) -> bool:
@@ -189,8 +203,9 @@ def _holds(view: DeviceView, slot: str, deployment: str) -> bool:
 
 
 def _since(view: DeviceView, slot: str, revision: int) -> datetime | None:
-    if slot in view.assigned_at:
-        return as_utc(view.assigned_at[slot])
+    assigned = assigned_at(view, slot)
+    if assigned is not None:
+        return assigned
     status = view.slots.get(slot)
     if status is not None and status.target_revision == revision and status.last_update_time:
         return parse_time(status.last_update_time)

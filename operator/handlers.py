@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -36,6 +37,19 @@ from modelfleet.storage import Storage
 log = get_logger(__name__)
 
 
+@dataclass
+class Runtime:
+    """Shared by all handlers. kopf gives each object a shallow copy of the operator's memo,
+    so anything a handler must change for everyone lives in this one object."""
+
+    settings: OperatorSettings
+    conversions: ConversionController
+    deployments: DeploymentController
+    queue: WorkQueue = field(init=False)
+    indexes: tuple[Any, Any, Any] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_logging()
@@ -45,27 +59,32 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    # The resources are known; scanning would need CRD (and Namespace) list rights that the
+    # least-privilege RBAC does not grant, and retries forbidden lists for about a minute.
+    settings.scanning.disabled = True
     operator_settings = OperatorSettings.from_env()
     api = api_client()
     storage = Storage.from_env()
-    memo.settings = operator_settings
-    memo.conversions = ConversionController(settings=operator_settings, storage=storage, api=api)
-    memo.deployments = DeploymentController(storage=storage, api=api)
-    memo.indexes = None
-    memo.queue = WorkQueue(
-        lambda key: _plan_deployment(memo, key),
+    runtime = Runtime(
+        settings=operator_settings,
+        conversions=ConversionController(settings=operator_settings, storage=storage, api=api),
+        deployments=DeploymentController(storage=storage, api=api),
+    )
+    runtime.queue = WorkQueue(
+        lambda key: _plan_deployment(runtime, key),
         on_error=lambda key, err: metrics.RECONCILE_ERRORS.labels("deployment").inc(),
     )
     metrics.serve()
-    memo.tasks = [
-        asyncio.create_task(memo.queue.run()),
-        asyncio.create_task(_resync(memo)),
+    runtime.tasks = [
+        asyncio.create_task(runtime.queue.run()),
+        asyncio.create_task(_resync(runtime)),
     ]
+    memo.runtime = runtime
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for task in memo.tasks:
+    for task in memo.runtime.tasks:
         task.cancel()
 
 
@@ -91,36 +110,38 @@ def deployments_by_namespace(*, namespace: str | None, name: str, spec: kopf.Spe
     return {namespace: DeploymentClaim(name=name, slot=spec.get("slot") or name, selector=selector)}
 
 
-def _remember_indexes(memo: Any, kwargs: dict[str, Any]) -> None:
-    """kopf hands indexes only to handlers; the queue's workers read them from memo."""
-    if memo.indexes is None:
-        memo.indexes = (
+def _remember_indexes(runtime: Runtime, kwargs: dict[str, Any]) -> None:
+    """kopf hands indexes only to handlers; the queue's workers read them from the runtime."""
+    if runtime.indexes is None:
+        runtime.indexes = (
             kwargs["devices_by_namespace"],
             kwargs["lease_renewals"],
             kwargs["deployments_by_namespace"],
         )
 
 
-def _enqueue_namespace(memo: Any, namespace: str) -> None:
-    _, _, deployments = memo.indexes
+def _enqueue_namespace(runtime: Runtime, namespace: str) -> None:
+    if runtime.indexes is None:
+        return
+    _, _, deployments = runtime.indexes
     for claim in deployments.get(namespace, ()):
-        memo.queue.add((namespace, claim.name), delay=0.2)
+        runtime.queue.add((namespace, claim.name), delay=0.2)
 
 
-async def _plan_deployment(memo: Any, key: Hashable) -> float | None:
-    if memo.indexes is None:
+async def _plan_deployment(runtime: Runtime, key: Hashable) -> float | None:
+    if runtime.indexes is None:
         return 1.0
     assert isinstance(key, tuple)
     namespace: str = key[0]
     name: str = key[1]
-    devices_index, leases, deployments = memo.indexes
+    devices_index, leases, deployments = runtime.indexes
     devices = []
     for body in devices_index.get(namespace, ()):
         renewed = next(iter(leases.get((namespace, body["metadata"]["name"]), ())), None)
         devices.append(device_view(body, parse_time(renewed) if renewed else None))
     claims = list(deployments.get(namespace, ()))
     return await asyncio.to_thread(
-        memo.deployments.reconcile,
+        runtime.deployments.reconcile,
         namespace,
         name,
         devices=devices,
@@ -129,25 +150,39 @@ async def _plan_deployment(memo: Any, key: Hashable) -> float | None:
     )
 
 
-async def _resync(memo: Any) -> None:
+def _list_conversions(objects: Any, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Cluster-wide, or per watched namespace (a namespaced Role cannot list cluster-wide)."""
+    plural = ModelConversion.PLURAL
+    if not namespaces:
+        items: list[dict[str, Any]] = objects.list_cluster_custom_object(GROUP, VERSION, plural)[
+            "items"
+        ]
+        return items
+    return [
+        item
+        for namespace in namespaces
+        for item in objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)[
+            "items"
+        ]
+    ]
+
+
+async def _resync(runtime: Runtime) -> None:
     from kubernetes import client
 
-    objects = client.CustomObjectsApi(memo.conversions.api)
-    settings: OperatorSettings = memo.settings
+    objects = client.CustomObjectsApi(runtime.conversions.api)
+    settings = runtime.settings
     while True:
         await asyncio.sleep(settings.resync_seconds)
         try:
-            listed = await asyncio.to_thread(
-                objects.list_cluster_custom_object, GROUP, VERSION, ModelConversion.PLURAL
-            )
-            for item in listed["items"]:
+            for item in await asyncio.to_thread(_list_conversions, objects, settings.namespaces):
                 meta = item["metadata"]
-                if settings.namespaces and meta["namespace"] not in settings.namespaces:
-                    continue
-                await asyncio.to_thread(memo.conversions.reconcile, meta["namespace"], meta["name"])
-            if memo.indexes is not None:
-                for namespace in list(memo.indexes[2].keys()):
-                    _enqueue_namespace(memo, namespace)
+                await asyncio.to_thread(
+                    runtime.conversions.reconcile, meta["namespace"], meta["name"]
+                )
+            if runtime.indexes is not None:
+                for namespace in list(runtime.indexes[2].keys()):
+                    _enqueue_namespace(runtime, namespace)
         except Exception as err:  # the loop must outlive any one failure
             log.warning("resync failed", error=str(err))
 
@@ -156,19 +191,19 @@ async def _resync(memo: Any) -> None:
 async def conversion_changed(
     *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
 ) -> None:
-    _remember_indexes(memo, kwargs)
+    _remember_indexes(memo.runtime, kwargs)
     if not namespace:
         return
     if type == "DELETED":
         metrics.forget(namespace, name)
         return
-    await _reconcile_conversion(memo, namespace, name)
-    _enqueue_namespace(memo, namespace)
+    await _reconcile_conversion(memo.runtime, namespace, name)
+    _enqueue_namespace(memo.runtime, namespace)
 
 
-async def _reconcile_conversion(memo: Any, namespace: str, name: str) -> None:
+async def _reconcile_conversion(runtime: Runtime, namespace: str, name: str) -> None:
     try:
-        await asyncio.to_thread(memo.conversions.reconcile, namespace, name)
+        await asyncio.to_thread(runtime.conversions.reconcile, namespace, name)
     except Exception:
         metrics.RECONCILE_ERRORS.labels("conversion").inc()
         raise
@@ -178,22 +213,22 @@ async def _reconcile_conversion(memo: Any, namespace: str, name: str) -> None:
 async def job_changed(*, labels: kopf.Labels, namespace: str | None, memo: Any, **_: Any) -> None:
     owner = labels.get(CONVERSION_LABEL)
     if owner and namespace:
-        await _reconcile_conversion(memo, namespace, owner)
+        await _reconcile_conversion(memo.runtime, namespace, owner)
 
 
 @kopf.on.event(GROUP, VERSION, EdgeDeployment.PLURAL)
 async def deployment_changed(
     *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
 ) -> None:
-    _remember_indexes(memo, kwargs)
+    _remember_indexes(memo.runtime, kwargs)
     if namespace and type == "DELETED":
         metrics.forget(namespace, name)
     elif namespace:
-        memo.queue.add((namespace, name))
+        memo.runtime.queue.add((namespace, name))
 
 
 @kopf.on.event(GROUP, VERSION, EdgeDevice.PLURAL)
 async def device_changed(*, namespace: str | None, memo: Any, **kwargs: Any) -> None:
-    _remember_indexes(memo, kwargs)
+    _remember_indexes(memo.runtime, kwargs)
     if namespace:
-        _enqueue_namespace(memo, namespace)
+        _enqueue_namespace(memo.runtime, namespace)

@@ -16,8 +16,8 @@ from modelfleet.api.deployment import EdgeDeploymentStatus
 class ArtifactRef:
     """Which bytes a device should run. The handler presigns `uri` and `probe_uri`.
 
-    `size_bytes` and `probe_uri` are None for an older revision whose size and probe are no
-    longer known: `RevisionRecord` does not carry them yet.
+    `size_bytes` and `probe_uri` can be None for a revision recorded before RevisionRecord
+    carried them (the size is then taken from devices that hold the artifact, where any do).
     """
 
     sha256: str

@@ -102,15 +102,15 @@ def track_artifact(
     last_wave: int,
     highest_seen: int = 0,
     now: datetime,
-) -> tuple[RolloutProgress, bool]:
-    """Start a new revision when the artifact changed; True when one started.
+) -> RolloutProgress:
+    """Start a new revision when the artifact changed.
 
     `highest_seen`: the highest revision of ours any device holds. New numbers are above it
     too, so a number is never reused even if the status (and its history) was lost.
     """
     current = progress.record(progress.current)
     if artifact is None or (current is not None and current.sha256 == artifact.sha256):
-        return _trimmed(progress, history_limit), False
+        return _trimmed(progress, history_limit)
 
     stamp = format_time(now)
     stable = progress.record(progress.stable)
@@ -126,7 +126,7 @@ def track_artifact(
             wave_started_at=None,
             wave_completed_at=None,
         )
-        return _trimmed(progress, history_limit), False
+        return _trimmed(progress, history_limit)
 
     known = [r.revision for r in progress.history]
     revision = 1 + max([*known, progress.current or 0, progress.stable or 0, highest_seen])
@@ -135,6 +135,8 @@ def track_artifact(
         sha256=artifact.sha256,
         format=artifact.format,
         uri=artifact.uri,
+        size_bytes=artifact.size_bytes,
+        probe_uri=artifact.probe_uri,
         conversion=artifact.conversion,
         conversion_generation=artifact.conversion_generation,
         started_at=stamp,
@@ -149,17 +151,18 @@ def track_artifact(
         wave_completed_at=None,
         promoted_wave=None,
     )
-    return _trimmed(progress, history_limit), True
+    return _trimmed(progress, history_limit)
 
 
 def artifact_of(
     record: RevisionRecord, *, resolved: ResolvedArtifact | None, sizes: Mapping[str, int]
 ) -> ArtifactRef:
-    """A history record's artifact; its size from `sizes` (sha256 → bytes) where the record
-    lacks it, e.g. from devices that hold the artifact."""
+    """A history record's artifact. Records written before RevisionRecord carried the size
+    take it from `sizes` (sha256 → bytes, e.g. from devices that hold the artifact)."""
     if resolved is not None and resolved.sha256 == record.sha256:
         return resolved.ref
-    return ArtifactRef(record.sha256, record.uri, record.format, sizes.get(record.sha256))
+    size = record.size_bytes if record.size_bytes is not None else sizes.get(record.sha256)
+    return ArtifactRef(record.sha256, record.uri, record.format, size, record.probe_uri)
 
 
 def _trimmed(progress: RolloutProgress, limit: int) -> RolloutProgress:

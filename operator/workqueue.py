@@ -67,7 +67,9 @@ class WorkQueue:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 delay = min(0.5 * 2**failures, _MAX_BACKOFF_S)
-                log.warning("reconcile failed", key=str(key), error=str(err), retry_in=delay)
+                log.warning(
+                    "reconcile failed", key=str(key), error=repr(err), retry_in=delay, exc_info=err
+                )
                 if self._on_error:
                     self._on_error(key, err)
                 self.add(key, delay)

@@ -43,6 +43,10 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
+    def to_merge_patch(self) -> dict[str, Any]:
+        """Like `to_wire`, but unset fields are explicit nulls: a JSON merge patch clears them."""
+        return self.model_dump(by_alias=True, mode="json")
+
 
 class ResourceModel(ApiModel):
     """A whole custom resource object; the class constants name it for the CRD generator."""

@@ -1,0 +1,112 @@
+"""Revision numbers, history and promotion values."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelfleet.api.deployment import EdgeDeploymentStatus
+from modelfleet.conditions import format_time
+from modelfleet.operator.planner import RollBack, parse_promotion, promotion_value
+from modelfleet.operator.revisions import RolloutProgress, track_artifact
+from tests.unit.planner.conftest import (
+    T0,
+    artifact,
+    healthy,
+    make_spec,
+    names,
+    plan,
+    sha,
+    status_at,
+    view,
+)
+
+
+def test_the_first_artifact_is_revision_1_with_its_identity_recorded() -> None:
+    p = plan([view("cam-000")], art=artifact(1))
+    (record,) = p.status.history
+    assert (p.status.current_revision, p.status.stable_revision) == (1, None)
+    assert record.sha256 == sha(1) and record.uri == artifact(1).uri
+    assert (record.conversion, record.conversion_generation) == ("detector-v1", 1)
+    assert (record.size_bytes, record.probe_uri) == (1000, artifact(1).probe_uri)
+    assert record.started_at == format_time(T0) and record.outcome == "Progressing"
+
+
+def test_the_same_artifact_again_is_the_same_revision() -> None:
+    status = status_at(current=2, stable=1)
+    p = plan([healthy("cam-000", 1)], status=status, art=artifact(2))
+    assert p.status.current_revision == 2 and len(p.status.history) == 2
+
+
+def test_a_new_artifact_mid_rollout_supersedes_the_current_revision() -> None:
+    p = plan([healthy("cam-000", 1)], status=status_at(current=2, stable=1), art=artifact(3))
+    assert p.status.current_revision == 3
+    assert [(r.revision, r.outcome) for r in p.status.history] == [
+        (1, "Succeeded"),
+        (2, "Superseded"),
+        (3, "Progressing"),
+    ]
+    assert p.status.wave == 0 and p.status.history[1].finished_at == format_time(T0)
+
+
+def test_back_to_the_stable_artifact_reuses_the_stable_revision() -> None:
+    devices = [healthy("cam-000", 2), healthy("cam-001", 1)]
+    p = plan(devices, status=status_at(current=2, stable=1, wave=1), art=artifact(1))
+    assert (p.status.current_revision, p.status.stable_revision) == (1, 1)
+    assert p.status.history[-1].outcome == "RolledBack"
+    assert p.actions == (RollBack("cam-000", "detector", 2, 1, artifact(1).ref),)
+
+
+def test_back_to_an_older_artifact_is_a_new_revision() -> None:
+    status = status_at(current=3, stable=3)
+    status.history[0] = status.history[0].model_copy(update={"revision": 3, "sha256": sha(3)})
+    p = plan([healthy("cam-000", 3)], status=status, art=artifact(1))
+    assert p.status.current_revision == 4 and p.status.history[-1].sha256 == sha(1)
+
+
+def test_history_is_trimmed_but_keeps_the_current_and_stable_records() -> None:
+    status = status_at(current=1, stable=1)
+    devices = [healthy(n, 1) for n in names(3)]
+    for n in range(2, 6):
+        status = plan(
+            devices, spec=make_spec(history_limit=2), status=status, art=artifact(n)
+        ).status
+    assert [r.revision for r in status.history] == [1, 5]  # 1 is still stable
+
+
+def test_numbers_are_never_reused_when_the_status_was_lost() -> None:
+    devices = [healthy("cam-000", 7), healthy("cam-001", 7)]
+    p = plan(devices, status=None, art=artifact(9))
+    assert p.status.current_revision == 8
+
+
+def test_tracking_does_not_change_the_status_it_reads() -> None:
+    status = status_at(current=2, stable=1)
+    before = status.model_dump()
+    progress = track_artifact(
+        RolloutProgress.of(status), artifact(3), history_limit=1, last_wave=2, now=T0
+    )
+    assert progress.current == 3 and status.model_dump() == before
+    assert isinstance(status, EdgeDeploymentStatus)
+    assert [r.revision for r in progress.history] == [1, 3]
+
+
+PROMOTIONS = {
+    "3/0": (3, 0),
+    "12/4": (12, 4),
+    "0": None,
+    "": None,
+    "3/": None,
+    "a/b": None,
+    "3/0/1": None,
+    "-1/0": None,
+}
+
+
+@pytest.mark.parametrize(("value", "parsed"), PROMOTIONS.items(), ids=PROMOTIONS.keys())
+def test_parse_promotion(value: str, parsed: tuple[int, int] | None) -> None:
+    assert parse_promotion(value) == parsed
+
+
+def test_promotion_values_round_trip() -> None:
+    assert parse_promotion(promotion_value(5, 2)) == (5, 2)
+    assert parse_promotion(None) is None

@@ -1,8 +1,9 @@
 """EdgeDeployment rollouts on a fleet of 20 real agents: waves, abort and automatic rollback,
 manual rollback, pause and promote, offline devices, late joiners, operator restarts, slots.
 
-The tests share one fleet and run in order (one xdist group): each leaves the fleet in the
-state the next one starts from, as a day of operations would.
+The tests share one fleet and run in file order: each leaves the fleet in the state the next
+one starts from, as a day of operations would. `make test` runs them in their own sequential
+pytest pass (marker `fleet`), since xdist does not keep the order of a module's tests.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from support.rollouts import (
     slot_of,
 )
 
-pytestmark = [pytest.mark.paddle, pytest.mark.xdist_group("fleet")]
+pytestmark = [pytest.mark.paddle, pytest.mark.fleet]
 MODELFLEET = str(Path(sys.executable).with_name("modelfleet"))
 WAVES = [1, "50%", "100%"]
 BAKE = 3
@@ -114,7 +115,8 @@ def test_good_revision_rolls_out_wave_by_wave(rollouts: Rollouts) -> None:
     assert done["status"]["counts"]["healthy"] == FLEET_SIZE
     devices = _healthy_on(rollouts, "vision", rollouts.artifacts["v1"]["sha256"], FLEET_SIZE)
     times = sorted(assignment_of(d, "vision")["assignedAt"] for d in devices)
-    assert _assignment_waves(devices, "vision") == list(wave_sizes(WAVES, FLEET_SIZE)), " ".join(t[14:19] for t in times)
+    waves = _assignment_waves(devices, "vision")
+    assert waves == list(wave_sizes(WAVES, FLEET_SIZE)), f"assigned at {times}"
     ready = next(c for c in done["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
 

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPECHECK_TREE := build/typecheck
 
-.PHONY: all venv tools crds lint typecheck test test-unit test-integration demo bench clean
+.PHONY: all venv tools crds docs lint typecheck test test-unit test-integration demo bench clean
 
 all: test
 
@@ -24,6 +24,9 @@ tools:
 
 crds: $(STAMP)
 	$(BIN)/python -m modelfleet.api.crdgen crds
+	$(BIN)/python -m modelfleet.api.docgen docs/reference.md
+
+docs: crds
 
 # mypy cannot follow setuptools' editable import hook, so it checks a link tree that puts the
 # role folders where the import root says they are.

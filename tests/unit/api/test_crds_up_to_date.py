@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelfleet.api.crdgen import render_all
+from modelfleet.api.docgen import render as render_reference
 
 
 def test_committed_crds_match_the_models(repo_root: Path) -> None:
@@ -13,3 +14,8 @@ def test_committed_crds_match_the_models(repo_root: Path) -> None:
     assert sorted(committed) == sorted(generated), "run `make crds`"
     for name, text in generated.items():
         assert committed[name] == text, f"crds/{name} is stale: run `make crds`"
+
+
+def test_committed_reference_matches_the_models(repo_root: Path) -> None:
+    committed = (repo_root / "docs" / "reference.md").read_text()
+    assert committed == render_reference(), "docs/reference.md is stale: run `make docs`"

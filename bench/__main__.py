@@ -1,0 +1,96 @@
+"""`python -m bench [--only NAME] [--quick]`: run the benchmarks, write bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.machine import machine_facts
+from bench.report import Section, render_results
+
+BENCH_DIR = Path(__file__).resolve().parent
+NAMES = ("fleet", "distribution", "conversion", "runtime")
+
+
+def _runners(args: argparse.Namespace, work: Path) -> dict[str, Callable[[], Section]]:
+    def fleet() -> Section:
+        from bench import fleet as module
+
+        sizes = (
+            tuple(args.fleet_sizes) if args.fleet_sizes else ((100,) if args.quick else (100, 1000))
+        )
+        skipped = ""
+        if 5000 not in sizes:
+            skipped = (
+                "5,000 devices not run by default: see the note in RESULTS.md "
+                "(`python -m bench --only fleet --fleet-sizes 5000` runs it)."
+            )
+        profile = BENCH_DIR / "profiles" if args.profile else None
+        return module.run(work, sizes=sizes, profile_dir=profile, skipped=skipped)
+
+    def distribution() -> Section:
+        from bench import distribution as module
+
+        return module.run(work, quick=args.quick)
+
+    def conversion() -> Section:
+        from bench import conversion as module
+
+        return module.run(work, quick=args.quick)
+
+    def runtime() -> Section:
+        from bench import runtime as module
+
+        return module.run(work, quick=args.quick)
+
+    return {
+        "fleet": fleet,
+        "distribution": distribution,
+        "conversion": conversion,
+        "runtime": runtime,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", choices=NAMES, action="append", help="run only this benchmark")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer iterations")
+    parser.add_argument("--fleet-sizes", type=int, nargs="+", help="fleet sizes (default 100 1000)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the operator (fleet)")
+    parser.add_argument(
+        "--output", type=Path, default=BENCH_DIR / "RESULTS.md", help="where to write the results"
+    )
+    args = parser.parse_args(argv)
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    facts = machine_facts()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    selected = args.only or list(NAMES)
+    sections: list[Section] = []
+    with tempfile.TemporaryDirectory(prefix="modelfleet-bench-") as tmp:
+        runners = _runners(args, Path(tmp))
+        for name in NAMES:
+            if name not in selected:
+                continue
+            print(f"== {name}", flush=True)
+            started = time.monotonic()
+            section = runners[name]()
+            section.seconds = time.monotonic() - started
+            sections.append(section)
+            args.output.write_text(
+                render_results(
+                    command=command.strip(), date=date, machine=facts.lines(), sections=sections
+                )
+            )
+            print(f"== {name} done in {section.seconds:.0f} s", flush=True)
+    print(f"results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Benchmark 3: ModelFleet convert + validate wall time against raw paddle2onnx plus a minimal
+numpy comparison, on the same model; and the cache hit (a second convert of the same request).
+
+ModelFleet side: the Job entrypoints exactly as a Job runs them, `modelfleet-worker convert
+--request JSON` then `modelfleet-worker validate --request JSON`, against a real MinIO holding
+the source (each a fresh process, as each Job is a fresh container). Validation runs the
+request's defaults (16 samples) with its latency benchmark cut to warmup 0 / 1 iteration, so
+both sides do the same work: convert, run 16 seeded samples through Paddle Inference and ONNX
+Runtime, compare. A second row keeps the product default benchmark (5 warmup, 50 iterations).
+
+Raw side: one fresh Python process (`bench.raw_convert`) that calls `paddle2onnx.export` and
+compares 16 seeded samples with numpy. Both sides are timed from outside, process start to
+exit, so interpreter and import costs count on both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.models import ARCHITECTURES, build
+from bench.report import Section, Table, fmt
+from bench.stats import meets, ratio
+
+TARGET_RATIO = 1.2
+SAMPLES = 16
+
+
+def _timed(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    with log.open("ab") as out:
+        code = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    return time.perf_counter() - started, code.returncode
+
+
+def _request(uri: str, model_inputs: list[dict[str, object]], bucket: str, *, bench: bool) -> str:
+    validation: dict[str, object] = {"samples": SAMPLES, "seed": 0}
+    if not bench:
+        validation["benchmark"] = {"warmup": 0, "iterations": 1}
+    return json.dumps(
+        {
+            "source": {"uri": uri},
+            "inputs": model_inputs,
+            "target": {"format": "onnx", "opset": 17},
+            "validation": validation,
+            "bucket": bucket,
+        }
+    )
+
+
+def run(work: Path, *, quick: bool) -> Section:
+    from modelfleet.devenv.environment import dev_environment
+    from modelfleet.storage import Storage
+
+    section = Section("conversion", "3. Conversion: ModelFleet convert + validate vs raw")
+    table = Table(
+        "Wall time per model (s), each step a fresh process",
+        (
+            "model",
+            "MF convert",
+            "MF validate",
+            "MF total",
+            "raw paddle2onnx + numpy",
+            "ratio MF / raw",
+            "MF validate, default benchmark (5+50)",
+            "ratio with default benchmark",
+            "cache hit (2nd convert)",
+            "cache hit / 1st convert",
+        ),
+    )
+    worker = str(Path(sys.executable).with_name("modelfleet-worker"))
+    architectures = ARCHITECTURES[:1] if quick else ARCHITECTURES
+    ratios: list[float] = []
+    logs = work / "conversion-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with dev_environment(work / "conversion", kubernetes=False) as env:
+        assert env.s3 is not None
+        storage = Storage.from_env(env.env())
+        child_env = {**os.environ, **env.env()}
+        for name in architectures:
+            model = build(name, work / "models" / name)
+            prefix = f"sources/{name}/"
+            for path in (model.model_file, model.params_file):
+                storage.put_file(prefix + path.name, path)
+            uri = storage.uri(prefix)
+            inputs = [spec.to_wire() for spec in model.inputs]
+            log = logs / f"{name}.log"
+            request = _request(uri, inputs, env.s3.bucket, bench=False)
+            term = str(work / f"{name}.termination")
+            convert_s, c1 = _timed(
+                [worker, "convert", "--request", request, "--termination-log", term], child_env, log
+            )
+            validate_s, c2 = _timed(
+                [worker, "validate", "--request", request, "--termination-log", term],
+                child_env,
+                log,
+            )
+            cached_s, c3 = _timed(
+                [worker, "convert", "--request", request, "--termination-log", term], child_env, log
+            )
+            cached = "cache hit" in log.read_text(errors="replace")
+            default_request = _request(uri, inputs, env.s3.bucket, bench=True)
+            validate_default_s, c4 = _timed(
+                [worker, "validate", "--request", default_request, "--termination-log", term],
+                child_env,
+                log,
+            )
+            raw_s, c5 = _timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.raw_convert",
+                    str(model.model_file),
+                    str(model.params_file),
+                    str(work / f"{name}-raw.onnx"),
+                    json.dumps(inputs),
+                    str(SAMPLES),
+                ],
+                child_env,
+                log,
+            )
+            codes = (c1, c2, c3, c4, c5)
+            if any(codes):
+                section.notes.append(f"{name}: non-zero exit codes {codes}; see {log}")
+            total = convert_s + validate_s
+            ratios.append(ratio(total, raw_s))
+            table.add(
+                name,
+                convert_s,
+                validate_s,
+                total,
+                raw_s,
+                ratio(total, raw_s),
+                validate_default_s,
+                ratio(convert_s + validate_default_s, raw_s),
+                f"{fmt(cached_s)}{'' if cached else ' (no cache hit logged!)'}",
+                ratio(cached_s, convert_s),
+            )
+    section.tables.append(table)
+    worst = max(ratios) if ratios else float("nan")
+    section.target(
+        "convert+validate / raw paddle2onnx+numpy (worst model)",
+        f"{fmt(worst)}x",
+        f"<= {TARGET_RATIO}x",
+        meets(worst, TARGET_RATIO, higher_is_better=False),
+    )
+    section.notes += [
+        "MF = ModelFleet's Job entrypoints (`modelfleet-worker convert|validate --request`) "
+        "against MinIO: they also download the source, check it, run onnx.checker and an ORT "
+        "load, upload model + manifest, write report.json and probe.npz.",
+        f"Both sides compare {SAMPLES} seeded samples (Paddle Inference vs ONNX Runtime).",
+        "Cache hit = the same convert request again: the worker finds the manifest of the "
+        "content-addressed artifact and converts nothing (the operator skips the Job entirely "
+        "in that case; this measures the worker's own check).",
+    ]
+    return section

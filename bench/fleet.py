@@ -1,0 +1,577 @@
+"""Benchmark 1: the fleet control plane under a rollout with zero bake time.
+
+Real etcd + kube-apiserver + MinIO (`dev_environment`), the real operator process
+(`start_operator`), and `simulator.Simulator` devices in this process. Per fleet size the
+devices register once; then one rollout per status pattern, each with a freshly started
+operator (so its CPU and peak RSS belong to that rollout alone):
+
+1. rollout of revision 1 (pinned artifact A) with the agent's pattern of today (4 writes);
+2. rollout of revision 2 (pinned artifact B) with the coalesced pattern (2 writes).
+
+How the numbers are taken:
+- Writes: the device side counts its own calls (status patches; lease renewals separately).
+  The operator's writes are counted from a watch this process keeps on EdgeDevices and
+  EdgeDeployments: a device event whose `metadata.generation` moved is a spec write, which
+  only the rollout controller makes; every EdgeDeployment event without a generation change
+  is a status write by the operator (nothing else writes it during the run). A watch delivers
+  every resourceVersion, so nothing is coalesced away.
+- Times are when the watch event reached this process (time.time()): assignment = the first
+  event where `spec.models[slot].revision` is the new one; healthy = the first event where the
+  slot reports Healthy with `activeRevision` = the new one. Rollout time = first assignment →
+  last healthy; device updates per minute = devices / rollout time x 60.
+- Wave-advance latency: last device of wave w healthy → first device of wave w+1 assigned; the
+  waves are the first k assigned devices, k from `operator.waves.wave_sizes`.
+- CPU: utime+stime of each process over the rollout window, from /proc/<pid>/stat; operator
+  peak RSS is its VmHWM (since its start) from /proc/<pid>/status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.machine import cpu_seconds, peak_rss_mib
+from bench.report import Section, Table, fmt
+from bench.simulator import GROUP_PATH, MERGE, Credentials, Kube, Simulator
+from bench.stats import meets, per_minute, percentile, ratio, wave_advance_latencies
+
+NAMESPACE = "bench"
+SLOT = "detector"
+DEPLOYMENT = "detector"
+WAVES: list[int | str] = ["1%", "10%", "50%", "100%"]
+TARGET_UPDATES_PER_MIN = 10_000.0
+TARGET_WRITES_PER_DEVICE = 3.0
+TARGET_WAVE_ADVANCE_S = 1.0
+
+
+@dataclass
+class Recorder:
+    """What a watch on EdgeDevices and EdgeDeployments saw, with receive times."""
+
+    slot: str
+    assigned: dict[int, dict[str, float]] = field(default_factory=dict)
+    healthy: dict[int, dict[str, float]] = field(default_factory=dict)
+    device_spec_writes: list[float] = field(default_factory=list)
+    device_status_writes: list[float] = field(default_factory=list)
+    deployment_status_writes: list[float] = field(default_factory=list)
+    generations: dict[str, int] = field(default_factory=dict)
+    deployment: dict[str, Any] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def device_event(self, received: float, event: dict[str, Any]) -> None:
+        body = event["object"]
+        name = body["metadata"]["name"]
+        generation = int(body["metadata"].get("generation", 0))
+        if event["type"] == "MODIFIED":
+            if generation != self.generations.get(name):
+                self.device_spec_writes.append(received)
+            else:
+                self.device_status_writes.append(received)
+        self.generations[name] = generation
+        assignment = ((body.get("spec") or {}).get("models") or {}).get(self.slot)
+        if assignment:
+            self.assigned.setdefault(int(assignment["revision"]), {}).setdefault(name, received)
+        status = ((body.get("status") or {}).get("slots") or {}).get(self.slot) or {}
+        if status.get("phase") == "Healthy" and status.get("activeRevision") is not None:
+            revision = int(status["activeRevision"])
+            self.healthy.setdefault(revision, {}).setdefault(name, received)
+
+    def deployment_event(self, received: float, event: dict[str, Any]) -> None:
+        body = event["object"]
+        generation = int(body["metadata"].get("generation", 0))
+        if event["type"] == "MODIFIED" and generation == self.deployment.get("generation"):
+            self.deployment_status_writes.append(received)
+        self.deployment = {"generation": generation, "status": body.get("status") or {}}
+        self.changed.set()
+
+    async def wait(self, done: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done(self.deployment):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout=min(left, 1.0))
+        return True
+
+
+@dataclass
+class RolloutResult:
+    devices: int
+    pattern: str
+    revision: int
+    completed: bool
+    end_to_end_s: float
+    rollout_s: float
+    healthy: int
+    operator_device_writes: int
+    operator_status_writes: int
+    device_status_writes: int
+    apiserver_seen_status_writes: int
+    lease_renewals: int
+    wave_latencies: list[float]
+    cpu_s: dict[str, float]
+    operator_peak_rss_mib: float
+    register_s: float
+
+    @property
+    def updates_per_min(self) -> float:
+        return per_minute(self.healthy, self.rollout_s)
+
+    def per_device(self, count: int) -> float:
+        return ratio(count, self.devices)
+
+    @property
+    def writes_per_device(self) -> float:
+        return self.per_device(
+            self.operator_device_writes + self.operator_status_writes + self.device_status_writes
+        )
+
+    @property
+    def wave_advance_max(self) -> float:
+        return max(self.wave_latencies) if self.wave_latencies else float("nan")
+
+
+def _find_pids(run_dir: Path) -> dict[str, int]:
+    """The server processes of this run, by a path of the run dir in their command line."""
+    marks = {
+        "kube-apiserver": f"--cert-dir={run_dir / 'pki'}",
+        "etcd": f"--data-dir={run_dir / 'etcd-data'}",
+        "minio": str(run_dir / "minio-data"),
+    }
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        for name, mark in marks.items():
+            if mark in cmdline and name in cmdline.split(" ", 1)[0]:
+                found[name] = int(entry.name)
+    return found
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    readings = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            readings[name] = cpu_seconds(pid)
+    return readings
+
+
+def _in(times: list[float], start: float, end: float) -> int:
+    return sum(1 for t in times if start <= t <= end)
+
+
+def _artifact_body(storage: Any, key: str, payload: bytes) -> dict[str, str]:
+    storage.put_bytes(key, payload)
+    return {"uri": storage.uri(key), "sha256": hashlib.sha256(payload).hexdigest()}
+
+
+async def _wait_idle(pid: int, *, quiet: float = 0.15, limit: float = 60.0) -> None:
+    """Until the process uses less than `quiet` CPU seconds per second (its start-up list and
+    first planning passes are over), at most `limit` seconds."""
+    deadline = time.monotonic() + limit
+    await asyncio.sleep(2.0)
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(1.0)
+        if cpu_seconds(pid) - before < quiet:
+            return
+
+
+async def _scenario(
+    *,
+    devices: int,
+    patterns: tuple[str, ...],
+    run_dir: Path,
+    env: dict[str, str],
+    credentials: Credentials,
+    artifacts: list[dict[str, str]],
+    timeout: float,
+    profile_dir: Path | None,
+) -> list[RolloutResult]:
+    from modelfleet.devenv.components import start_operator
+
+    kube = Kube(credentials, connections=64)
+    watcher = Kube(credentials, connections=4)
+    sim = Simulator(kube, namespace=NAMESPACE, slot=SLOT, pattern=patterns[0])
+    recorder = Recorder(SLOT)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    results: list[RolloutResult] = []
+    deployments_path = f"{GROUP_PATH}/namespaces/{NAMESPACE}/edgedeployments"
+
+    async def follow(path: str, handle: Callable[[float, dict[str, Any]], None]) -> None:
+        version = await watcher.list_version(path)
+        async for received, event in watcher.watch(path, version, stop):
+            handle(received, event)
+
+    try:
+        started = time.monotonic()
+        await sim.register(devices)
+        register_s = time.monotonic() - started
+        tasks.append(asyncio.create_task(follow(sim.devices_path, recorder.device_event)))
+        tasks.append(asyncio.create_task(follow(deployments_path, recorder.deployment_event)))
+        sim.start()
+        pids = _find_pids(run_dir)
+        pids["bench (simulator + recorder)"] = os.getpid()
+        for index, pattern in enumerate(patterns):
+            operator = await asyncio.to_thread(
+                start_operator, run_dir, env, name=f"operator-{devices}-{pattern}"
+            )
+            profiler = None
+            try:
+                await _wait_idle(operator.pid)
+                sim.pattern = pattern
+                calls_before = sim.kube.counters.snapshot()
+                cpu_pids = {**pids, "operator": operator.pid}
+                cpu_before = _cpu(cpu_pids)
+                if profile_dir is not None:
+                    profiler = await _start_profiler(
+                        operator.pid, profile_dir / f"operator-{devices}-{pattern}.txt"
+                    )
+                t0 = time.time()
+                artifact = artifacts[index % len(artifacts)]
+                if index == 0:
+                    body = {
+                        "apiVersion": "modelfleet.io/v1alpha1",
+                        "kind": "EdgeDeployment",
+                        "metadata": {"name": DEPLOYMENT},
+                        "spec": {
+                            "model": {**artifact, "format": "onnx"},
+                            "selector": {"matchLabels": {"hardware": "cpu"}},
+                            "strategy": {
+                                "waves": WAVES,
+                                "maxInFlight": "100%",
+                                "bakeSeconds": 0,
+                            },
+                        },
+                    }
+                    _, written = await kube.request("deploy", "POST", deployments_path, body)
+                else:
+                    _, written = await kube.request(
+                        "deploy",
+                        "PATCH",
+                        f"{deployments_path}/{DEPLOYMENT}",
+                        {"spec": {"model": {**artifact, "format": "onnx"}}},
+                        headers=MERGE,
+                    )
+                generation = int(written["metadata"]["generation"])
+                previous = (written.get("status") or {}).get("currentRevision")
+
+                def done(
+                    seen: dict[str, Any], generation: int = generation, prev: Any = previous
+                ) -> bool:
+                    status = seen.get("status") or {}
+                    return bool(
+                        status.get("phase") == "Succeeded"
+                        and status.get("observedGeneration") == generation
+                        and status.get("currentRevision") not in (None, prev)
+                    )
+
+                completed = await recorder.wait(done, timeout)
+                t_end = time.time()
+                await asyncio.sleep(0.5)  # late writes of the last pass still count
+                cpu_after = _cpu(cpu_pids)
+                peak = peak_rss_mib(operator.pid)
+                calls_after = sim.kube.counters.snapshot()
+            finally:
+                if profiler is not None:
+                    await _stop_profiler(profiler)
+                await asyncio.to_thread(operator.stop)
+            revision = int(
+                recorder.deployment.get("status", {}).get("currentRevision") or index + 1
+            )
+            results.append(
+                _result(
+                    recorder,
+                    devices=devices,
+                    pattern=pattern,
+                    revision=revision,
+                    completed=completed,
+                    window=(t0, t_end + 0.5),
+                    calls=(calls_before, calls_after),
+                    cpu={k: cpu_after.get(k, 0.0) - v for k, v in cpu_before.items()},
+                    peak=peak,
+                    register_s=register_s,
+                )
+            )
+    finally:
+        stop.set()
+        await sim.close()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await kube.close()
+        await watcher.close()
+    return results
+
+
+async def _start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process | None:
+    """py-spy on the operator for the rollout (if py-spy is installed): a text flame summary."""
+    import shutil
+    import sys
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50",
+        "--output", str(out), "--nonblocking",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def _stop_profiler(process: asyncio.subprocess.Process) -> None:
+    import signal
+
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), timeout=30)
+
+
+def _result(
+    recorder: Recorder,
+    *,
+    devices: int,
+    pattern: str,
+    revision: int,
+    completed: bool,
+    window: tuple[float, float],
+    calls: tuple[dict[str, int], dict[str, int]],
+    cpu: dict[str, float],
+    peak: float,
+    register_s: float,
+) -> RolloutResult:
+    from modelfleet.operator.waves import wave_sizes
+
+    start, end = window
+    assigned = recorder.assigned.get(revision, {})
+    healthy = recorder.healthy.get(revision, {})
+    order = sorted(assigned, key=lambda name: assigned[name])
+    assigned_times = [assigned[name] for name in order]
+    healthy_by_position = {i: healthy[name] for i, name in enumerate(order) if name in healthy}
+    rollout_s = (
+        max(healthy.values()) - min(assigned_times) if healthy and assigned_times else float("nan")
+    )
+    before, after = calls
+    latencies = wave_advance_latencies(
+        wave_sizes(WAVES, devices), assigned_times, healthy_by_position
+    )
+    return RolloutResult(
+        devices=devices,
+        pattern=pattern,
+        revision=revision,
+        completed=completed,
+        end_to_end_s=end - 0.5 - start,
+        rollout_s=rollout_s,
+        healthy=len(healthy),
+        operator_device_writes=_in(recorder.device_spec_writes, start, end),
+        operator_status_writes=_in(recorder.deployment_status_writes, start, end),
+        device_status_writes=after.get("status", 0) - before.get("status", 0),
+        apiserver_seen_status_writes=_in(recorder.device_status_writes, start, end),
+        lease_renewals=after.get("lease", 0) - before.get("lease", 0),
+        wave_latencies=latencies,
+        cpu_s=cpu,
+        operator_peak_rss_mib=peak,
+        register_s=register_s,
+    )
+
+
+def run_size(
+    devices: int, work: Path, *, patterns: tuple[str, ...], profile_dir: Path | None
+) -> list[RolloutResult]:
+    from modelfleet.devenv.environment import dev_environment
+    from modelfleet.kube import api_client
+    from modelfleet.storage import Storage
+
+    run_dir = work / f"fleet-{devices}"
+    with dev_environment(run_dir, kubernetes=True, object_storage=True) as env:
+        assert env.apiserver is not None
+        from kubernetes import client
+
+        with api_client(env.apiserver.kubeconfig) as api:
+            client.CoreV1Api(api).create_namespace(
+                client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE))
+            )
+        storage = Storage.from_env(env.env())
+        artifacts = [
+            _artifact_body(storage, f"bench/{name}/model.onnx", os.urandom(4096))
+            for name in ("a", "b")
+        ]
+        pki = env.apiserver.pki
+        credentials = Credentials(env.apiserver.url, pki.ca_cert, pki.admin_cert, pki.admin_key)
+        return asyncio.run(
+            _scenario(
+                devices=devices,
+                patterns=patterns,
+                run_dir=run_dir,
+                env=env.env(),
+                credentials=credentials,
+                artifacts=artifacts,
+                timeout=max(120.0, devices * 0.5),
+                profile_dir=profile_dir,
+            )
+        )
+
+
+def run(
+    work: Path, *, sizes: tuple[int, ...], profile_dir: Path | None = None, skipped: str = ""
+) -> Section:
+    section = Section("fleet", "1. Fleet control plane: rollout with zero bake time")
+    results: list[RolloutResult] = []
+    for devices in sizes:
+        results.extend(
+            run_size(devices, work, patterns=("agent", "coalesced"), profile_dir=profile_dir)
+        )
+    _render(section, results)
+    if skipped:
+        section.notes.append(skipped)
+    return section
+
+
+def _render(section: Section, results: list[RolloutResult]) -> None:
+    main = Table(
+        "Rollout (waves 1%/10%/50%/100%, maxInFlight 100%, bakeSeconds 0)",
+        (
+            "devices",
+            "status pattern",
+            "done",
+            "first assigned → last healthy (s)",
+            "device updates/min",
+            "spec write → Succeeded (s)",
+            "wave advance p50 / max (s)",
+            "register (s)",
+        ),
+    )
+    writes = Table(
+        "API writes per device per rollout (leases separately)",
+        (
+            "devices",
+            "pattern",
+            "operator: EdgeDevice spec",
+            "operator: EdgeDeployment status (per device)",
+            "device: status (client count)",
+            "device: status (seen by watch)",
+            "total writes/device",
+            "lease renewals/device during rollout",
+        ),
+    )
+    cost = Table(
+        "CPU seconds during the rollout window and operator memory",
+        (
+            "devices",
+            "pattern",
+            "operator CPU s",
+            "operator CPU ms/device",
+            "operator peak RSS MiB",
+            "kube-apiserver CPU s",
+            "etcd CPU s",
+            "simulator+recorder CPU s",
+        ),
+    )
+    for r in results:
+        lat = r.wave_latencies
+        main.add(
+            r.devices,
+            r.pattern,
+            r.completed,
+            r.rollout_s,
+            r.updates_per_min,
+            r.end_to_end_s,
+            f"{fmt(percentile(lat, 50))} / {fmt(r.wave_advance_max)}",
+            r.register_s,
+        )
+        writes.add(
+            r.devices,
+            r.pattern,
+            r.per_device(r.operator_device_writes),
+            r.per_device(r.operator_status_writes),
+            r.per_device(r.device_status_writes),
+            r.per_device(r.apiserver_seen_status_writes),
+            r.writes_per_device,
+            r.per_device(r.lease_renewals),
+        )
+        cpu = r.cpu_s
+        cost.add(
+            r.devices,
+            r.pattern,
+            cpu.get("operator", float("nan")),
+            ratio(cpu.get("operator", float("nan")) * 1000, r.devices),
+            r.operator_peak_rss_mib,
+            cpu.get("kube-apiserver", float("nan")),
+            cpu.get("etcd", float("nan")),
+            cpu.get("bench (simulator + recorder)", float("nan")),
+        )
+    section.tables += [main, writes, cost]
+    sizes = sorted({r.devices for r in results})
+    if len(sizes) > 1:
+        growth = Table(
+            f"Growth from {sizes[0]:,} to {sizes[-1]:,} devices (ratio, x{sizes[-1] // sizes[0]} "
+            "devices)",
+            ("pattern", "rollout time", "updates/min", "operator CPU", "operator peak RSS",
+             "writes/device"),
+        )  # fmt: skip
+        for pattern in ("agent", "coalesced"):
+            small = next(
+                (r for r in results if r.devices == sizes[0] and r.pattern == pattern), None
+            )
+            large = next(
+                (r for r in results if r.devices == sizes[-1] and r.pattern == pattern), None
+            )
+            if small and large:
+                growth.add(
+                    pattern,
+                    ratio(large.rollout_s, small.rollout_s),
+                    ratio(large.updates_per_min, small.updates_per_min),
+                    ratio(large.cpu_s.get("operator", 0.0), small.cpu_s.get("operator", 0.0)),
+                    ratio(large.operator_peak_rss_mib, small.operator_peak_rss_mib),
+                    ratio(large.writes_per_device, small.writes_per_device),
+                )
+        section.tables.append(growth)
+    top = max(sizes) if sizes else 0
+    for r in results:
+        if r.devices != top:
+            continue
+        label = f"{r.devices:,} devices, {r.pattern}"
+        section.target(
+            f"device updates/min ({label})",
+            fmt(r.updates_per_min),
+            f">= {TARGET_UPDATES_PER_MIN:,.0f}",
+            meets(r.updates_per_min, TARGET_UPDATES_PER_MIN, higher_is_better=True),
+        )
+        section.target(
+            f"API writes/device, leases excluded ({label})",
+            fmt(r.writes_per_device),
+            f"<= {TARGET_WRITES_PER_DEVICE:g}",
+            meets(r.writes_per_device, TARGET_WRITES_PER_DEVICE, higher_is_better=False),
+        )
+        section.target(
+            f"wave advance, worst ({label})",
+            f"{fmt(r.wave_advance_max)} s",
+            f"<= {TARGET_WAVE_ADVANCE_S:g} s",
+            meets(r.wave_advance_max, TARGET_WAVE_ADVANCE_S, higher_is_better=False),
+        )
+    section.notes += [
+        "Simulated devices share one namespace-wide watch (see bench/simulator.py); leases are "
+        "renewed every 10 s as the agent's default (40 s lease, a quarter of it).",
+        "The second rollout of each size (coalesced) is a new revision over the first: it has a "
+        "stable revision, so the planner also keeps devices on stable; each rollout has its own, "
+        "freshly started and idle operator process.",
+        "Operator writes are counted from a watch (generation changes on EdgeDevices = spec "
+        "writes; EdgeDeployment events without a generation change = status writes).",
+    ]

@@ -1,0 +1,129 @@
+"""The benchmark's three architectures, built with Paddle and saved as inference models the way
+`modelfleet.samples` saves its samples (`paddle.jit.save` → inference.json + .pdiparams):
+
+- `mobilenet`: a MobileNet-like CNN (depthwise-separable conv + bn + relu6 blocks), 3x64x64;
+- `mlp`: a 4-layer linear+relu MLP, 256 features;
+- `transformer`: a 2-layer transformer encoder (4 heads, d=128) over 32 tokens, classifying the
+  mean-pooled sequence.
+
+All are untrained (seeded weights): latency and agreement do not need accuracy. Building needs
+paddlepaddle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modelfleet.api.conversion import InputSpec
+from modelfleet.samples import PREFIX, SampleModel
+
+ARCHITECTURES = ("mobilenet", "mlp", "transformer")
+
+
+def _mobilenet() -> tuple[Any, list[InputSpec]]:
+    import paddle
+    from paddle import nn
+
+    def kaiming() -> Any:
+        return paddle.ParamAttr(initializer=nn.initializer.KaimingNormal())
+
+    def separable(cin: int, cout: int, stride: int) -> list[Any]:
+        return [
+            nn.Conv2D(
+                cin,
+                cin,
+                3,
+                stride=stride,
+                padding=1,
+                groups=cin,
+                weight_attr=kaiming(),
+                bias_attr=False,
+            ),
+            nn.BatchNorm2D(cin),
+            nn.ReLU6(),
+            nn.Conv2D(cin, cout, 1, weight_attr=kaiming(), bias_attr=False),
+            nn.BatchNorm2D(cout),
+            nn.ReLU6(),
+        ]
+
+    class MobileNetLike(nn.Layer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            layers = [
+                nn.Conv2D(3, 16, 3, stride=2, padding=1, weight_attr=kaiming(), bias_attr=False)
+            ]
+            layers += [nn.BatchNorm2D(16), nn.ReLU6()]
+            for cin, cout, stride in ((16, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2),
+                                      (128, 128, 1), (128, 256, 2)):  # fmt: skip
+                layers += separable(cin, cout, stride)
+            self.features = nn.Sequential(*layers)
+            self.pool = nn.AdaptiveAvgPool2D(1)
+            self.head = nn.Linear(256, 100)
+
+        def forward(self, image: Any) -> Any:
+            return self.head(self.pool(self.features(image)).flatten(1))
+
+    spec = InputSpec(name="image", shape=[1, 3, 64, 64], range=[0.0, 1.0])
+    return MobileNetLike(), [spec]
+
+
+def _mlp() -> tuple[Any, list[InputSpec]]:
+    from paddle import nn
+
+    model = nn.Sequential(
+        nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+        nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10),
+    )  # fmt: skip
+    return model, [InputSpec(name="features", shape=[1, 256], range=[-1.0, 1.0])]
+
+
+def _transformer() -> tuple[Any, list[InputSpec]]:
+    from paddle import nn
+
+    class Encoder(nn.Layer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(
+                d_model=128, nhead=4, dim_feedforward=256, dropout=0.0, activation="gelu"
+            )
+            self.encoder = nn.TransformerEncoder(layer, num_layers=2)
+            self.head = nn.Linear(128, 16)
+
+        def forward(self, tokens: Any) -> Any:
+            return self.head(self.encoder(tokens).mean(axis=1))
+
+    return Encoder(), [InputSpec(name="tokens", shape=[1, 32, 128], range=[-1.0, 1.0])]
+
+
+BUILDERS: dict[str, Callable[[], tuple[Any, list[InputSpec]]]] = {
+    "mobilenet": _mobilenet,
+    "mlp": _mlp,
+    "transformer": _transformer,
+}
+
+
+def build(name: str, out_dir: Path, seed: int = 0) -> SampleModel:
+    """Build architecture `name` with seeded weights and save it under `out_dir`."""
+    import paddle
+
+    paddle.seed(seed)
+    model, specs = BUILDERS[name]()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    input_spec = [paddle.static.InputSpec(s.shape, s.dtype, s.name) for s in specs]
+    paddle.jit.save(model, str(out_dir / PREFIX), input_spec=input_spec)
+    model_file = out_dir / f"{PREFIX}.json"
+    if not model_file.exists():
+        model_file = out_dir / f"{PREFIX}.pdmodel"
+    (out_dir / f"{PREFIX}.pdiparams.info").unlink(missing_ok=True)
+    return SampleModel(
+        name=name,
+        model_dir=out_dir,
+        model_file=model_file,
+        params_file=out_dir / f"{PREFIX}.pdiparams",
+        inputs=tuple(specs),
+        output_count=1,
+        seed=seed,
+    )

@@ -1,0 +1,141 @@
+"""Benchmark 4: Paddle Inference vs ONNX Runtime fp32 / fp16 / int8, per architecture.
+
+The ONNX artifacts are made by ModelFleet's own conversion (`workers.convert.convert_model`,
+which runs paddle2onnx in a child process; fp16 and static int8 with seeded synthetic
+calibration, as `modelfleet convert --to onnx-int8` without a dataset). Latency: batch 1, one
+intra-op thread on every runtime (the machine is shared; one thread is the stable comparison),
+`warmup` untimed runs then `iterations` timed ones, each timed alone with perf_counter.
+Agreement: top-1 (argmax of the output) of the fp16/int8 model vs the fp32 model and vs Paddle,
+over `agreement_samples` seeded inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.models import ARCHITECTURES, build
+from bench.report import Section, Table
+from bench.stats import percentile, ratio
+
+Array = npt.NDArray[Any]
+
+
+def _feeds(specs: Any, seed: int) -> dict[str, Array]:
+    rng = np.random.default_rng(seed)
+    return {s.name: rng.uniform(*(s.range or (0.0, 1.0)), s.shape).astype(s.dtype) for s in specs}
+
+
+def _latencies(call: Callable[[], Any], warmup: int, iterations: int) -> list[float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000.0)
+    return times
+
+
+def _top1(outputs: list[Array]) -> Array:
+    return np.asarray([int(np.argmax(o.reshape(-1))) for o in outputs])
+
+
+def run(work: Path, *, quick: bool) -> Section:
+    from modelfleet.api.conversion import Target
+    from modelfleet.workers.convert import Calibration, convert_model
+    from modelfleet.workers.datasets import seeded_samples
+    from modelfleet.workers.jobs import CALIBRATION_SEED_OFFSET, SYNTHETIC_CALIBRATION_SAMPLES
+    from modelfleet.workers.runtimes import OrtRunner, PaddleRunner
+    from modelfleet.workers.sources import locate_source
+
+    warmup, iterations = (5, 50) if quick else (20, 300)
+    agreement_samples = 50 if quick else 200
+    section = Section("runtime", "4. Runtime: Paddle Inference vs ONNX Runtime fp32/fp16/int8")
+    latency = Table(
+        f"Latency per inference, batch 1, 1 thread (ms; {iterations} timed runs after {warmup})",
+        ("model", "runtime", "p50", "p99", "p50 vs Paddle", "model size (KiB)", "size vs fp32"),
+    )
+    agreement = Table(
+        f"Top-1 agreement over {agreement_samples} seeded inputs",
+        ("model", "format", "vs ONNX fp32", "vs Paddle", "max abs diff vs fp32"),
+    )
+    for name in ARCHITECTURES:
+        sample = build(name, work / "runtime-models" / name)
+        source = locate_source(sample.model_dir)
+        specs = list(sample.inputs)
+        calibration = Calibration(
+            seeded_samples(
+                specs,
+                seed=CALIBRATION_SEED_OFFSET,
+                count=SYNTHETIC_CALIBRATION_SAMPLES,
+                batch_size=1,
+            ),
+            "synthetic",
+        )
+        paths: dict[str, Path] = {}
+        for fmt in ("onnx", "onnx-fp16", "onnx-int8"):
+            target = Target.model_validate({"format": fmt, "opset": 17})
+            result = convert_model(
+                source,
+                target,
+                work / "runtime-artifacts" / name / fmt,
+                specs=specs,
+                calibration=calibration if fmt == "onnx-int8" else None,
+            )
+            paths[fmt] = result.model_path
+        paddle = PaddleRunner(source, threads=1)
+        runners: dict[str, Any] = {"paddle": paddle}
+        runners |= {fmt: OrtRunner(path, threads=1) for fmt, path in paths.items()}
+        feeds = _feeds(specs, 0)
+        medians: dict[str, float] = {}
+        fp32_size = paths["onnx"].stat().st_size
+        params_size = sample.params_file.stat().st_size + sample.model_file.stat().st_size
+        for label, runner in runners.items():
+            runner_feeds: Mapping[str, Array] = feeds
+            times = _latencies(lambda r=runner, f=runner_feeds: r.run(f), warmup, iterations)
+            medians[label] = percentile(times, 50)
+            size = params_size if label == "paddle" else paths[label].stat().st_size
+            latency.add(
+                name,
+                "Paddle Inference" if label == "paddle" else f"ORT {label}",
+                medians[label],
+                percentile(times, 99),
+                ratio(medians[label], medians["paddle"]),
+                size / 1024,
+                ratio(size, fp32_size),
+            )
+        outputs: dict[str, list[Array]] = {label: [] for label in runners}
+        for seed in range(agreement_samples):
+            sample_feeds = _feeds(specs, 1000 + seed)
+            for label, runner in runners.items():
+                outputs[label].append(runner.run(sample_feeds)[0])
+        top1 = {label: _top1(values) for label, values in outputs.items()}
+        for fmt in ("onnx", "onnx-fp16", "onnx-int8"):
+            diff = max(
+                float(np.max(np.abs(a.astype(np.float32) - b.astype(np.float32))))
+                for a, b in zip(outputs[fmt], outputs["onnx"], strict=True)
+            )
+            agreement.add(
+                name,
+                fmt,
+                float(np.mean(top1[fmt] == top1["onnx"])),
+                float(np.mean(top1[fmt] == top1["paddle"])),
+                diff,
+            )
+    section.tables += [latency, agreement]
+    section.notes += [
+        "Paddle size = inference.json + inference.pdiparams; ONNX sizes are model.onnx as "
+        "ModelFleet publishes it.",
+        "int8 = static QDQ quantization calibrated on seeded synthetic samples (no dataset), the "
+        "models are untrained: agreement shows quantization noise against argmax margins of "
+        "random weights, a pessimistic proxy for a trained model.",
+        "fp16 on a CPU without native fp16 arithmetic runs with casts; its latency is "
+        "expected to be worse than fp32 here (fp16 targets GPUs/NPUs).",
+    ]
+    return section

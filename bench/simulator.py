@@ -1,0 +1,312 @@
+"""A fleet of simulated devices in one asyncio loop, making the agent's API calls.
+
+Per device, as `agent/devices.py` and `agent/heartbeats.py` do: create the EdgeDevice (labels
+set once), write its facts to status, create the `coordination.k8s.io` Lease named after it
+and renew it every `lease_interval` seconds (merge patch of renewTime). When the device's
+`spec.models[slot]` names a revision it has not handled, it reports the status phases of
+`pattern` as whole-slot merge patches on the status subresource, one after the other, with
+no real download, verify or probe in between.
+
+One difference from real agents, on purpose: the devices share one namespace-wide watch
+instead of one field-selected watch each (a thousand watches from one Python process would
+measure this process, not the control plane). The apiserver therefore fans out fewer watch
+events than a real fleet would make it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+GROUP_PATH = "/apis/modelfleet.io/v1alpha1"
+LEASE_PATH = "/apis/coordination.k8s.io/v1"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+PATTERNS: dict[str, tuple[str, ...]] = {
+    "agent": ("Downloading", "Verifying", "Activating", "Healthy"),
+    "coalesced": ("Downloading", "Healthy"),
+}
+"""Status writes per rollout: `agent` is what agent/runner.py writes today; `coalesced` is the
+proposed agent change (report Downloading, then Healthy or Failed only)."""
+
+
+def micro_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    url: str
+    ca_cert: Path
+    client_cert: Path
+    client_key: Path
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_cert))
+        context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
+@dataclass
+class Counters:
+    """Client-side API calls, by kind."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, ok: bool = True) -> None:
+        target = self.calls if ok else self.errors
+        target[kind] = target.get(kind, 0) + 1
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.calls)
+
+
+class Kube:
+    """A minimal async client: just the calls the simulator and the recorder make."""
+
+    def __init__(self, credentials: Credentials, *, connections: int = 64) -> None:
+        self.base = credentials.url
+        connector = aiohttp.TCPConnector(limit=connections, ssl=credentials.ssl_context())
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        )
+        self.counters = Counters()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def request(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        ok: tuple[int, ...] = (200, 201),
+    ) -> tuple[int, Any]:
+        for attempt in range(5):
+            async with self.session.request(
+                method, self.base + path, json=body, headers=headers
+            ) as response:
+                status = response.status
+                payload = await response.json(content_type=None)
+            if status in ok:
+                self.counters.add(kind)
+                return status, payload
+            self.counters.add(kind, ok=False)
+            if status not in (429, 500, 502, 503, 504):
+                return status, payload
+            await asyncio.sleep(0.2 * (attempt + 1))
+        return status, payload
+
+    async def watch(
+        self, path: str, resource_version: str, stop: asyncio.Event
+    ) -> AsyncIterator[tuple[float, dict[str, Any]]]:
+        """(receive time, event) from a watch, restarted from the last version on errors."""
+        version = resource_version
+        while not stop.is_set():
+            url = (
+                f"{self.base}{path}?watch=1&allowWatchBookmarks=true"
+                f"&resourceVersion={version}&timeoutSeconds=1800"
+            )
+            try:
+                async with self.session.get(
+                    url, timeout=aiohttp.ClientTimeout(total=None, sock_read=None)
+                ) as response:
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        received = time.time()
+                        event = json.loads(line)
+                        meta = (event.get("object") or {}).get("metadata") or {}
+                        version = meta.get("resourceVersion", version)
+                        if event.get("type") == "BOOKMARK":
+                            continue
+                        yield received, event
+            except (aiohttp.ClientError, TimeoutError):
+                if stop.is_set():
+                    return
+                await asyncio.sleep(0.2)
+
+    async def list_version(self, path: str) -> str:
+        _, listing = await self.request("list", "GET", path + "?limit=1")
+        return str(listing["metadata"]["resourceVersion"])
+
+
+@dataclass
+class SimDevice:
+    name: str
+    labels: dict[str, str]
+    handled: int | None = None
+    active: int | None = None
+    active_sha: str | None = None
+    previous: int | None = None
+
+
+class Simulator:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        namespace: str,
+        slot: str,
+        pattern: str = "agent",
+        lease_duration: int = 40,
+        lease_interval: float = 10.0,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.slot = slot
+        self.pattern = pattern
+        self.lease_duration = lease_duration
+        self.lease_interval = lease_interval
+        self.devices: dict[str, SimDevice] = {}
+        self.stop = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.in_progress: set[asyncio.Task[None]] = set()
+        self.on_status: Callable[[str, str, float], None] | None = None
+
+    @property
+    def devices_path(self) -> str:
+        return f"{GROUP_PATH}/namespaces/{self.namespace}/edgedevices"
+
+    @property
+    def leases_path(self) -> str:
+        return f"{LEASE_PATH}/namespaces/{self.namespace}/leases"
+
+    async def register(self, count: int, *, concurrency: int = 32) -> None:
+        """Create `count` devices (EdgeDevice, facts, Lease) as agents do on first start."""
+        sites = ("north", "south", "east")
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(index: int) -> None:
+            name = f"sim-{index:05d}"
+            labels = {"site": sites[index % 3], "hardware": "cpu", "channel": "stable"}
+            device = SimDevice(name, labels)
+            async with gate:
+                body = {
+                    "apiVersion": "modelfleet.io/v1alpha1",
+                    "kind": "EdgeDevice",
+                    "metadata": {"name": name, "labels": labels},
+                    "spec": {},
+                }
+                await self.kube.request("register", "POST", self.devices_path, body)
+                facts = {
+                    "arch": "x86_64",
+                    "os": "Linux",
+                    "agentVersion": "0.1.0",
+                    "runtime": {"onnxruntime": "1.31.1", "executionProviders": ["CPU"]},
+                    "freeDiskBytes": 10**10,
+                }
+                await self.kube.request(
+                    "facts",
+                    "PATCH",
+                    f"{self.devices_path}/{name}/status",
+                    {"status": {"facts": facts}},
+                    headers=MERGE,
+                )
+                now = micro_time(datetime.now(UTC))
+                lease = {
+                    "metadata": {"name": name},
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": self.lease_duration,
+                        "renewTime": now,
+                        "acquireTime": now,
+                    },
+                }
+                await self.kube.request("lease", "POST", self.leases_path, lease, ok=(201, 409))
+            self.devices[name] = device
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+    def start(self) -> None:
+        self.tasks.append(asyncio.create_task(self._watch()))
+        for index, name in enumerate(sorted(self.devices)):
+            offset = self.lease_interval * index / max(1, len(self.devices))
+            self.tasks.append(asyncio.create_task(self._heartbeat(name, offset)))
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in [*self.tasks, *self.in_progress]:
+            task.cancel()
+        for task in [*self.tasks, *self.in_progress]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _heartbeat(self, name: str, offset: float) -> None:
+        await asyncio.sleep(offset)
+        while not self.stop.is_set():
+            spec = {
+                "holderIdentity": name,
+                "leaseDurationSeconds": self.lease_duration,
+                "renewTime": micro_time(datetime.now(UTC)),
+            }
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                await self.kube.request(
+                    "lease", "PATCH", f"{self.leases_path}/{name}", {"spec": spec}, headers=MERGE
+                )
+            await asyncio.sleep(self.lease_interval)
+
+    async def _watch(self) -> None:
+        version = await self.kube.list_version(self.devices_path)
+        # The devices' first look at their spec: a list (as the agent's DeviceWatch does).
+        async for _, event in self.kube.watch(self.devices_path, version, self.stop):
+            if event.get("type") not in ("ADDED", "MODIFIED"):
+                continue
+            body = event["object"]
+            device = self.devices.get(body["metadata"]["name"])
+            assignment = ((body.get("spec") or {}).get("models") or {}).get(self.slot)
+            if device is None or not assignment:
+                continue
+            revision = int(assignment["revision"])
+            if device.handled == revision:
+                continue
+            device.handled = revision
+            task = asyncio.create_task(self._activate(device, revision, assignment["sha256"]))
+            self.in_progress.add(task)
+            task.add_done_callback(self.in_progress.discard)
+
+    async def _activate(self, device: SimDevice, revision: int, sha256: str) -> None:
+        for phase in PATTERNS[self.pattern]:
+            healthy = phase == "Healthy"
+            if healthy:
+                device.previous, device.active, device.active_sha = (
+                    device.active,
+                    revision,
+                    sha256,
+                )
+            status = {
+                "targetRevision": revision,
+                "activeRevision": device.active,
+                "activeSha256": device.active_sha,
+                "previousRevision": device.previous,
+                "phase": phase,
+                "reason": "ProbePassed" if healthy else "",
+                "message": f"{phase.lower()} revision {revision}",
+                "probe": {"maxAbs": 0.0, "latencyMs": 0.1} if healthy else None,
+                "lastUpdateTime": rfc3339(datetime.now(UTC)),
+            }
+            await self.kube.request(
+                "status",
+                "PATCH",
+                f"{self.devices_path}/{device.name}/status",
+                {"status": {"slots": {self.slot: status}}},
+                headers=MERGE,
+            )

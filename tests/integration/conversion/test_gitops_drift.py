@@ -1,0 +1,82 @@
+"""The operator never writes user-owned spec: after it has done its work, a GitOps tool that
+applied the manifests sees no drift (`kubectl diff --server-side` is empty)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.devenv.servers import ApiServer
+from modelfleet.samples import SampleModel
+from support.operator import OperatorHandle, conversion_body, wait_for
+
+pytestmark = pytest.mark.paddle
+KUBECTL = str(Path(sys.executable).with_name("kubectl"))
+
+
+def _kubectl(kube_apiserver: ApiServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBECTL, *args],
+        env={**kube_apiserver.env(), "HOME": str(home), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_reconciled_objects_show_no_drift(
+    operator: OperatorHandle,
+    kube_apiserver: ApiServer,
+    kube_client: client.ApiClient,
+    conversion_namespace: str,
+    mlp_source: tuple[SampleModel, str],
+    tmp_path: Path,
+) -> None:
+    sample, uri = mlp_source
+    conversion = conversion_body("gitops", sample, uri, targets=[{"format": "onnx", "opset": 11}])
+    deployment = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "EdgeDeployment",
+        "metadata": {"name": "gitops"},
+        "spec": {
+            "model": {"conversion": "gitops", "format": "onnx"},
+            "selector": {"matchLabels": {"fleet": "nobody-yet"}},
+            "strategy": {"waves": [1, "100%"], "bakeSeconds": 0},
+        },
+    }
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(yaml.safe_dump_all([conversion, deployment]))
+    common = [
+        "-n",
+        conversion_namespace,
+        "--server-side",
+        "--field-manager=argocd",
+        "-f",
+        str(manifest),
+    ]
+    applied = _kubectl(kube_apiserver, tmp_path, "apply", *common)
+    assert applied.returncode == 0, applied.stderr
+
+    objects = client.CustomObjectsApi(kube_client)
+    done = {
+        "modelconversions": lambda status: status.get("phase") == "Succeeded",
+        "edgedeployments": lambda status: status.get("currentRevision") == 1,
+    }
+    for plural, reached in done.items():
+        wait_for(
+            lambda p=plural: objects.get_namespaced_custom_object(  # type: ignore[misc]
+                GROUP, VERSION, conversion_namespace, p, "gitops"
+            ),
+            lambda o, check=reached: check(o.get("status") or {}),
+            what=f"{plural}/gitops reconciled",
+            timeout=300,
+        )
+
+    diff = _kubectl(kube_apiserver, tmp_path, "diff", *common)
+    assert diff.returncode == 0, f"drift after reconcile:\n{diff.stdout}{diff.stderr}"

@@ -66,6 +66,7 @@ def run(work: Path, *, quick: bool) -> Section:
             "MF total",
             "raw paddle2onnx + numpy",
             "ratio MF / raw",
+            "raw, paddle2onnx default optimizer (polygraphy)",
             "MF validate, default benchmark (5+50)",
             "ratio with default benchmark",
             "cache hit (2nd convert)",
@@ -109,21 +110,18 @@ def run(work: Path, *, quick: bool) -> Section:
                 child_env,
                 log,
             )
-            raw_s, c5 = _timed(
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.raw_convert",
-                    str(model.model_file),
-                    str(model.params_file),
-                    str(work / f"{name}-raw.onnx"),
-                    json.dumps(inputs),
-                    str(SAMPLES),
-                ],
-                child_env,
-                log,
-            )
-            codes = (c1, c2, c3, c4, c5)
+            raw = [
+                sys.executable,
+                str(Path(__file__).with_name("raw_convert.py")),
+                str(model.model_file),
+                str(model.params_file),
+                str(work / f"{name}-raw.onnx"),
+                json.dumps(inputs),
+                str(SAMPLES),
+            ]
+            raw_s, c5 = _timed([*raw, "none"], child_env, log)
+            raw_polygraphy_s, c6 = _timed([*raw, "polygraphy"], child_env, log)
+            codes = (c1, c2, c3, c4, c5, c6)
             if any(codes):
                 section.notes.append(f"{name}: non-zero exit codes {codes}; see {log}")
             total = convert_s + validate_s
@@ -135,6 +133,7 @@ def run(work: Path, *, quick: bool) -> Section:
                 total,
                 raw_s,
                 ratio(total, raw_s),
+                raw_polygraphy_s,
                 validate_default_s,
                 ratio(convert_s + validate_default_s, raw_s),
                 f"{fmt(cached_s)}{'' if cached else ' (no cache hit logged!)'}",
@@ -153,6 +152,9 @@ def run(work: Path, *, quick: bool) -> Section:
         "against MinIO: they also download the source, check it, run onnx.checker and an ORT "
         "load, upload model + manifest, write report.json and probe.npz.",
         f"Both sides compare {SAMPLES} seeded samples (Paddle Inference vs ONNX Runtime).",
+        "raw = `paddle2onnx.export(..., optimize_tool='None')`, the exporter ModelFleet runs; "
+        "the polygraphy column keeps paddle2onnx's default Python optimizer (much slower; "
+        "ModelFleet turns it off because it may pip-install at run time).",
         "Cache hit = the same convert request again: the worker finds the manifest of the "
         "content-addressed artifact and converts nothing (the operator skips the Job entirely "
         "in that case; this measures the worker's own check).",

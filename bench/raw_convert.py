@@ -1,23 +1,37 @@
 """The raw baseline of benchmark 3, run as its own process: paddle2onnx's Python API, then
 the same seeded inputs through Paddle Inference and ONNX Runtime, compared with numpy.
 
-    python -m bench.raw_convert MODEL PARAMS OUT.onnx INPUTS_JSON SAMPLES
+    python bench/raw_convert.py MODEL PARAMS OUT.onnx INPUTS_JSON SAMPLES none|polygraphy
+
+`none` exports as ModelFleet does (paddle2onnx's C++ optimizer only); `polygraphy` keeps
+paddle2onnx's default Python-side Polygraphy optimizer. Nothing is ever pip-installed
+(POLYGRAPHY_AUTOINSTALL_DEPS=0, PIP_NO_INDEX=1).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
 def main(argv: list[str]) -> int:
-    model, params, out, inputs_json, samples = argv
+    model, params, out, inputs_json, samples, optimizer = argv
+    os.environ["POLYGRAPHY_AUTOINSTALL_DEPS"] = "0"
+    os.environ["PIP_NO_INDEX"] = "1"
     import numpy as np
     import onnxruntime as ort
     import paddle2onnx
     from paddle import inference
 
-    paddle2onnx.export(model, params, save_file=out, opset_version=17, enable_onnx_checker=True)
+    paddle2onnx.export(
+        model,
+        params,
+        save_file=out,
+        opset_version=17,
+        enable_onnx_checker=True,
+        optimize_tool="None" if optimizer == "none" else "polygraphy",
+    )
     config = inference.Config(model, params)
     config.disable_glog_info()
     predictor = inference.create_predictor(config)

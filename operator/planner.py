@@ -62,6 +62,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
+from modelfleet.api.annotations import PROMOTE_ANNOTATION, promotion_value
 from modelfleet.api.base import Condition, ConditionStatus
 from modelfleet.api.deployment import (
     DeploymentPhase,
@@ -118,11 +119,6 @@ __all__ = [
     "promotion_value",
 ]
 
-PROMOTE_ANNOTATION: Final = "modelfleet.io/promote"
-"""`modelfleet promote NAME` sets it to `promotion_value(status.currentRevision, status.wave)`.
-The value names the revision as well as the wave, so that a promotion left over from one
-rollout can never promote a wave of the next."""
-
 # Condition types.
 PROGRESSING: Final = "Progressing"
 READY: Final = "Ready"
@@ -152,10 +148,6 @@ _HOLDS = (DEPLOYMENT_PAUSED, AWAITING_PROMOTION, WAITING_FOR_ARTIFACT)
 NAMES_IN_MESSAGES: Final = 10
 """Device names a condition message lists before it counts the rest: status stays small."""
 URL_REFRESH_MARGIN: Final = timedelta(minutes=5)
-
-
-def promotion_value(revision: int, wave: int) -> str:
-    return f"{revision}/{wave}"
 
 
 def parse_promotion(value: str | None) -> tuple[int, int] | None:

@@ -67,6 +67,11 @@ class Counters:
 
     calls: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    latencies: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """kind → (end time, seconds) of each successful call"""
+
+    def timed(self, kind: str, ended: float, seconds: float) -> None:
+        self.latencies.setdefault(kind, []).append((ended, seconds))
 
     def add(self, kind: str, ok: bool = True) -> None:
         target = self.calls if ok else self.errors
@@ -101,6 +106,7 @@ class Kube:
         ok: tuple[int, ...] = (200, 201),
     ) -> tuple[int, Any]:
         for attempt in range(5):
+            started = time.perf_counter()
             async with self.session.request(
                 method, self.base + path, json=body, headers=headers
             ) as response:
@@ -108,6 +114,7 @@ class Kube:
                 payload = await response.json(content_type=None)
             if status in ok:
                 self.counters.add(kind)
+                self.counters.timed(kind, time.time(), time.perf_counter() - started)
                 return status, payload
             self.counters.add(kind, ok=False)
             if status not in (429, 500, 502, 503, 504):

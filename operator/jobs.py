@@ -101,17 +101,18 @@ def build_job(
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    if template.resources:
-        container["resources"] = template.resources
+    defaults = settings.job_defaults
+    if template.resources or defaults.resources:
+        container["resources"] = template.resources or defaults.resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
         "securityContext": {"runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532},
     }
-    if template.node_selector:
-        pod_spec["nodeSelector"] = template.node_selector
-    if template.tolerations:
-        pod_spec["tolerations"] = template.tolerations
+    if template.node_selector or defaults.node_selector:
+        pod_spec["nodeSelector"] = template.node_selector or defaults.node_selector
+    if template.tolerations or defaults.tolerations:
+        pod_spec["tolerations"] = template.tolerations or defaults.tolerations
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelfleet.storage import ENV_BUCKET, ENV_ENDPOINT, ENV_REGION
 
 
 @dataclass(frozen=True)
 class JobDefaults:
-    backoff_limit: int = 1
-    active_deadline_seconds: int = 1800
-    ttl_seconds_after_finished: int = 3600
+    """Pod settings for worker Jobs whose ModelConversion's jobTemplate leaves them unset
+    (`MODELFLEET_JOB_DEFAULTS`, JSON with `resources`, `nodeSelector`, `tolerations`)."""
+
+    resources: dict[str, Any] = field(default_factory=dict)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobDefaults:
+        try:
+            values = json.loads(text) if text else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"MODELFLEET_JOB_DEFAULTS is not JSON: {err}") from err
+        unknown = set(values) - {"resources", "nodeSelector", "tolerations"}
+        if unknown:
+            raise ValueError(f"MODELFLEET_JOB_DEFAULTS: unknown keys {sorted(unknown)}")
+        return cls(
+            resources=values.get("resources") or {},
+            node_selector=values.get("nodeSelector") or {},
+            tolerations=values.get("tolerations") or [],
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ class OperatorSettings:
             "storage_secret": env.get("MODELFLEET_STORAGE_SECRET", cls.storage_secret),
             "s3_region": env.get(ENV_REGION) or None,
             "resync_seconds": float(env.get("MODELFLEET_RESYNC_SECONDS", cls.resync_seconds)),
+            "job_defaults": JobDefaults.from_json(env.get("MODELFLEET_JOB_DEFAULTS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

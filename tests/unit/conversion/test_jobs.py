@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from modelfleet.api.conversion import (
     InputSpec,
     ModelConversion,
@@ -14,7 +16,7 @@ from modelfleet.api.conversion import (
 from modelfleet.devenv.joboutcomes import attempt_outcome
 from modelfleet.operator.jobs import PERMANENT_EXIT_CODES, JobRequest, build_job, job_name
 from modelfleet.operator.observations import exit_code_from_message, source_fingerprint
-from modelfleet.operator.settings import OperatorSettings
+from modelfleet.operator.settings import JobDefaults, OperatorSettings
 from modelfleet.workers.errors import EXIT_CODES
 
 SETTINGS = OperatorSettings(s3_endpoint="http://127.0.0.1:9000", bucket="modelfleet")
@@ -114,3 +116,24 @@ def test_source_fingerprint_changes_with_content_and_ignores_order() -> None:
     changed = {**listing, "model.pdiparams": (99, "e3")}
     assert source_fingerprint(listing) == source_fingerprint(same)
     assert source_fingerprint(listing) != source_fingerprint(changed)
+
+
+def test_operator_job_defaults_fill_what_the_job_template_leaves_unset() -> None:
+    defaults = JobDefaults.from_json(
+        '{"resources": {"limits": {"cpu": "2"}}, "nodeSelector": {"pool": "convert"}}'
+    )
+    settings = OperatorSettings(s3_endpoint="http://s3:9000", bucket="b", job_defaults=defaults)
+    request = JobRequest("convert", Target(format="onnx-int8"), {}, "d")
+    pod = build_job(conversion(), request, settings)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {"limits": {"cpu": "2"}}
+    assert pod["nodeSelector"] == {"pool": "convert"}
+    own = conversion()
+    own.spec.job_template.node_selector = {"pool": "gpu"}
+    assert build_job(own, request, settings)["spec"]["template"]["spec"]["nodeSelector"] == {
+        "pool": "gpu"
+    }
+
+
+def test_malformed_job_defaults_name_the_variable() -> None:
+    with pytest.raises(ValueError, match="MODELFLEET_JOB_DEFAULTS: unknown keys"):
+        JobDefaults.from_json('{"image": "x"}')

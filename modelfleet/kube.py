@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.crdgen import KINDS, custom_resource_definition
 
 
@@ -54,3 +55,22 @@ def _established(extensions: client.ApiextensionsV1Api, name: str) -> bool:
     crd = extensions.read_custom_resource_definition(name)
     conditions = (crd.status.conditions if crd.status else None) or []
     return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+def read_live(
+    api: client.ApiClient, plural: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """A ModelFleet object as a controller should see it: None when it is gone or being
+    deleted, and without kopf's bookkeeping in status."""
+    try:
+        raw: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, name
+        )
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    if raw["metadata"].get("deletionTimestamp"):
+        return None
+    (raw.get("status") or {}).pop("kopf", None)
+    return raw

@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
+from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversions import (
@@ -57,16 +58,9 @@ class ConversionController:
             return self._reconcile(namespace, name)
 
     def _reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
-        objects = client.CustomObjectsApi(self.api)
-        try:
-            raw = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        if raw["metadata"].get("deletionTimestamp"):
+        raw = read_live(self.api, PLURAL, namespace, name)
+        if raw is None:
             return None
-        (raw.get("status") or {}).pop("kopf", None)
         conversion = ModelConversion.model_validate(raw)
         spec, generation = conversion.spec, raw["metadata"]["generation"]
         try:

@@ -23,6 +23,7 @@ from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentSpec
 from modelfleet.api.device import EdgeDevice, SlotAssignment
 from modelfleet.artifacts import MODEL_FILE, ArtifactKeys
 from modelfleet.conditions import format_time, parse_time
+from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.ordering import selector_matches
@@ -160,18 +161,9 @@ class DeploymentController:
         now: dt.datetime,
     ) -> float | None:
         """One pass; returns seconds until the planner wants to look again."""
-        objects = client.CustomObjectsApi(self.api)
-        try:
-            raw = objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, EdgeDeployment.PLURAL, name
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        if raw["metadata"].get("deletionTimestamp"):
+        raw = read_live(self.api, EdgeDeployment.PLURAL, namespace, name)
+        if raw is None:
             return None
-        (raw.get("status") or {}).pop("kopf", None)
         deployment = EdgeDeployment.model_validate(raw)
         slot = deployment.spec.slot or name
         artifact, why = resolve_artifact(self.api, self.storage, namespace, deployment.spec)

@@ -9,20 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from support.processes import processes_mentioning
+
 pytestmark = pytest.mark.paddle
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(cmdline)
-    return found
 
 
 def test_demo_converts_rolls_out_and_rolls_back(tmp_path: Path) -> None:
@@ -41,4 +30,4 @@ def test_demo_converts_rolls_out_and_rolls_back(tmp_path: Path) -> None:
     assert last.startswith("DEMO OK"), last
     assert "ProbeFailed" in output
     assert "phase=RolledBack" in output
-    assert _processes_mentioning(str(workdir)) == []
+    assert processes_mentioning(str(workdir)) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,24 +13,11 @@ from minio import Minio
 
 from modelfleet.devenv.commands import read_env_file
 from modelfleet.kube import api_client
+from support.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
 MODELFLEET = str(Path(sys.executable).with_name("modelfleet"))
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if text in cmdline and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
 
 
 def _wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -71,7 +57,7 @@ def test_dev_up_serves_kubernetes_and_s3_then_down_stops_everything(tmp_path: Pa
             secure=False,
         )
         assert s3.bucket_exists(values["MODELFLEET_S3_BUCKET"])
-        assert len(_processes_mentioning(str(run_dir))) >= 4
+        assert len(processes_mentioning(str(run_dir))) >= 4
         logs = {p.name for p in (run_dir / "logs").iterdir()}
         assert {"etcd.log", "kube-apiserver.log", "minio.log", "operator.log"} <= logs
         assert (run_dir / "logs" / "kube-apiserver.log").stat().st_size > 0
@@ -85,7 +71,7 @@ def test_dev_up_serves_kubernetes_and_s3_then_down_stops_everything(tmp_path: Pa
         )
         assert down.returncode == 0, down.stdout + down.stderr
         assert up.wait(timeout=30) == 0
-        assert _processes_mentioning(str(run_dir)) == []
+        assert processes_mentioning(str(run_dir)) == []
         assert not env_file.exists()
     finally:
         if up.poll() is None:

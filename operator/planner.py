@@ -63,14 +63,13 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from modelfleet.api.annotations import PROMOTE_ANNOTATION, promotion_value
-from modelfleet.api.base import Condition, ConditionStatus
+from modelfleet.api.base import ConditionStatus
 from modelfleet.api.deployment import (
     DeploymentPhase,
-    DeviceCounts,
     EdgeDeploymentSpec,
     EdgeDeploymentStatus,
 )
-from modelfleet.conditions import as_utc, format_time, get_condition, parse_time, set_condition
+from modelfleet.conditions import as_utc, format_time, get_condition, parse_time
 from modelfleet.operator.fleet import (
     TIMEOUT,
     Device,
@@ -96,6 +95,23 @@ from modelfleet.operator.revisions import (
     artifact_of,
     track_artifact,
 )
+from modelfleet.operator.rollout_conditions import (
+    AVAILABLE,
+    AWAITING_PROMOTION,
+    CONFLICT,
+    DEPLOYMENT_PAUSED,
+    NO_DEVICES_SELECTED,
+    PROGRESS_DEADLINE_EXCEEDED,
+    PROGRESSING,
+    READY,
+    ROLLOUT_ABORTED,
+    ROLLOUT_COMPLETE,
+    WAITING_FOR_ARTIFACT,
+    WAVE_BAKING,
+    WAVE_PROGRESSING,
+    names,
+    rollout_conditions,
+)
 from modelfleet.operator.waves import fill_wave, in_flight_limit, wave_sizes
 
 __all__ = [
@@ -119,34 +135,9 @@ __all__ = [
     "promotion_value",
 ]
 
-# Condition types.
-PROGRESSING: Final = "Progressing"
-READY: Final = "Ready"
-"""True once the current revision is stable everywhere: `kubectl wait --for=condition=Ready`."""
-AVAILABLE: Final = "Available"
-CONFLICT: Final = "Conflict"
-
-# Progressing reasons; Ready has the same reason while it is False.
-WAVE_PROGRESSING: Final = "WaveProgressing"
-WAVE_BAKING: Final = "WaveBaking"
-AWAITING_PROMOTION: Final = "AwaitingPromotion"
-ROLLOUT_COMPLETE: Final = "RolloutComplete"
-ROLLOUT_ABORTED: Final = "RolloutAborted"
-PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
-DEPLOYMENT_PAUSED: Final = "DeploymentPaused"
-WAITING_FOR_ARTIFACT: Final = "WaitingForArtifact"
-NO_DEVICES_SELECTED: Final = "NoDevicesSelected"
-# Available and Conflict reasons.
-STABLE_REVISION_AVAILABLE: Final = "StableRevisionAvailable"
-NO_STABLE_REVISION: Final = "NoStableRevision"
-SLOT_CONFLICT: Final = "SlotConflict"
-NO_CONFLICT: Final = "NoConflict"
-
 _HOLDS = (DEPLOYMENT_PAUSED, AWAITING_PROMOTION, WAITING_FOR_ARTIFACT)
 """Progressing reasons of a rollout held on purpose: the deadline clock restarts after one."""
 
-NAMES_IN_MESSAGES: Final = 10
-"""Device names a condition message lists before it counts the rest: status stays small."""
 URL_REFRESH_MARGIN: Final = timedelta(minutes=5)
 
 
@@ -304,14 +295,14 @@ def _check_failures(
     moved = [d.name for d in targeted if d.revision == revision]
     rolls_back = ctx.spec.rollback.automatic and progress.record(stable) is not None
     if rolls_back:
-        consequence = f"rolling back {len(moved)} devices to revision {stable}: {_names(moved)}"
+        consequence = f"rolling back {len(moved)} devices to revision {stable}: {names(moved)}"
     else:
         why = "automatic rollback is off" if stable is not None else "no stable revision"
         consequence = f"{why}, so {len(moved)} devices stay on revision {revision}"
     message = (
         f"revision {revision} aborted in wave {progress.wave}: {len(failed)} of "
         f"{len(attempted)} attempted devices failed (threshold {threshold}%): "
-        f"{_names([f'{d.name} ({d.reason})' for d in failed])}; {consequence}"
+        f"{names([f'{d.name} ({d.reason})' for d in failed])}; {consequence}"
     )
     finished = format_time(ctx.now)
     if rolls_back:
@@ -448,7 +439,7 @@ def _wave_verdict(
     left = deadline - (ctx.now - _last_progress(ctx, progress, targeted)).total_seconds()
     if left < 0:
         message = f"revision {revision} wave {wave} has made no progress for {deadline}s; " + (
-            f"waiting on {_names(waiting)}" if waiting else "no device is healthy on it"
+            f"waiting on {names(waiting)}" if waiting else "no device is healthy on it"
         )
         return _Verdict("Degraded", "False", PROGRESS_DEADLINE_EXCEEDED, message), ()
     message = (
@@ -568,7 +559,7 @@ def _finish(
     conflicts: list[tuple[str, list[str]]],
 ) -> Plan:
     """The new status, from the devices as they will be once the actions are applied."""
-    progress = decision.progress
+    progress, verdict = decision.progress, decision.verdict
     actions = sorted(decision.actions, key=lambda a: (order_key(ctx.uid, a.device), a.slot))
     after = _after(ctx, targeted, actions)
     counts = count(after, progress.current)
@@ -583,7 +574,21 @@ def _finish(
         wave_completed_at=progress.wave_completed_at,
         promoted_wave=progress.promoted_wave,
         counts=counts,
-        conditions=_conditions(ctx, decision.verdict, progress, counts, conflicts),
+        conditions=rollout_conditions(
+            ctx.previous.conditions,
+            progressing=(
+                decision.verdict.status,
+                decision.verdict.reason,
+                decision.verdict.message,
+            ),
+            succeeded=verdict.phase == "Succeeded",
+            stable=progress.stable,
+            healthy=counts.healthy,
+            slot=ctx.slot,
+            conflicts=conflicts,
+            now=ctx.now,
+            generation=ctx.generation,
+        ),
         history=list(progress.history),
     )
     timers = [*decision.timers, *_device_timers(ctx, after)]
@@ -619,53 +624,3 @@ def _device_timers(ctx: _Context, devices: list[Device]) -> list[float]:
                     due = as_utc(moment) + ctx.timeout - ctx.now
                     timers.append(due.total_seconds() + 1)
     return timers
-
-
-def _conditions(
-    ctx: _Context,
-    verdict: _Verdict,
-    progress: RolloutProgress,
-    counts: DeviceCounts,
-    conflicts: list[tuple[str, list[str]]],
-) -> list[Condition]:
-    conditions = list(ctx.previous.conditions)
-
-    def put(type: str, status: ConditionStatus, reason: str, message: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(
-            conditions,
-            type=type,
-            status=status,
-            reason=reason,
-            message=message,
-            now=ctx.now,
-            observed_generation=ctx.generation,
-        )
-
-    put(PROGRESSING, verdict.status, verdict.reason, verdict.message)
-    ready: ConditionStatus = "True" if verdict.phase == "Succeeded" else "False"
-    put(READY, ready, verdict.reason, verdict.message)
-    if progress.stable is not None:
-        message = f"revision {progress.stable} is stable; {counts.healthy} devices healthy"
-        put(AVAILABLE, "True", STABLE_REVISION_AVAILABLE, message)
-    else:
-        put(AVAILABLE, "False", NO_STABLE_REVISION, "no revision has completed a rollout yet")
-    if conflicts:
-        claimed = [f"{name} ({', '.join(others)})" for name, others in conflicts]
-        message = (
-            f"slot {ctx.slot} of {len(conflicts)} selected devices is claimed by another "
-            f"deployment too; they are skipped: {_names(claimed)}"
-        )
-        put(CONFLICT, "True", SLOT_CONFLICT, message)
-    else:
-        put(CONFLICT, "False", NO_CONFLICT, "")
-    return conditions
-
-
-def _names(names: Sequence[str]) -> str:
-    """At most NAMES_IN_MESSAGES names, then how many more: messages don't grow with fleets."""
-    if not names:
-        return "none"
-    shown = ", ".join(names[:NAMES_IN_MESSAGES])
-    hidden = len(names) - NAMES_IN_MESSAGES
-    return f"{shown} and {hidden} more" if hidden > 0 else shown

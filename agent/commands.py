@@ -88,6 +88,11 @@ def resolve_namespace(namespace: str | None, kubeconfig: Path | None) -> str:
     type=click.IntRange(min=1),
     help="Bytes per second, for metered or shared links.",
 )
+@click.option(
+    "--report-every-phase",
+    is_flag=True,
+    help="Also report Verifying and Activating (two more status writes per rollout).",
+)
 def agent_command(
     device_name: str,
     data_dir: Path,
@@ -101,6 +106,7 @@ def agent_command(
     download_attempts: int,
     retry_seconds: float,
     max_download_rate: int | None,
+    report_every_phase: bool,
 ) -> None:
     """Run the device agent: keep this device's models as its EdgeDevice says."""
     from modelfleet.agent.download import RetryPolicy
@@ -121,6 +127,7 @@ def agent_command(
         retry=RetryPolicy(attempts=download_attempts),
         retry_base=timedelta(seconds=retry_seconds),
         max_download_rate=max_download_rate,
+        report_every_phase=report_every_phase,
     )
     with api_client(kubeconfig) as api:
         agent = Agent(api, settings)

@@ -4,8 +4,10 @@ Three threads: the Lease heartbeat (`heartbeats`), the watch on the device's own
 (`devices.DeviceWatch`, which wakes the loop when spec changes) and this loop, which on every
 wake-up - and at least every `resync_seconds` - plans each slot and executes one step at a
 time until the plan is `Keep`: download (`download`), verify and store (`store`), load and
-probe (`probe`), switch the `current` link. Each phase change is one status patch, skipped
-when the status did not change.
+probe (`probe`), switch the `current` link. Status is patched when the slot takes up a new
+target (Downloading) and when it reaches an outcome (Healthy or Failed): the two states the
+rollout controller acts on, so a rollout costs a device two writes. Verifying and Activating
+are reported too with `report_every_phase` (for debugging a device).
 
 Restart safety comes from the store: nothing here keeps state that matters across a SIGKILL.
 Failed attempts are remembered in memory only, so a restarted agent tries each assignment once
@@ -73,6 +75,7 @@ class AgentSettings:
     retry_base: timedelta = timedelta(seconds=10)
     retry_max: timedelta = timedelta(minutes=10)
     max_download_rate: float | None = None
+    report_every_phase: bool = False
 
 
 class Agent:
@@ -393,6 +396,10 @@ class Agent:
         known = slot not in self.unsynced
         if known and not status_changed(self.reported.get(slot), status):
             return
+        passing = status is not None and status.phase in _PASSING_PHASES
+        if passing and not self.settings.report_every_phase:
+            log.info("slot phase", slot=slot, phase=status.phase if status else None)
+            return
         try:
             retrying("status", lambda: self.devices.write_slot(slot, status))
         except Exception as err:  # the device keeps working; the next pass writes it again
@@ -437,6 +444,10 @@ class Agent:
             self.invalid_slots.add(slot)
             log.error("slot name is not a DNS label; ignored", slot=slot[:80])
         return False
+
+
+_PASSING_PHASES = frozenset({"Verifying", "Activating"})
+"""Local steps of a second or two that nothing in the control plane waits for."""
 
 
 def _describe(err: BaseException) -> str:

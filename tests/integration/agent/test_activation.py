@@ -28,6 +28,15 @@ def test_a_good_assignment_ends_healthy_on_the_verified_artifact(fleet: Fleet) -
     assert assignment["url"].split("?")[1] not in status_json(status)
     assert "X-Amz-Signature" not in status_json(fleet.device("edge-1").get("status"))
     assert "X-Amz-Signature" not in "".join(a.log_path.read_text() for a in fleet.agents)
+    assert phases_written(fleet, SLOT) == ["Downloading", "Healthy"]
+
+
+def test_every_phase_is_reported_when_asked(fleet: Fleet) -> None:
+    artifact = fleet.publish("verbose")
+    fleet.start_agent("edge-9", "--report-every-phase")
+    fleet.wait("registration", lambda: fleet.device("edge-9"))
+    fleet.assign("edge-9", SLOT, fleet.assignment(artifact, 1))
+    fleet.wait_phase("edge-9", SLOT, "Healthy", 1)
     assert phases_written(fleet, SLOT) == ["Downloading", "Verifying", "Activating", "Healthy"]
 
 

@@ -48,6 +48,17 @@ class ModelRef(ApiModel):
 
 
 class Strategy(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "self.progressDeadlineSeconds > self.deviceTimeoutSeconds",
+                "progressDeadlineSeconds must exceed deviceTimeoutSeconds, or a silent device "
+                "trips the deadline before it counts as offline",
+                ".progressDeadlineSeconds",
+            )
+        )
+    }
+
     waves: list[IntOrPercent] = Field(
         default_factory=_DEFAULT_WAVES.copy,
         min_length=1,

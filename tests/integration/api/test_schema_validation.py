@@ -191,6 +191,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
     ),
     ("empty selector", _edep(_set("selector", {})), "spec.selector"),
     (
+        "deadline shorter than device timeout",
+        _edep(_set("strategy.progressDeadlineSeconds", 600)),
+        "spec.strategy.progressDeadlineSeconds",
+    ),
+    (
         "conversion and uri both set",
         _edep(_set("model.uri", "s3://modelfleet/a/model.onnx")),
         "spec.model",

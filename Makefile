@@ -13,7 +13,7 @@ all: test
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[convert,agent,dev]'
+	$(BIN)/pip install --quiet -e '.[convert,agent,dev,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -67,7 +67,7 @@ class AgentSettings:
     namespace: str
     data_dir: Path
     labels: Mapping[str, str] = field(default_factory=dict)
-    lease_duration_seconds: int = 40
+    lease_duration_seconds: int = 240
     heartbeat_seconds: float | None = None
     resync_seconds: float = 300.0
     facts_seconds: float = 300.0

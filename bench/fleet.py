@@ -5,8 +5,10 @@ Real etcd + kube-apiserver + MinIO (`dev_environment`), the real operator proces
 devices register once; then one rollout per status pattern, each with a freshly started
 operator (so its CPU and peak RSS belong to that rollout alone):
 
-1. rollout of revision 1 (pinned artifact A) with the agent's pattern of today (4 writes);
-2. rollout of revision 2 (pinned artifact B) with the coalesced pattern (2 writes).
+1. rollout of revision 1 (pinned artifact A) with the `every-phase` pattern: the agent's status
+   writes before commit aeace2f, Downloading, Verifying, Activating, Healthy (4 writes);
+2. rollout of revision 2 (pinned artifact B) with the `agent` pattern: what the agent writes
+   by default since aeace2f, Downloading then the outcome (2 writes).
 
 How the numbers are taken:
 - Writes: the device side counts its own calls (status patches; lease renewals separately).
@@ -32,12 +34,12 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.machine import cpu_seconds, peak_rss_mib
+from bench.machine import cpu_seconds, machine_busy_seconds, peak_rss_mib
 from bench.report import Section, Table, fmt
 from bench.simulator import GROUP_PATH, MERGE, Credentials, Kube, Simulator
 from bench.stats import meets, per_minute, percentile, ratio, wave_advance_latencies
@@ -49,6 +51,11 @@ WAVES: list[int | str] = ["1%", "10%", "50%", "100%"]
 TARGET_UPDATES_PER_MIN = 10_000.0
 TARGET_WRITES_PER_DEVICE = 3.0
 TARGET_WAVE_ADVANCE_S = 1.0
+REST_WINDOW_S = 10.0
+SETTLED_CPU = 0.35
+"""Operator CPU seconds per second below which its start-up (initial lists of devices and
+Leases through kopf) counts as over; at rest with 1,000 devices it is ~0.2 (Lease renewals)."""
+SETTLE_LIMIT_S = 120.0
 
 
 @dataclass
@@ -86,17 +93,33 @@ class Recorder:
     def deployment_event(self, received: float, event: dict[str, Any]) -> None:
         body = event["object"]
         generation = int(body["metadata"].get("generation", 0))
+        if body["metadata"].get("name") != DEPLOYMENT:
+            return
         if event["type"] == "MODIFIED" and generation == self.deployment.get("generation"):
             self.deployment_status_writes.append(received)
         self.deployment = {"generation": generation, "status": body.get("status") or {}}
         self.changed.set()
 
-    async def wait(self, done: Callable[[dict[str, Any]], bool], timeout: float) -> bool:
+    async def wait(
+        self,
+        done: Callable[[dict[str, Any]], bool],
+        timeout: float,
+        poll: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> bool:
+        """Until `done` holds for the deployment the watch saw; every 2 s also for one read
+        with `poll` (a watch that stalls must not stall the benchmark)."""
         deadline = time.monotonic() + timeout
+        next_poll = time.monotonic() + 2.0
         while not done(self.deployment):
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + 2.0
+                body = await poll()
+                if body and done({"generation": body["metadata"]["generation"],
+                                  "status": body.get("status") or {}}):  # fmt: skip
+                    return True
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout=min(left, 1.0))
@@ -118,9 +141,30 @@ class RolloutResult:
     apiserver_seen_status_writes: int
     lease_renewals: int
     wave_latencies: list[float]
+    wave_assign_spans: list[float]
+    """per wave: first → last device assigned (s)"""
+    device_lags: list[float]
+    """per device: assigned → healthy (s)"""
+    status_latencies: list[float]
+    """client-side seconds of each device status patch"""
     cpu_s: dict[str, float]
     operator_peak_rss_mib: float
+    operator_rest_cpu: float
+    """operator CPU seconds per second before the rollout: lease renewals and nothing else"""
     register_s: float
+    variant: str = "baseline"
+    operator_startup_s: float = float("nan")
+    """operator start → its CPU use settled (initial lists through kopf)"""
+    watch_restarts: int = 0
+    """restarts of the recorder's and the devices' watches (events may be missed in between)"""
+    machine_busy_s: float = float("nan")
+    """CPU seconds of all cores busy in the window, whoever used them"""
+    window_s: float = float("nan")
+
+    @property
+    def others_cpu_s(self) -> float:
+        """CPU seconds of processes this benchmark did not start (another user's tests)."""
+        return self.machine_busy_s - sum(self.cpu_s.values())
 
     @property
     def updates_per_min(self) -> float:
@@ -178,16 +222,39 @@ def _artifact_body(storage: Any, key: str, payload: bytes) -> dict[str, str]:
     return {"uri": storage.uri(key), "sha256": hashlib.sha256(payload).hexdigest()}
 
 
-async def _wait_idle(pid: int, *, quiet: float = 0.15, limit: float = 60.0) -> None:
-    """Until the process uses less than `quiet` CPU seconds per second (its start-up list and
-    first planning passes are over), at most `limit` seconds."""
-    deadline = time.monotonic() + limit
+async def _settle(pid: int, started: float) -> float:
+    """Seconds from starting the operator until its CPU use over 2 s falls below SETTLED_CPU
+    per second (at most SETTLE_LIMIT_S)."""
     await asyncio.sleep(2.0)
-    while time.monotonic() < deadline:
+    while time.monotonic() - started < SETTLE_LIMIT_S:
         before = cpu_seconds(pid)
-        await asyncio.sleep(1.0)
-        if cpu_seconds(pid) - before < quiet:
-            return
+        await asyncio.sleep(2.0)
+        if (cpu_seconds(pid) - before) / 2.0 < SETTLED_CPU:
+            break
+    return time.monotonic() - started
+
+
+@dataclass
+class Run:
+    """One fleet size's shared state: devices, watches, processes."""
+
+    devices: int
+    run_dir: Path
+    env: dict[str, str]
+    kube: Kube
+    sim: Simulator
+    recorder: Recorder
+    pids: dict[str, int]
+    artifacts: list[dict[str, str]]
+    timeout: float
+    profile_dir: Path | None
+    register_s: float = 0.0
+    variant: str = "baseline"
+    watcher: Kube | None = None
+
+    @property
+    def deployments_path(self) -> str:
+        return f"{GROUP_PATH}/namespaces/{NAMESPACE}/edgedeployments"
 
 
 async def _scenario(
@@ -200,113 +267,38 @@ async def _scenario(
     artifacts: list[dict[str, str]],
     timeout: float,
     profile_dir: Path | None,
+    lease_interval: float,
+    variant: str,
 ) -> list[RolloutResult]:
-    from modelfleet.devenv.components import start_operator
-
     kube = Kube(credentials, connections=64)
     watcher = Kube(credentials, connections=4)
-    sim = Simulator(kube, namespace=NAMESPACE, slot=SLOT, pattern=patterns[0])
-    recorder = Recorder(SLOT)
+    sim = Simulator(
+        kube, namespace=NAMESPACE, slot=SLOT, pattern=patterns[0], lease_interval=lease_interval
+    )
+    run = Run(devices, run_dir, env, kube, sim, Recorder(SLOT), {}, artifacts, timeout, profile_dir)
+    run.variant = variant
+    run.watcher = watcher
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
-    results: list[RolloutResult] = []
-    deployments_path = f"{GROUP_PATH}/namespaces/{NAMESPACE}/edgedeployments"
 
     async def follow(path: str, handle: Callable[[float, dict[str, Any]], None]) -> None:
-        version = await watcher.list_version(path)
-        async for received, event in watcher.watch(path, version, stop):
-            handle(received, event)
+        def listed(received: float, body: dict[str, Any]) -> None:
+            handle(received, {"type": "SYNC", "object": body})
+
+        await watcher.informer(path, stop, on_list=listed, on_event=handle)
 
     try:
         started = time.monotonic()
         await sim.register(devices)
-        register_s = time.monotonic() - started
-        tasks.append(asyncio.create_task(follow(sim.devices_path, recorder.device_event)))
-        tasks.append(asyncio.create_task(follow(deployments_path, recorder.deployment_event)))
+        run.register_s = time.monotonic() - started
+        tasks.append(asyncio.create_task(follow(sim.devices_path, run.recorder.device_event)))
+        tasks.append(
+            asyncio.create_task(follow(run.deployments_path, run.recorder.deployment_event))
+        )
         sim.start()
-        pids = _find_pids(run_dir)
-        pids["bench (simulator + recorder)"] = os.getpid()
-        for index, pattern in enumerate(patterns):
-            operator = await asyncio.to_thread(
-                start_operator, run_dir, env, name=f"operator-{devices}-{pattern}"
-            )
-            profiler = None
-            try:
-                await _wait_idle(operator.pid)
-                sim.pattern = pattern
-                calls_before = sim.kube.counters.snapshot()
-                cpu_pids = {**pids, "operator": operator.pid}
-                cpu_before = _cpu(cpu_pids)
-                if profile_dir is not None:
-                    profiler = await _start_profiler(
-                        operator.pid, profile_dir / f"operator-{devices}-{pattern}.txt"
-                    )
-                t0 = time.time()
-                artifact = artifacts[index % len(artifacts)]
-                if index == 0:
-                    body = {
-                        "apiVersion": "modelfleet.io/v1alpha1",
-                        "kind": "EdgeDeployment",
-                        "metadata": {"name": DEPLOYMENT},
-                        "spec": {
-                            "model": {**artifact, "format": "onnx"},
-                            "selector": {"matchLabels": {"hardware": "cpu"}},
-                            "strategy": {
-                                "waves": WAVES,
-                                "maxInFlight": "100%",
-                                "bakeSeconds": 0,
-                            },
-                        },
-                    }
-                    _, written = await kube.request("deploy", "POST", deployments_path, body)
-                else:
-                    _, written = await kube.request(
-                        "deploy",
-                        "PATCH",
-                        f"{deployments_path}/{DEPLOYMENT}",
-                        {"spec": {"model": {**artifact, "format": "onnx"}}},
-                        headers=MERGE,
-                    )
-                generation = int(written["metadata"]["generation"])
-                previous = (written.get("status") or {}).get("currentRevision")
-
-                def done(
-                    seen: dict[str, Any], generation: int = generation, prev: Any = previous
-                ) -> bool:
-                    status = seen.get("status") or {}
-                    return bool(
-                        status.get("phase") == "Succeeded"
-                        and status.get("observedGeneration") == generation
-                        and status.get("currentRevision") not in (None, prev)
-                    )
-
-                completed = await recorder.wait(done, timeout)
-                t_end = time.time()
-                await asyncio.sleep(0.5)  # late writes of the last pass still count
-                cpu_after = _cpu(cpu_pids)
-                peak = peak_rss_mib(operator.pid)
-                calls_after = sim.kube.counters.snapshot()
-            finally:
-                if profiler is not None:
-                    await _stop_profiler(profiler)
-                await asyncio.to_thread(operator.stop)
-            revision = int(
-                recorder.deployment.get("status", {}).get("currentRevision") or index + 1
-            )
-            results.append(
-                _result(
-                    recorder,
-                    devices=devices,
-                    pattern=pattern,
-                    revision=revision,
-                    completed=completed,
-                    window=(t0, t_end + 0.5),
-                    calls=(calls_before, calls_after),
-                    cpu={k: cpu_after.get(k, 0.0) - v for k, v in cpu_before.items()},
-                    peak=peak,
-                    register_s=register_s,
-                )
-            )
+        run.pids = _find_pids(run_dir)
+        run.pids["bench (simulator + recorder)"] = os.getpid()
+        return [await _rollout(run, index, pattern) for index, pattern in enumerate(patterns)]
     finally:
         stop.set()
         await sim.close()
@@ -316,7 +308,105 @@ async def _scenario(
                 await task
         await kube.close()
         await watcher.close()
-    return results
+
+
+async def _write_deployment(run: Run, index: int) -> dict[str, Any]:
+    artifact = run.artifacts[index % len(run.artifacts)]
+    if index == 0:
+        body = {
+            "apiVersion": "modelfleet.io/v1alpha1",
+            "kind": "EdgeDeployment",
+            "metadata": {"name": DEPLOYMENT},
+            "spec": {
+                "model": {**artifact, "format": "onnx"},
+                "selector": {"matchLabels": {"hardware": "cpu"}},
+                "strategy": {"waves": WAVES, "maxInFlight": "100%", "bakeSeconds": 0},
+            },
+        }
+        _, written = await run.kube.request("deploy", "POST", run.deployments_path, body)
+    else:
+        _, written = await run.kube.request(
+            "deploy",
+            "PATCH",
+            f"{run.deployments_path}/{DEPLOYMENT}",
+            {"spec": {"model": {**artifact, "format": "onnx"}}},
+            headers=MERGE,
+        )
+    result: dict[str, Any] = written
+    return result
+
+
+async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
+    from modelfleet.devenv.components import start_operator
+
+    started = time.monotonic()
+    operator = await asyncio.to_thread(
+        start_operator, run.run_dir, run.env, name=f"operator-{run.devices}-{pattern}"
+    )
+    profiler = None
+    try:
+        startup_s = await _settle(operator.pid, started)
+        rest_before = cpu_seconds(operator.pid)
+        await asyncio.sleep(REST_WINDOW_S)
+        rest_cpu = (cpu_seconds(operator.pid) - rest_before) / REST_WINDOW_S
+        run.sim.pattern = pattern
+        calls_before = run.kube.counters.snapshot()
+        cpu_pids = {**run.pids, "operator": operator.pid}
+        cpu_before = _cpu(cpu_pids)
+        busy_before = machine_busy_seconds()
+        if run.profile_dir is not None:
+            profiler = await _start_profiler(
+                operator.pid, run.profile_dir / f"operator-{run.devices}-{pattern}.txt"
+            )
+        t0 = time.time()
+        written = await _write_deployment(run, index)
+        generation = int(written["metadata"]["generation"])
+        previous = (written.get("status") or {}).get("currentRevision")
+
+        def done(seen: dict[str, Any]) -> bool:
+            status = seen.get("status") or {}
+            return bool(
+                status.get("phase") == "Succeeded"
+                and status.get("observedGeneration") == generation
+                and status.get("currentRevision") not in (None, previous)
+            )
+
+        async def read() -> dict[str, Any]:
+            _, body = await run.kube.request("read", "GET", f"{run.deployments_path}/{DEPLOYMENT}")
+            found: dict[str, Any] = body if isinstance(body, dict) else {}
+            return found
+
+        completed = await run.recorder.wait(done, run.timeout, read)
+        t_end = time.time()
+        await asyncio.sleep(0.5)  # late writes of the last pass still count
+        cpu_after = _cpu(cpu_pids)
+        busy = machine_busy_seconds() - busy_before
+        peak = peak_rss_mib(operator.pid)
+        calls_after = run.kube.counters.snapshot()
+    finally:
+        if profiler is not None:
+            await _stop_profiler(profiler)
+        await asyncio.to_thread(operator.stop)
+    revision = int(run.recorder.deployment.get("status", {}).get("currentRevision") or index + 1)
+    statuses = [
+        seconds
+        for ended, seconds in run.kube.counters.latencies.get("status", [])
+        if t0 <= ended <= t_end + 0.5
+    ]
+    return _result(
+        run,
+        pattern=pattern,
+        revision=revision,
+        completed=completed,
+        window=(t0, t_end + 0.5),
+        calls=(calls_before, calls_after),
+        cpu={k: cpu_after.get(k, 0.0) - v for k, v in cpu_before.items()},
+        peak=peak,
+        rest_cpu=rest_cpu,
+        status_latencies=statuses,
+        busy=busy,
+        startup_s=startup_s,
+    )
 
 
 async def _start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process | None:
@@ -345,9 +435,8 @@ async def _stop_profiler(process: asyncio.subprocess.Process) -> None:
 
 
 def _result(
-    recorder: Recorder,
+    run: Run,
     *,
-    devices: int,
     pattern: str,
     revision: int,
     completed: bool,
@@ -355,10 +444,14 @@ def _result(
     calls: tuple[dict[str, int], dict[str, int]],
     cpu: dict[str, float],
     peak: float,
-    register_s: float,
+    rest_cpu: float,
+    status_latencies: list[float],
+    busy: float,
+    startup_s: float,
 ) -> RolloutResult:
     from modelfleet.operator.waves import wave_sizes
 
+    recorder = run.recorder
     start, end = window
     assigned = recorder.assigned.get(revision, {})
     healthy = recorder.healthy.get(revision, {})
@@ -369,11 +462,15 @@ def _result(
         max(healthy.values()) - min(assigned_times) if healthy and assigned_times else float("nan")
     )
     before, after = calls
-    latencies = wave_advance_latencies(
-        wave_sizes(WAVES, devices), assigned_times, healthy_by_position
-    )
+    sizes = wave_sizes(WAVES, run.devices)
+    spans = []
+    first = 0
+    for last in sizes:
+        if last > first and last <= len(assigned_times):
+            spans.append(assigned_times[last - 1] - assigned_times[first])
+        first = last
     return RolloutResult(
-        devices=devices,
+        devices=run.devices,
         pattern=pattern,
         revision=revision,
         completed=completed,
@@ -385,21 +482,45 @@ def _result(
         device_status_writes=after.get("status", 0) - before.get("status", 0),
         apiserver_seen_status_writes=_in(recorder.device_status_writes, start, end),
         lease_renewals=after.get("lease", 0) - before.get("lease", 0),
-        wave_latencies=latencies,
+        wave_latencies=wave_advance_latencies(sizes, assigned_times, healthy_by_position),
+        wave_assign_spans=spans,
+        device_lags=[healthy[n] - assigned[n] for n in order if n in healthy],
+        status_latencies=status_latencies,
         cpu_s=cpu,
         operator_peak_rss_mib=peak,
-        register_s=register_s,
+        operator_rest_cpu=rest_cpu,
+        register_s=run.register_s,
+        variant=run.variant,
+        machine_busy_s=busy,
+        window_s=end - start,
+        operator_startup_s=startup_s,
+        watch_restarts=run.kube.watch_restarts + (run.watcher.watch_restarts if run.watcher else 0),
     )
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What a fleet run changes from the product as it is: the simulated agents' lease renewal
+    interval, or a prototype operator (PYTHONPATH to a tree holding a changed `modelfleet`)."""
+
+    name: str = "baseline"
+    lease_interval: float = 10.0
+    operator_pythonpath: str | None = None
+
+
 def run_size(
-    devices: int, work: Path, *, patterns: tuple[str, ...], profile_dir: Path | None
+    devices: int,
+    work: Path,
+    *,
+    patterns: tuple[str, ...],
+    profile_dir: Path | None,
+    variant: Variant,
 ) -> list[RolloutResult]:
     from modelfleet.devenv.environment import dev_environment
     from modelfleet.kube import api_client
     from modelfleet.storage import Storage
 
-    run_dir = work / f"fleet-{devices}"
+    run_dir = work / f"fleet-{devices}-{variant.name}"
     with dev_environment(run_dir, kubernetes=True, object_storage=True) as env:
         assert env.apiserver is not None
         from kubernetes import client
@@ -413,6 +534,9 @@ def run_size(
             _artifact_body(storage, f"bench/{name}/model.onnx", os.urandom(4096))
             for name in ("a", "b")
         ]
+        operator_env = env.env()
+        if variant.operator_pythonpath:
+            operator_env["PYTHONPATH"] = variant.operator_pythonpath
         pki = env.apiserver.pki
         credentials = Credentials(env.apiserver.url, pki.ca_cert, pki.admin_cert, pki.admin_key)
         return asyncio.run(
@@ -420,23 +544,36 @@ def run_size(
                 devices=devices,
                 patterns=patterns,
                 run_dir=run_dir,
-                env=env.env(),
+                env=operator_env,
                 credentials=credentials,
                 artifacts=artifacts,
                 timeout=max(120.0, devices * 0.5),
                 profile_dir=profile_dir,
+                lease_interval=variant.lease_interval,
+                variant=variant.name,
             )
         )
 
 
 def run(
-    work: Path, *, sizes: tuple[int, ...], profile_dir: Path | None = None, skipped: str = ""
+    work: Path,
+    *,
+    sizes: tuple[int, ...],
+    profile_dir: Path | None = None,
+    skipped: str = "",
+    variant: Variant | None = None,
 ) -> Section:
     section = Section("fleet", "1. Fleet control plane: rollout with zero bake time")
     results: list[RolloutResult] = []
     for devices in sizes:
         results.extend(
-            run_size(devices, work, patterns=("agent", "coalesced"), profile_dir=profile_dir)
+            run_size(
+                devices,
+                work,
+                patterns=("every-phase", "agent"),
+                profile_dir=profile_dir,
+                variant=variant or Variant(),
+            )
         )
     _render(section, results)
     if skipped:
@@ -450,6 +587,7 @@ def _render(section: Section, results: list[RolloutResult]) -> None:
         (
             "devices",
             "status pattern",
+            "variant",
             "done",
             "first assigned → last healthy (s)",
             "device updates/min",
@@ -479,9 +617,23 @@ def _render(section: Section, results: list[RolloutResult]) -> None:
             "operator CPU s",
             "operator CPU ms/device",
             "operator peak RSS MiB",
+            "operator start-up (s)",
+            "operator CPU s/s at rest (before rollout)",
             "kube-apiserver CPU s",
             "etcd CPU s",
             "simulator+recorder CPU s",
+            "machine busy (of 2 cores x window)",
+            "other users' CPU s (noise)",
+        ),
+    )
+    timeline = Table(
+        "Where the time goes",
+        (
+            "devices",
+            "pattern",
+            "per wave: first → last device assigned (s)",
+            "device assigned → healthy p50 / p99 (s)",
+            "device status patch latency p50 / p99 (ms)",
         ),
     )
     for r in results:
@@ -489,6 +641,7 @@ def _render(section: Section, results: list[RolloutResult]) -> None:
         main.add(
             r.devices,
             r.pattern,
+            r.variant,
             r.completed,
             r.rollout_s,
             r.updates_per_min,
@@ -513,11 +666,28 @@ def _render(section: Section, results: list[RolloutResult]) -> None:
             cpu.get("operator", float("nan")),
             ratio(cpu.get("operator", float("nan")) * 1000, r.devices),
             r.operator_peak_rss_mib,
+            r.operator_startup_s,
+            r.operator_rest_cpu,
             cpu.get("kube-apiserver", float("nan")),
             cpu.get("etcd", float("nan")),
             cpu.get("bench (simulator + recorder)", float("nan")),
+            f"{fmt(ratio(r.machine_busy_s, (os.cpu_count() or 1) * r.window_s) * 100)}%",
+            r.others_cpu_s,
         )
-    section.tables += [main, writes, cost]
+        timeline.add(
+            r.devices,
+            r.pattern,
+            " / ".join(fmt(x) for x in r.wave_assign_spans),
+            f"{fmt(percentile(r.device_lags, 50))} / {fmt(percentile(r.device_lags, 99))}",
+            f"{fmt(percentile(r.status_latencies, 50) * 1000)} / "
+            f"{fmt(percentile(r.status_latencies, 99) * 1000)}",
+        )
+        if r.watch_restarts:
+            section.notes.append(
+                f"{r.devices} devices, {r.pattern}: watches restarted {r.watch_restarts} times "
+                "(relisted; times of events in a gap are the relist time)."
+            )
+    section.tables += [main, writes, cost, timeline]
     sizes = sorted({r.devices for r in results})
     if len(sizes) > 1:
         growth = Table(
@@ -526,7 +696,7 @@ def _render(section: Section, results: list[RolloutResult]) -> None:
             ("pattern", "rollout time", "updates/min", "operator CPU", "operator peak RSS",
              "writes/device"),
         )  # fmt: skip
-        for pattern in ("agent", "coalesced"):
+        for pattern in ("every-phase", "agent"):
             small = next(
                 (r for r in results if r.devices == sizes[0] and r.pattern == pattern), None
             )
@@ -569,7 +739,7 @@ def _render(section: Section, results: list[RolloutResult]) -> None:
     section.notes += [
         "Simulated devices share one namespace-wide watch (see bench/simulator.py); leases are "
         "renewed every 10 s as the agent's default (40 s lease, a quarter of it).",
-        "The second rollout of each size (coalesced) is a new revision over the first: it has a "
+        "The second rollout of each size (`agent`) is a new revision over the first: it has a "
         "stable revision, so the planner also keeps devices on stable; each rollout has its own, "
         "freshly started and idle operator process.",
         "Operator writes are counted from a watch (generation changes on EdgeDevices = spec "

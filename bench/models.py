@@ -48,10 +48,10 @@ def _mobilenet() -> tuple[Any, list[InputSpec]]:
             nn.ReLU6(),
         ]
 
-    class MobileNetLike(nn.Layer):  # type: ignore[misc]
+    class MobileNetLike(nn.Layer):
         def __init__(self) -> None:
             super().__init__()
-            layers = [
+            layers: list[Any] = [
                 nn.Conv2D(3, 16, 3, stride=2, padding=1, weight_attr=kaiming(), bias_attr=False)
             ]
             layers += [nn.BatchNorm2D(16), nn.ReLU6()]
@@ -82,7 +82,7 @@ def _mlp() -> tuple[Any, list[InputSpec]]:
 def _transformer() -> tuple[Any, list[InputSpec]]:
     from paddle import nn
 
-    class Encoder(nn.Layer):  # type: ignore[misc]
+    class Encoder(nn.Layer):
         def __init__(self) -> None:
             super().__init__()
             layer = nn.TransformerEncoderLayer(

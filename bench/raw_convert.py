@@ -40,10 +40,11 @@ def main(argv: list[str]) -> int:
     worst = 0.0
     for index in range(int(samples)):
         rng = np.random.default_rng(index)
-        feeds = {
-            s["name"]: rng.uniform(*(s.get("range") or (0.0, 1.0)), s["shape"]).astype("float32")
-            for s in specs
-        }
+        feeds = {}
+        for spec in specs:
+            low, high = spec.get("range") or (0.0, 1.0)
+            shape = tuple(int(d) for d in spec["shape"])
+            feeds[spec["name"]] = rng.uniform(float(low), float(high), size=shape).astype("float32")
         for name, value in feeds.items():
             predictor.get_input_handle(name).copy_from_cpu(value)
         predictor.run()

@@ -89,6 +89,7 @@ def render_results(
         *machine,
         "",
         "One run each; ratios are ModelFleet over the raw baseline measured in the same run.",
+        "Methods: bench/README.md. Profiles, causes and recommended fixes: bench/FINDINGS.md.",
         "",
     ]
     return "\n".join(head) + "\n" + "\n".join(render_section(s) for s in sections)

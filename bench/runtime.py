@@ -28,7 +28,12 @@ Array = npt.NDArray[Any]
 
 def _feeds(specs: Any, seed: int) -> dict[str, Array]:
     rng = np.random.default_rng(seed)
-    return {s.name: rng.uniform(*(s.range or (0.0, 1.0)), s.shape).astype(s.dtype) for s in specs}
+    feeds: dict[str, Array] = {}
+    for spec in specs:
+        low, high = spec.range or (0.0, 1.0)
+        size = tuple(int(d) for d in spec.shape)
+        feeds[spec.name] = rng.uniform(float(low), float(high), size=size).astype(spec.dtype)
+    return feeds
 
 
 def _latencies(call: Callable[[], Any], warmup: int, iterations: int) -> list[float]:
@@ -97,8 +102,11 @@ def run(work: Path, *, quick: bool) -> Section:
         fp32_size = paths["onnx"].stat().st_size
         params_size = sample.params_file.stat().st_size + sample.model_file.stat().st_size
         for label, runner in runners.items():
-            runner_feeds: Mapping[str, Array] = feeds
-            times = _latencies(lambda r=runner, f=runner_feeds: r.run(f), warmup, iterations)
+
+            def infer(runner: Any = runner, feeds: Mapping[str, Array] = feeds) -> Any:
+                return runner.run(feeds)
+
+            times = _latencies(infer, warmup, iterations)
             medians[label] = percentile(times, 50)
             size = params_size if label == "paddle" else paths[label].stat().st_size
             latency.add(

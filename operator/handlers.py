@@ -58,6 +58,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         prefix="modelfleet.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # One INFO line per handled event was ~5% of the operator's CPU at 1,000 devices (bench).
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     # The resources are known; scanning would need CRD (and Namespace) list rights that the
     # least-privilege RBAC does not grant, and retries forbidden lists for about a minute.

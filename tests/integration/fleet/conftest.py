@@ -56,6 +56,16 @@ def rollouts(
     result = Rollouts(fleet, operator, artifacts)
     for index in range(FLEET_SIZE):
         result.start(index)
+    coordination = client.CoordinationV1Api(kube_client)
+    wait_for(
+        lambda: {
+            "leases": len(coordination.list_namespaced_lease(namespace).items),
+            "devices": len(result.devices()),
+        },
+        lambda seen: seen["leases"] >= FLEET_SIZE and seen["devices"] >= FLEET_SIZE,
+        what=f"{FLEET_SIZE} agents online (EdgeDevice and Lease each)",
+        timeout=120,
+    )
     try:
         yield result
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.api.conversion import InputSpec
-from modelfleet.samples import PREFIX, SampleModel
+from modelfleet.samples import SampleModel, save_inference_model
 
 ARCHITECTURES = ("mobilenet", "mlp", "transformer")
 
@@ -105,25 +105,11 @@ BUILDERS: dict[str, Callable[[], tuple[Any, list[InputSpec]]]] = {
 
 
 def build(name: str, out_dir: Path, seed: int = 0) -> SampleModel:
-    """Build architecture `name` with seeded weights and save it under `out_dir`."""
+    """Build architecture `name` with seeded weights and save it under `out_dir` (the samples'
+    saver, which also checks that the outputs are not degenerate)."""
     import paddle
 
     paddle.seed(seed)
     model, specs = BUILDERS[name]()
     model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    input_spec = [paddle.static.InputSpec(s.shape, s.dtype, s.name) for s in specs]
-    paddle.jit.save(model, str(out_dir / PREFIX), input_spec=input_spec)
-    model_file = out_dir / f"{PREFIX}.json"
-    if not model_file.exists():
-        model_file = out_dir / f"{PREFIX}.pdmodel"
-    (out_dir / f"{PREFIX}.pdiparams.info").unlink(missing_ok=True)
-    return SampleModel(
-        name=name,
-        model_dir=out_dir,
-        model_file=model_file,
-        params_file=out_dir / f"{PREFIX}.pdiparams",
-        inputs=tuple(specs),
-        output_count=1,
-        seed=seed,
-    )
+    return save_inference_model(name, model, out_dir, list(specs), seed)

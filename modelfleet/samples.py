@@ -89,7 +89,9 @@ def build_cnn_classifier(
         optimizer.clear_grad()
     model.eval()
     spec = InputSpec(name="image", shape=[1, 3, image_size, image_size], range=[0.0, 1.0])
-    return _save("cnn-classifier", model, out_dir, [spec], seed, num_classes=num_classes)
+    return save_inference_model(
+        "cnn-classifier", model, out_dir, [spec], seed, num_classes=num_classes
+    )
 
 
 def classification_dataset(
@@ -135,10 +137,10 @@ def build_mlp(out_dir: Path, seed: int = 0, *, legacy: bool = False) -> SampleMo
         with paddle.pir_utils.DygraphOldIrGuard():
             model = make()
             model.eval()
-            return _save("mlp-legacy", model, out_dir, [spec], seed)
+            return save_inference_model("mlp-legacy", model, out_dir, [spec], seed)
     model = make()
     model.eval()
-    return _save("mlp", model, out_dir, [spec], seed)
+    return save_inference_model("mlp", model, out_dir, [spec], seed)
 
 
 def build_dynamic_batch(out_dir: Path, seed: int = 0) -> SampleModel:
@@ -150,7 +152,7 @@ def build_dynamic_batch(out_dir: Path, seed: int = 0) -> SampleModel:
     model = nn.Sequential(nn.Linear(12, 24), nn.LayerNorm(24), nn.GELU(), nn.Linear(24, 6))
     model.eval()
     spec = InputSpec(name="x", shape=[-1, 12], range=[-2.0, 2.0])
-    return _save("dynamic-batch", model, out_dir, [spec], seed)
+    return save_inference_model("dynamic-batch", model, out_dir, [spec], seed)
 
 
 def build_two_output(out_dir: Path, seed: int = 0) -> SampleModel:
@@ -173,7 +175,7 @@ def build_two_output(out_dir: Path, seed: int = 0) -> SampleModel:
     model = TwoOutput()
     model.eval()
     spec = InputSpec(name="x", shape=[1, 8], range=[-1.0, 1.0])
-    return _save("two-output", model, out_dir, [spec], seed)
+    return save_inference_model("two-output", model, out_dir, [spec], seed)
 
 
 def build_unconvertible(out_dir: Path, seed: int = 0) -> SampleModel:
@@ -194,10 +196,12 @@ def build_unconvertible(out_dir: Path, seed: int = 0) -> SampleModel:
     model = Unconvertible()
     model.eval()
     spec = InputSpec(name="x", shape=[1, 6], range=[-1.0, 1.0])
-    return _save("unconvertible", model, out_dir, [spec], seed, unsupported=("cumprod",))
+    return save_inference_model(
+        "unconvertible", model, out_dir, [spec], seed, unsupported=("cumprod",)
+    )
 
 
-def _save(
+def save_inference_model(
     name: str,
     model: Any,
     out_dir: Path,
@@ -207,6 +211,8 @@ def _save(
     num_classes: int | None = None,
     unsupported: tuple[str, ...] = (),
 ) -> SampleModel:
+    """Save a Paddle layer as an inference model (PIR `.json` or legacy `.pdmodel`, plus
+    `.pdiparams`) after checking its outputs are not degenerate; the benchmarks use it too."""
     import paddle
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,6 @@ writes (so a typo there still fails), not against the real one."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,23 +21,10 @@ from kubernetes.client.exceptions import ApiException
 from unit.chart.rendering import render, with_endpoint
 
 from modelfleet.devenv.servers import ApiServer
+from support.kubectl import kubectl
 
 pytestmark = pytest.mark.integration
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
-
-
-def kubectl(apiserver: ApiServer, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        [KUBECTL, "--kubeconfig", str(apiserver.kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}:\n{done.stderr}"
-    return done.stdout
 
 
 def server_dry_run(apiserver: ApiServer, docs: list[dict[str, Any]]) -> list[str]:

@@ -3,8 +3,6 @@ applied the manifests sees no drift (`kubectl diff --server-side` is empty)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,20 +12,10 @@ from kubernetes import client
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.devenv.servers import ApiServer
 from modelfleet.samples import SampleModel
+from support.kubectl import run_kubectl
 from support.operator import OperatorHandle, conversion_body, wait_for
 
 pytestmark = pytest.mark.paddle
-KUBECTL = str(Path(sys.executable).with_name("kubectl"))
-
-
-def _kubectl(kube_apiserver: ApiServer, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KUBECTL, *args],
-        env={**kube_apiserver.env(), "HOME": str(home), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def test_reconciled_objects_show_no_drift(
@@ -60,7 +48,7 @@ def test_reconciled_objects_show_no_drift(
         "-f",
         str(manifest),
     ]
-    applied = _kubectl(kube_apiserver, tmp_path, "apply", *common)
+    applied = run_kubectl(kube_apiserver, "apply", *common)
     assert applied.returncode == 0, applied.stderr
 
     objects = client.CustomObjectsApi(kube_client)
@@ -78,5 +66,5 @@ def test_reconciled_objects_show_no_drift(
             timeout=300,
         )
 
-    diff = _kubectl(kube_apiserver, tmp_path, "diff", *common)
+    diff = run_kubectl(kube_apiserver, "diff", *common)
     assert diff.returncode == 0, f"drift after reconcile:\n{diff.stdout}{diff.stderr}"

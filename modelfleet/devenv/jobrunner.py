@@ -134,17 +134,20 @@ class JobRunner:
 
     def _check_running(self, key: tuple[str, str], job: Any) -> None:
         attempt = self._attempts[key]
+        if self._deadline_passed(job, attempt.started):
+            # The Job controller checks the deadline before counting succeeded pods, so a pod
+            # that exits after the deadline but before the next sync still fails the Job.
+            self._kill(self._attempts.pop(key))
+            self._finish(
+                key,
+                job,
+                Outcome("Failed", "DeadlineExceeded", _DEADLINE_MESSAGE),
+                attempt.started,
+                failed=attempt.failed + 1,
+            )
+            return
         exit_code = attempt.process.poll()
         if exit_code is None:
-            if self._deadline_passed(job, attempt.started):
-                self._kill(self._attempts.pop(key))
-                self._finish(
-                    key,
-                    job,
-                    Outcome("Failed", "DeadlineExceeded", _DEADLINE_MESSAGE),
-                    attempt.started,
-                    failed=attempt.failed + 1,
-                )
             return
         del self._attempts[key]
         container = job.spec.template.spec.containers[0]

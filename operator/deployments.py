@@ -10,8 +10,10 @@ changed, then apply the actions: presigned, time-limited URLs go into
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
@@ -22,10 +24,11 @@ from modelfleet.api.conversion import ModelConversion
 from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentSpec
 from modelfleet.api.device import EdgeDevice, SlotAssignment
 from modelfleet.artifacts import MODEL_FILE, ArtifactKeys
-from modelfleet.conditions import format_time, parse_time
+from modelfleet.conditions import format_time
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
+from modelfleet.operator.expectations import Expectations
 from modelfleet.operator.ordering import selector_matches
 from modelfleet.operator.planner import (
     Action,
@@ -54,28 +57,8 @@ class DeploymentClaim:
 
 
 def device_view(body: Mapping[str, Any], lease_renew_time: dt.datetime | None) -> DeviceView:
-    meta = body["metadata"]
-    device = EdgeDevice.model_validate({k: v for k, v in body.items() if k in ("spec", "status")})
-    created = meta.get("creationTimestamp")
-    assigned = {
-        slot: parse_time(a.assigned_at) for slot, a in device.spec.models.items() if a.assigned_at
-    }
-    view = DeviceView.of(
-        device,
-        name=meta["name"],
-        labels=meta.get("labels") or {},
-        lease_renew_time=lease_renew_time,
-        created_at=parse_time(created) if created else None,
-    )
-    return DeviceView(
-        name=view.name,
-        labels=view.labels,
-        models=view.models,
-        slots=view.slots,
-        lease_renew_time=view.lease_renew_time,
-        created_at=view.created_at,
-        assigned_at=assigned,
-    )
+    device = EdgeDevice.model_validate(body)
+    return DeviceView.of(device, lease_renew_time=lease_renew_time)
 
 
 def other_claims(
@@ -150,6 +133,15 @@ def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:
 class DeploymentController:
     storage: Storage
     api: client.ApiClient
+    writers: int = 8
+    """Device patches in flight at once: a wave of hundreds of assignments at one PATCH after
+    the other was capped at 20-50/s by apiserver latency (bench/FINDINGS.md). Stays below the
+    kubernetes client's connection pool (10)."""
+    expectations: Expectations = field(default_factory=Expectations)
+    _pool: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="device-writer")
 
     def reconcile(
         self,
@@ -167,6 +159,7 @@ class DeploymentController:
         deployment = EdgeDeployment.model_validate(raw)
         slot = deployment.spec.slot or name
         artifact, why = resolve_artifact(self.api, self.storage, namespace, deployment.spec)
+        devices = self.expectations.overlay(namespace, devices, now=time.monotonic())
         plan = plan_rollout(
             deployment_name=name,
             deployment_uid=raw["metadata"]["uid"],
@@ -184,8 +177,12 @@ class DeploymentController:
         counts = plan.status.counts.to_wire()
         metrics.record_deployment(namespace, name, plan.status.phase, counts)
         views = {d.name: d for d in devices}
-        for action in plan.actions:
-            self._apply(namespace, name, action, now, views.get(action.device))
+        applied = self._pool.map(
+            lambda action: self._apply(namespace, name, action, now, views.get(action.device)),
+            plan.actions,
+        )
+        for _ in applied:  # re-raises the first failed write once all have been tried
+            pass
         return plan.requeue_after
 
     def _write_status(self, namespace: str, name: str, current: dict[str, Any], plan: Plan) -> None:
@@ -214,15 +211,15 @@ class DeploymentController:
         now: dt.datetime,
         view: DeviceView | None,
     ) -> None:
-        if isinstance(action, ReleaseSlot):
-            patch: dict[str, Any] = {"spec": {"models": {action.slot: None}}}
-        else:
+        assignment: SlotAssignment | None = None
+        if not isinstance(action, ReleaseSlot):
             assigned_at = format_time(now)
             held = view.models.get(action.slot) if view else None
             if isinstance(action, RefreshUrl) and held and held.assigned_at:
                 assigned_at = held.assigned_at
             assignment = self._assignment(deployment, action, now, assigned_at)
-            patch = {"spec": {"models": {action.slot: assignment}}}
+        wire = assignment.to_wire() if assignment else None
+        patch = {"spec": {"models": {action.slot: wire}}}
         try:
             client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, EdgeDevice.PLURAL, action.device, patch
@@ -231,6 +228,10 @@ class DeploymentController:
             if err.status != 404:
                 raise
             log.info("device vanished", device=action.device)
+            return
+        self.expectations.expect(
+            (namespace, action.device), action.slot, assignment, now=time.monotonic()
+        )
 
     def _assignment(
         self,
@@ -238,7 +239,7 @@ class DeploymentController:
         action: Action,
         now: dt.datetime,
         assigned_at: str,
-    ) -> dict[str, Any]:
+    ) -> SlotAssignment:
         """A SlotAssignment with freshly presigned URLs; a refresh keeps the assignment time."""
         assert not isinstance(action, ReleaseSlot)
         revision = action.to_revision if isinstance(action, RollBack) else action.revision
@@ -255,4 +256,4 @@ class DeploymentController:
             size_bytes=artifact.size_bytes or 0,
             probe_url=self._presign(artifact.probe_uri),
             assigned_at=assigned_at,
-        ).to_wire()
+        )

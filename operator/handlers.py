@@ -2,8 +2,9 @@
 
 Only `@kopf.on.event` handlers and indexes are used: they need no finalizer (deleting an
 object never hangs while the operator is down) and store no progress (nothing grows in
-annotations). kopf fills the indexes from its watches before any handler runs, so after a
-restart the operator sees the whole fleet before it plans. Periodic re-checks come from a
+annotations). kopf fills the indexes from its watches before any handler runs, and Lease
+renewals come from their own light watch (operator/leases.py), so after a restart the operator
+sees the whole fleet and its heartbeats before it plans. Periodic re-checks come from a
 resync loop, like an informer's resync period; deployments go through a coalescing work queue
 so a burst of device updates costs one planning pass.
 """
@@ -23,13 +24,13 @@ from modelfleet.api.base import GROUP, VERSION, LabelSelector
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.api.deployment import EdgeDeployment
 from modelfleet.api.device import EdgeDevice
-from modelfleet.conditions import parse_time
 from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.controller import ConversionController
 from modelfleet.operator.deployments import DeploymentClaim, DeploymentController, device_view
 from modelfleet.operator.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
+from modelfleet.operator.leases import LeaseTable
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.operator.workqueue import WorkQueue
 from modelfleet.storage import Storage
@@ -45,8 +46,9 @@ class Runtime:
     settings: OperatorSettings
     conversions: ConversionController
     deployments: DeploymentController
+    leases: LeaseTable
     queue: WorkQueue = field(init=False)
-    indexes: tuple[Any, Any, Any] | None = None
+    indexes: tuple[Any, Any] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -71,7 +73,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         settings=operator_settings,
         conversions=ConversionController(settings=operator_settings, storage=storage, api=api),
         deployments=DeploymentController(storage=storage, api=api),
+        leases=LeaseTable(api, operator_settings.namespaces),
     )
+    runtime.leases.start()
     runtime.queue = WorkQueue(
         lambda key: _plan_deployment(runtime, key),
         on_error=lambda key, err: metrics.RECONCILE_ERRORS.labels("deployment").inc(),
@@ -86,6 +90,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.runtime.leases.stop()
     for task in memo.runtime.tasks:
         task.cancel()
 
@@ -101,11 +106,6 @@ def devices_by_namespace(*, namespace: str | None, body: kopf.Body, **_: Any) ->
     }
 
 
-@kopf.index("coordination.k8s.io", "v1", "leases")
-def lease_renewals(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
-    return {(namespace, name): spec.get("renewTime")}
-
-
 @kopf.index(GROUP, VERSION, EdgeDeployment.PLURAL)
 def deployments_by_namespace(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
     selector = LabelSelector.model_validate(spec.get("selector") or {})
@@ -115,32 +115,29 @@ def deployments_by_namespace(*, namespace: str | None, name: str, spec: kopf.Spe
 def _remember_indexes(runtime: Runtime, kwargs: dict[str, Any]) -> None:
     """kopf hands indexes only to handlers; the queue's workers read them from the runtime."""
     if runtime.indexes is None:
-        runtime.indexes = (
-            kwargs["devices_by_namespace"],
-            kwargs["lease_renewals"],
-            kwargs["deployments_by_namespace"],
-        )
+        runtime.indexes = (kwargs["devices_by_namespace"], kwargs["deployments_by_namespace"])
 
 
 def _enqueue_namespace(runtime: Runtime, namespace: str) -> None:
     if runtime.indexes is None:
         return
-    _, _, deployments = runtime.indexes
+    _, deployments = runtime.indexes
     for claim in deployments.get(namespace, ()):
         runtime.queue.add((namespace, claim.name), delay=0.2)
 
 
 async def _plan_deployment(runtime: Runtime, key: Hashable) -> float | None:
-    if runtime.indexes is None:
+    if runtime.indexes is None or not runtime.leases.synced:
         return 1.0
     assert isinstance(key, tuple)
     namespace: str = key[0]
     name: str = key[1]
-    devices_index, leases, deployments = runtime.indexes
-    devices = []
-    for body in devices_index.get(namespace, ()):
-        renewed = next(iter(leases.get((namespace, body["metadata"]["name"]), ())), None)
-        devices.append(device_view(body, parse_time(renewed) if renewed else None))
+    devices_index, deployments = runtime.indexes
+    leases = runtime.leases
+    devices = [
+        device_view(body, leases.renew_time(namespace, body["metadata"]["name"]))
+        for body in devices_index.get(namespace, ())
+    ]
     claims = list(deployments.get(namespace, ()))
     return await asyncio.to_thread(
         runtime.deployments.reconcile,
@@ -183,7 +180,7 @@ async def _resync(runtime: Runtime) -> None:
                     runtime.conversions.reconcile, meta["namespace"], meta["name"]
                 )
             if runtime.indexes is not None:
-                for namespace in list(runtime.indexes[2].keys()):
+                for namespace in list(runtime.indexes[1].keys()):
                     _enqueue_namespace(runtime, namespace)
         except Exception as err:  # the loop must outlive any one failure
             log.warning("resync failed", error=str(err))

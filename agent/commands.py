@@ -97,6 +97,13 @@ def resolve_namespace(namespace: str | None, kubeconfig: Path | None) -> str:
     help="Bytes per second, for metered or shared links.",
 )
 @click.option(
+    "--progress-grace-seconds",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Report Downloading only if activation takes longer than this; 0: at once.",
+)
+@click.option(
     "--report-every-phase",
     is_flag=True,
     help="Also report Verifying and Activating (two more status writes per rollout).",
@@ -114,6 +121,7 @@ def agent_command(
     download_attempts: int,
     retry_seconds: float,
     max_download_rate: int | None,
+    progress_grace_seconds: float,
     report_every_phase: bool,
 ) -> None:
     """Run the device agent: keep this device's models as its EdgeDevice says."""
@@ -136,6 +144,7 @@ def agent_command(
         retry_base=timedelta(seconds=retry_seconds),
         max_download_rate=max_download_rate,
         report_every_phase=report_every_phase,
+        progress_grace_seconds=progress_grace_seconds,
     )
     with api_client(kubeconfig) as api:
         agent = Agent(api, settings)

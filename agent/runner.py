@@ -5,9 +5,10 @@ Three threads: the Lease heartbeat (`heartbeats`), the watch on the device's own
 wake-up - and at least every `resync_seconds` - plans each slot and executes one step at a
 time until the plan is `Keep`: download (`download`), verify and store (`store`), load and
 probe (`probe`), switch the `current` link. Status is patched when the slot takes up a new
-target (Downloading) and when it reaches an outcome (Healthy or Failed): the two states the
-rollout controller acts on, so a rollout costs a device two writes. Verifying and Activating
-are reported too with `report_every_phase` (for debugging a device).
+target (Downloading, only if it is still busy `progress_grace_seconds` later) and when it
+reaches an outcome (Healthy or Failed), the state the rollout controller acts on: a quick
+rollout costs a device one write, a slow one two. Every phase (Downloading at once, Verifying,
+Activating) is reported with `report_every_phase` (for debugging a device).
 
 Restart safety comes from the store: nothing here keeps state that matters across a SIGKILL.
 Failed attempts are remembered in memory only, so a restarted agent tries each assignment once
@@ -76,6 +77,7 @@ class AgentSettings:
     retry_max: timedelta = timedelta(minutes=10)
     max_download_rate: float | None = None
     report_every_phase: bool = False
+    progress_grace_seconds: float = 5.0
 
 
 class Agent:
@@ -109,6 +111,10 @@ class Agent:
         self.failures: dict[str, Failure] = {}
         self.reported: dict[str, SlotStatus | None] = {}
         self.unsynced: set[str] = set()
+        self.status_lock = threading.Lock()
+        """Status writes come from the loop and from progress timers."""
+        self.progress: dict[str, tuple[threading.Timer, SlotStatus]] = {}
+        """slot → the deferred Downloading report and its timer."""
         self.facts: DeviceFacts | None = None
         self.facts_due = 0.0
         self.invalid_slots: set[str] = set()
@@ -393,13 +399,48 @@ class Agent:
         return {a.sha256 for a in latest.spec.models.values()} if latest else set()
 
     def _report(self, slot: str, status: SlotStatus | None) -> None:
-        known = slot not in self.unsynced
-        if known and not status_changed(self.reported.get(slot), status):
-            return
-        passing = status is not None and status.phase in _PASSING_PHASES
-        if passing and not self.settings.report_every_phase:
-            log.info("slot phase", slot=slot, phase=status.phase if status else None)
-            return
+        with self.status_lock:
+            known = slot not in self.unsynced
+            if known and not status_changed(self.reported.get(slot), status):
+                self._cancel_progress(slot)  # e.g. moved back to the active revision
+                return
+            every_phase = self.settings.report_every_phase
+            if status is not None and status.phase in _PASSING_PHASES and not every_phase:
+                log.info("slot phase", slot=slot, phase=status.phase)
+                return
+            if status is not None and self._defer_progress(slot, status):
+                return
+            self._cancel_progress(slot)
+            self._write(slot, status)
+
+    def _cancel_progress(self, slot: str) -> None:
+        progress = self.progress.pop(slot, None)
+        if progress is not None:
+            progress[0].cancel()
+
+    def _defer_progress(self, slot: str, status: SlotStatus) -> bool:
+        """Downloading is written only if the slot is still busy `progress_grace_seconds`
+        later: a fast activation is then reported by its outcome alone (one write less per
+        device and rollout; the controller times devices out from `assignedAt`, not from
+        this report)."""
+        grace = self.settings.progress_grace_seconds
+        if status.phase != "Downloading" or self.settings.report_every_phase or grace <= 0:
+            return False
+        pending = self.progress.get(slot)
+        timer = pending[0] if pending else threading.Timer(grace, self._report_progress, (slot,))
+        self.progress[slot] = (timer, status)
+        if pending is None:
+            timer.daemon = True
+            timer.start()
+        return True
+
+    def _report_progress(self, slot: str) -> None:
+        with self.status_lock:
+            pending = self.progress.pop(slot, None)
+            if pending is not None and not self.stop.is_set():
+                self._write(slot, pending[1])
+
+    def _write(self, slot: str, status: SlotStatus | None) -> None:
         try:
             retrying("status", lambda: self.devices.write_slot(slot, status))
         except Exception as err:  # the device keeps working; the next pass writes it again

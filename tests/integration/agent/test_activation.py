@@ -28,6 +28,18 @@ def test_a_good_assignment_ends_healthy_on_the_verified_artifact(fleet: Fleet) -
     assert assignment["url"].split("?")[1] not in status_json(status)
     assert "X-Amz-Signature" not in status_json(fleet.device("edge-1").get("status"))
     assert "X-Amz-Signature" not in "".join(a.log_path.read_text() for a in fleet.agents)
+    assert phases_written(fleet, SLOT) == ["Healthy"]
+
+
+def test_a_slow_activation_reports_downloading_after_the_grace_period(fleet: Fleet) -> None:
+    artifact = fleet.publish("slow", padding=3 * 1024 * 1024)
+    fleet.start_agent(
+        "edge-5", f"--max-download-rate={1024 * 1024}", "--progress-grace-seconds=0.5"
+    )
+    fleet.wait("registration", lambda: fleet.device("edge-5"))
+    fleet.assign("edge-5", SLOT, fleet.assignment(artifact, 1))
+    fleet.wait_phase("edge-5", SLOT, "Downloading", 1)
+    fleet.wait_phase("edge-5", SLOT, "Healthy", 1)
     assert phases_written(fleet, SLOT) == ["Downloading", "Healthy"]
 
 

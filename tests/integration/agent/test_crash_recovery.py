@@ -43,7 +43,7 @@ class LinkWatcher:
 def test_sigkill_during_download_then_restart_completes(fleet: Fleet) -> None:
     old = fleet.publish("old")
     new = fleet.publish("new", weight_shift=1.0, probe_shift=1.0, padding=PADDING)
-    agent = fleet.start_agent("edge-1", f"--max-download-rate={RATE}")
+    agent = fleet.start_agent("edge-1", f"--max-download-rate={RATE}", "--progress-grace-seconds=0")
     fleet.wait("registration", lambda: fleet.device("edge-1"))
     fleet.assign("edge-1", SLOT, fleet.assignment(old, 1))
     fleet.wait_phase("edge-1", SLOT, "Healthy", 1)

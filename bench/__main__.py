@@ -13,34 +13,31 @@ from pathlib import Path
 
 from bench.machine import machine_facts
 from bench.report import Section, render_results
+from bench.simulator import PATTERNS
 
 BENCH_DIR = Path(__file__).resolve().parent
 NAMES = ("fleet", "distribution", "conversion", "runtime")
+SIZES = (100, 1000, 5000)
 
 
 def _runners(args: argparse.Namespace, work: Path) -> dict[str, Callable[[], Section]]:
     def fleet() -> Section:
         from bench import fleet as module
 
-        sizes = (
-            tuple(args.fleet_sizes) if args.fleet_sizes else ((100,) if args.quick else (100, 1000))
-        )
-        skipped = ""
-        if 5000 not in sizes:
-            skipped = (
-                "5,000 devices not run: each Lease renewal costs the operator ~2 ms of CPU "
-                "(500/s would take a whole core), its start-up is roughly quadratic in listed "
-                "objects (~18 s at 1,000), and the 2 shared cores are already ~97% busy during a "
-                "1,000-device rollout; see bench/FINDINGS.md. "
-                "`python -m bench --only fleet --fleet-sizes 5000` runs it on a bigger machine."
-            )
+        sizes = tuple(args.fleet_sizes) if args.fleet_sizes else ((100,) if args.quick else SIZES)
         profile = BENCH_DIR / "profiles" if args.profile else None
         variant = module.Variant(
             name=args.variant,
             lease_interval=args.lease_interval,
             operator_pythonpath=args.operator_pythonpath,
         )
-        return module.run(work, sizes=sizes, profile_dir=profile, skipped=skipped, variant=variant)
+        return module.run(
+            work,
+            sizes=sizes,
+            profile_dir=profile,
+            variant=variant,
+            patterns=tuple(args.patterns),
+        )
 
     def distribution() -> Section:
         from bench import distribution as module
@@ -69,11 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", choices=NAMES, action="append", help="run only this benchmark")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, fewer iterations")
-    parser.add_argument("--fleet-sizes", type=int, nargs="+", help="fleet sizes (default 100 1000)")
+    parser.add_argument(
+        "--fleet-sizes", type=int, nargs="+", help="fleet sizes (default 100 1000 5000)"
+    )
+    parser.add_argument(
+        "--patterns",
+        nargs="+",
+        choices=sorted(PATTERNS),
+        default=["agent-slow", "agent"],
+        help="device status patterns, one rollout each (fleet)",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the operator (fleet)")
     parser.add_argument("--variant", default="baseline", help="label of a fleet variant")
     parser.add_argument(
-        "--lease-interval", type=float, default=10.0, help="simulated lease renewal seconds"
+        "--lease-interval", type=float, default=60.0, help="simulated lease renewal seconds"
     )
     parser.add_argument(
         "--operator-pythonpath", help="run a prototype operator from this tree (fleet)"

@@ -34,11 +34,13 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 
 PATTERNS: dict[str, tuple[str, ...]] = {
     "every-phase": ("Downloading", "Verifying", "Activating", "Healthy"),
-    "agent": ("Downloading", "Healthy"),
+    "agent-slow": ("Downloading", "Healthy"),
+    "agent": ("Healthy",),
 }
-"""Status writes per rollout. `every-phase`: what agent/runner.py wrote before commit aeace2f
-(and writes with `--report-every-phase`); `agent`: what it writes by default since then
-(Downloading, then the outcome)."""
+"""Status writes per rollout. `every-phase`: the agent with `--report-every-phase` (its default
+before commit aeace2f); `agent-slow`: the agent when activation outlasts its progress grace
+period (5 s; its default for every activation before the grace existed); `agent`: the agent
+when activation is quicker than that, as for these simulated devices (the outcome only)."""
 
 
 def micro_time(moment: datetime) -> str:
@@ -200,9 +202,9 @@ class Simulator:
         *,
         namespace: str,
         slot: str,
-        pattern: str = "every-phase",
+        pattern: str = "agent",
         lease_duration: int = 40,
-        lease_interval: float = 10.0,
+        lease_interval: float = 60.0,
     ) -> None:
         self.kube = kube
         self.namespace = namespace

@@ -36,10 +36,20 @@ from modelfleet.operator.observations import (
 )
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.storage import Storage, StorageError
-from modelfleet.workers.requests import ConvertRequest, ValidateRequest
+from modelfleet.workers.requests import (
+    ConvertRequest,
+    ConvertValidateRequest,
+    ValidateRequest,
+    WorkerRequest,
+)
 
 log = get_logger(__name__)
 PLURAL = ModelConversion.PLURAL
+_REQUESTS: dict[Step, type[WorkerRequest]] = {
+    "convert": ConvertRequest,
+    "validate": ValidateRequest,
+    "convert-validate": ConvertValidateRequest,
+}
 
 
 @dataclass
@@ -78,7 +88,7 @@ class ConversionController:
         except StorageError as err:
             log.warning("storage unavailable", namespace=namespace, name=name, error=str(err))
             return None
-        steps: tuple[Step, ...] = ("convert", "validate")
+        steps: tuple[Step, ...] = ("convert-validate", "convert", "validate")
         requests: dict[tuple[Step, str], JobRequest] = {
             (step, t.format): self._job_request(conversion, step, t.format, digests[t.format])
             for t in spec.targets
@@ -94,6 +104,7 @@ class ConversionController:
                 conversion_failure=t.conversion_failure,
                 convert_job=jobs.get(("convert", t.target.format)),
                 validate_job=jobs.get(("validate", t.target.format)),
+                convert_validate_job=jobs.get(("convert-validate", t.target.format)),
             )
             for t in targets
         ]
@@ -139,9 +150,12 @@ class ConversionController:
     def _job_request(
         self, conversion: ModelConversion, step: Step, fmt: str, digest: str
     ) -> JobRequest:
+        """The Job for one step of one target. Convert and convert-validate Jobs are named by
+        the artifact only (new validation settings never convert again; the convert-validate
+        Job carries its settings' key instead), validate Jobs by artifact and settings."""
         spec = conversion.spec
         target = next(t for t in spec.targets if t.format == fmt)
-        model = ConvertRequest if step == "convert" else ValidateRequest
+        model = _REQUESTS[step]
         request = model(
             source=spec.source,
             inputs=spec.inputs,
@@ -150,8 +164,14 @@ class ConversionController:
             bucket=self.settings.bucket,
             digest=digest,
         )
-        work_key = digest if step == "convert" else f"{digest}/{validation_key(spec, target)}"
-        return JobRequest(step=step, target=target, request=request.to_wire(), work_key=work_key)
+        settings = validation_key(spec, target)
+        return JobRequest(
+            step=step,
+            target=target,
+            request=request.to_wire(),
+            work_key=f"{digest}/{settings}" if step == "validate" else digest,
+            validation_key=settings if step == "convert-validate" else None,
+        )
 
     def _jobs(
         self,
@@ -169,7 +189,7 @@ class ConversionController:
         for key, request in requests.items():
             expected = job_name(name, request.step, request.format, request.work_key)
             if expected in by_name:
-                views[key] = job_view(by_name[expected])
+                views[key] = job_view(by_name[expected], validation_key=request.validation_key)
         return views
 
     def _create_job(self, conversion: ModelConversion, request: JobRequest) -> None:

@@ -6,10 +6,29 @@ validated iff a report for the current validation settings exists; a running or 
 its Job. Status is only a memory for the one thing evidence cannot show after Jobs are garbage
 collected: that this generation already failed (it is not retried until the spec changes).
 
-Per target: source missing → Failed(SourceNotFound); no artifact → convert Job; artifact but
-no matching report → validate Job; report → Validated or Failed(ToleranceExceeded). Then
-approval: `auto`, or `manual` until `modelfleet approve` sets APPROVED_GENERATION_ANNOTATION
-to the current generation.
+Per target: source missing → Failed(SourceNotFound); no artifact → one convert-validate Job
+(both steps in one worker process: half the fixed cost of two Jobs); artifact but no matching
+report → validate Job (cache hit, or new validation settings); report → Validated or
+Failed(ToleranceExceeded). Then approval: `auto`, or `manual` until `modelfleet approve` sets
+APPROVED_GENERATION_ANNOTATION to the current generation.
+
+A convert-validate Job reads as the step it is in, from evidence alone:
+
+    Job             manifest   matching report   → verdict
+    (none)          no         -                   create it; Converting
+    Active          no         -                   Converting
+    Active          yes        no                  Validating
+    Failed          no         -                   Failed: conversion reason (report, exit code)
+    Failed          yes        no                  Failed: validation reason (exit code)
+    Succeeded       yes        no                  validate Job (as after a validate Job that
+                                                   left no evidence)
+    any             yes        yes                 Validated / Failed(ToleranceExceeded)
+
+Its name is keyed by the artifact, not the validation settings, so new settings never start a
+second conversion; a finished one that validated with older settings (`settings_current` is
+False) says nothing about the current settings and is followed by a validate Job. A convert Job
+(started by an older operator) is still observed as before and no convert-validate Job is
+created beside it.
 """
 
 from __future__ import annotations
@@ -43,6 +62,8 @@ class JobView:
     reason: str = ""
     message: str = ""
     duration_s: float | None = None
+    settings_current: bool = True
+    """False when a convert-validate Job ran with validation settings the spec no longer has."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,7 @@ class TargetObservation:
     validation: ValidationEvidence | None = None
     convert_job: JobView | None = None
     validate_job: JobView | None = None
+    convert_validate_job: JobView | None = None
     conversion_failure: tuple[str, str] | None = None
 
 
@@ -94,27 +116,58 @@ def _failed_job(step: Step, job: JobView, fallback: tuple[str, str] | None) -> _
     return _TargetVerdict("Failed", reason, f"{step} Job {job.name} failed: {job.message}".strip())
 
 
+def _job_names(target: TargetObservation) -> dict[str, str]:
+    """status.jobs: `<step>-<format>` → Job name, for the Jobs of the current work."""
+    fmt = target.target.format
+    steps: tuple[tuple[Step, JobView | None], ...] = (
+        ("convert", target.convert_job),
+        ("validate", target.validate_job),
+        ("convert-validate", target.convert_validate_job),
+    )
+    return {f"{step}-{fmt}": job.name for step, job in steps if job is not None}
+
+
+def _judge_conversion(target: TargetObservation) -> _TargetVerdict:
+    """No artifact yet: the conversion Job (convert-validate, or an older operator's convert)."""
+    fmt = target.target.format
+    step: Step = "convert" if target.convert_job else "convert-validate"
+    job = target.convert_job or target.convert_validate_job
+    if job is None:
+        return _TargetVerdict("Converting", "Converting", "", create=("convert-validate", fmt))
+    if job.state == "Active":
+        return _TargetVerdict("Converting", "Converting", f"{fmt}: Job {job.name} running")
+    if job.state == "Failed":
+        return _failed_job(step, job, target.conversion_failure)
+    return _TargetVerdict(
+        "Failed", "ArtifactMissing", f"{fmt}: Job {job.name} succeeded without a manifest"
+    )
+
+
+def _judge_validation(target: TargetObservation) -> _TargetVerdict:
+    """An artifact without a report for the current settings: a Job validating it, or a new
+    validate Job."""
+    fmt = target.target.format
+    validate, combined = target.validate_job, target.convert_validate_job
+    step: Step
+    if validate is not None and validate.state != "Succeeded":
+        job, step = validate, "validate"
+    elif validate is None and combined is not None and combined.state != "Succeeded":
+        job, step = combined, "convert-validate"
+    else:  # nothing validated, or a Job succeeded without leaving matching evidence
+        return _TargetVerdict("Validating", "Validating", "", create=("validate", fmt))
+    if job.state == "Active":
+        return _TargetVerdict("Validating", "Validating", f"{fmt}: Job {job.name} running")
+    if not job.settings_current:  # it failed validating settings the spec no longer has
+        return _TargetVerdict("Validating", "Validating", "", create=("validate", fmt))
+    return _failed_job(step, job, None)
+
+
 def _judge_target(source: SourceObservation, target: TargetObservation) -> _TargetVerdict:
     fmt = target.target.format
     if not source.found:
         return _TargetVerdict("Failed", "SourceNotFound", source.message)
-    jobs = {
-        f"{step}-{fmt}": job.name
-        for step, job in (("convert", target.convert_job), ("validate", target.validate_job))
-        if job is not None
-    }
     if target.artifact is None:
-        job = target.convert_job
-        if job is None:
-            verdict = _TargetVerdict("Converting", "Converting", "", create=("convert", fmt))
-        elif job.state == "Active":
-            verdict = _TargetVerdict("Converting", "Converting", f"{fmt}: Job {job.name} running")
-        elif job.state == "Failed":
-            verdict = _failed_job("convert", job, target.conversion_failure)
-        else:
-            verdict = _TargetVerdict(
-                "Failed", "ArtifactMissing", f"{fmt}: Job {job.name} succeeded without a manifest"
-            )
+        verdict = _judge_conversion(target)
     elif target.validation is not None:
         evidence = target.validation
         if evidence.result.passed:
@@ -126,14 +179,8 @@ def _judge_target(source: SourceObservation, target: TargetObservation) -> _Targ
                 evidence.failure_message or f"{fmt}: outside tolerance",
             )
     else:
-        job = target.validate_job
-        if job is None or job.state == "Succeeded":
-            verdict = _TargetVerdict("Validating", "Validating", "", create=("validate", fmt))
-        elif job.state == "Active":
-            verdict = _TargetVerdict("Validating", "Validating", f"{fmt}: Job {job.name} running")
-        else:
-            verdict = _failed_job("validate", job, None)
-    verdict.jobs = jobs
+        verdict = _judge_validation(target)
+    verdict.jobs = _job_names(target)
     return verdict
 
 

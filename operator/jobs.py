@@ -3,6 +3,10 @@
 Names are deterministic (conversion, step, target and a hash of what the step works on), so an
 unchanged spec never creates a second Job, also across operator restarts: a repeated create
 answers 409 and the existing Job is observed instead.
+
+Steps: `convert-validate` (both in one worker process; the Job for a target with nothing
+stored yet), `validate` (an artifact is stored: cache hit or new validation settings) and
+`convert` (no longer created, still observed: a Job an older operator started).
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ from modelfleet.operator.settings import OperatorSettings
 from modelfleet.storage import ENV_ACCESS_KEY, ENV_BUCKET, ENV_ENDPOINT, ENV_REGION, ENV_SECRET_KEY
 from modelfleet.workers.errors import EXIT_CODES, RETRYABLE_REASONS
 
-Step = Literal["convert", "validate"]
+Step = Literal["convert", "validate", "convert-validate"]
 CONTAINER = "worker"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 CONVERSION_LABEL = "modelfleet.io/conversion"
 STEP_LABEL = "modelfleet.io/step"
 FORMAT_LABEL = "modelfleet.io/format"
+VALIDATION_KEY_ANNOTATION = "modelfleet.io/validation-key"
+"""On a convert-validate Job: the validation settings it runs with (its name is keyed by the
+artifact only, so that new validation settings never start a second conversion)."""
+_SHORT_STEPS: dict[Step, str] = {"convert": "cv", "validate": "vl", "convert-validate": "cvl"}
 OPERATOR_NAME = "modelfleet-operator"
 # Classified failures that no retry can fix end the Job at once (podFailurePolicy FailJob).
 PERMANENT_EXIT_CODES = sorted(
@@ -39,6 +47,7 @@ class JobRequest:
     target: Target
     request: dict[str, Any]
     work_key: str
+    validation_key: str | None = None
 
     @property
     def format(self) -> str:
@@ -47,9 +56,8 @@ class JobRequest:
 
 def job_name(conversion: str, step: Step, target_format: str, work_key: str) -> str:
     suffix = hashlib.sha256(f"{step}/{target_format}/{work_key}".encode()).hexdigest()[:8]
-    short_step = "cv" if step == "convert" else "vl"
     fmt = target_format.removeprefix("onnx").strip("-") or "fp32"
-    return f"{conversion[:40].rstrip('-')}-{short_step}-{fmt}-{suffix}"
+    return f"{conversion[:40].rstrip('-')}-{_SHORT_STEPS[step]}-{fmt}-{suffix}"
 
 
 def _env(settings: OperatorSettings, secret: str) -> list[dict[str, Any]]:
@@ -113,6 +121,7 @@ def build_job(
         pod_spec["nodeSelector"] = template.node_selector or defaults.node_selector
     if template.tolerations or defaults.tolerations:
         pod_spec["tolerations"] = template.tolerations or defaults.tolerations
+    annotations = {VALIDATION_KEY_ANNOTATION: job.validation_key} if job.validation_key else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -120,6 +129,7 @@ def build_job(
             "name": name,
             "namespace": meta["namespace"],
             "labels": labels,
+            **({"annotations": annotations} if annotations else {}),
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

@@ -29,6 +29,7 @@ from modelfleet.operator.conversions import (
     TargetObservation,
     ValidationEvidence,
 )
+from modelfleet.operator.jobs import VALIDATION_KEY_ANNOTATION
 from modelfleet.storage import Storage, parse_s3_uri
 from modelfleet.workers.errors import reason_for_exit_code
 from modelfleet.workers.reports import Latency, Report, ValidationSection
@@ -180,24 +181,31 @@ def exit_code_from_message(message: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def job_view(job: Mapping[str, Any]) -> JobView:
+def job_view(job: Mapping[str, Any], *, validation_key: str | None = None) -> JobView:
     """Succeeded/Failed from the Job's terminal conditions; a classified worker exit code
-    (podFailurePolicy FailJob) becomes the worker's reason, e.g. SourceNotFound."""
+    (podFailurePolicy FailJob) becomes the worker's reason, e.g. SourceNotFound.
+
+    `validation_key`, for a convert-validate Job: the current settings' key; a Job annotated
+    with another key validated settings the spec no longer has (`settings_current` False)."""
     name = job["metadata"]["name"]
+    annotations = job["metadata"].get("annotations") or {}
+    current = validation_key is None or annotations.get(VALIDATION_KEY_ANNOTATION) == validation_key
     status = job.get("status") or {}
     for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
             continue
         duration = _seconds_between(status.get("startTime"), condition.get("lastTransitionTime"))
         if condition["type"] == "Complete":
-            return JobView(name, "Succeeded", duration_s=duration)
+            return JobView(name, "Succeeded", duration_s=duration, settings_current=current)
         if condition["type"] == "Failed":
             reason = condition.get("reason", "JobFailed")
             message = condition.get("message", "")
             code = exit_code_from_message(message)
             worker_reason = reason_for_exit_code(code) if code is not None else None
-            return JobView(name, "Failed", worker_reason or reason, message, duration)
-    return JobView(name, "Active")
+            return JobView(
+                name, "Failed", worker_reason or reason, message, duration, settings_current=current
+            )
+    return JobView(name, "Active", settings_current=current)
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:

@@ -11,12 +11,13 @@ from modelfleet.workers.errors import (
     classify,
     reason_for_exit_code,
 )
-from modelfleet.workers.requests import ConvertRequest, ValidateRequest
+from modelfleet.workers.requests import ConvertRequest, ConvertValidateRequest, ValidateRequest
 
 __all__ = [
     "EXIT_CODES",
     "EXIT_USAGE",
     "ConvertRequest",
+    "ConvertValidateRequest",
     "Failure",
     "ValidateRequest",
     "classify",

@@ -1,16 +1,21 @@
-"""`modelfleet-worker convert|validate --request JSON`: the conversion and validation Jobs.
+"""`modelfleet-worker convert|validate|convert-validate --request JSON`: the conversion Jobs.
 
 The operator runs these as the container command of a batch/v1 Job. Object storage comes from
 the MODELFLEET_S3_* environment variables only. On exit the worker has written the full result
 to object storage, one JSON line to the termination log, and exits 0 on success or with the
 reason's code from `modelfleet.workers.errors.EXIT_CODES`.
+
+`convert-validate` is the two steps in one process (one interpreter, one source download, one
+Storage), because their fixed start-up cost exceeds the work for small models. A failure in
+either step ends the process exactly as that step's own command would (same report, same
+termination line naming the stage, same exit code), so the operator reads both the same way.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ import structlog
 from modelfleet.storage import Storage
 from modelfleet.workers.errors import EXIT_USAGE, classify
 from modelfleet.workers.reports import write_termination_log
-from modelfleet.workers.requests import ConvertRequest, ValidateRequest
+from modelfleet.workers.requests import ConvertRequest, ConvertValidateRequest, ValidateRequest
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
@@ -51,18 +56,25 @@ def _parse_request(raw: str, model: type[pydantic.BaseModel], termination_log: P
         raise click.UsageError(message) from err
 
 
-def _run(
-    stage: str,
-    termination_log: Path,
-    work_dir: Path | None,
-    action: Callable[[Storage, Path, datetime], dict[str, Any]],
-) -> None:
+Step = tuple[str, Callable[[Storage, Path, datetime], dict[str, Any]]]
+"""(stage, action): the stage names a failure of the action in the termination log."""
+
+
+def _run(termination_log: Path, work_dir: Path | None, steps: Sequence[Step]) -> None:
+    """Run the steps in order on one Storage and one scratch directory; stop at the first
+    failure, which is reported under that step's stage exactly as its own command would."""
     configure_logging()
     log = structlog.get_logger("modelfleet.workers")
+    stage = steps[0][0]
+    summaries: list[dict[str, Any]] = []
     try:
         storage = Storage.from_env()
-        with tempfile.TemporaryDirectory(prefix=f"modelfleet-{stage}-", dir=work_dir) as tmp:
-            summary = action(storage, Path(tmp), datetime.now(UTC))
+        prefix = f"modelfleet-{'-'.join(name for name, _ in steps)}-"
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=work_dir) as tmp:
+            now = datetime.now(UTC)
+            for name, action in steps:
+                stage = name  # what a failure from here on is reported as
+                summaries.append(action(storage, Path(tmp), now))
     except Exception as err:
         failure = classify(err)
         log.error(
@@ -80,8 +92,21 @@ def _run(
         )
         click.echo(f"{stage} failed: {failure.reason}: {failure.message}", err=True)
         sys.exit(failure.exit_code)
+    summary = _combined(summaries)
     write_termination_log(termination_log, summary)
     click.echo(_one_line(summary))
+
+
+def _combined(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One summary: a single step's as is; several merged (later steps win on shared keys such
+    as `ok`) under the stage `convert-validate`."""
+    if len(summaries) == 1:
+        return summaries[0]
+    merged: dict[str, Any] = {}
+    for summary in summaries:
+        merged.update(summary)
+    merged["stage"] = "-".join(str(s["stage"]) for s in summaries)
+    return merged
 
 
 def _one_line(summary: dict[str, Any]) -> str:
@@ -126,7 +151,7 @@ def convert_job(request: str, termination_log: Path, work_dir: Path | None) -> N
     def action(storage: Storage, tmp: Path, now: datetime) -> dict[str, Any]:
         return run_convert(parsed, storage=storage, work_dir=tmp, now=now).summary()
 
-    _run("convert", termination_log, work_dir, action)
+    _run(termination_log, work_dir, [("convert", action)])
 
 
 @cli.command("validate")
@@ -142,7 +167,35 @@ def validate_job(request: str, termination_log: Path, work_dir: Path | None) -> 
     def action(storage: Storage, tmp: Path, now: datetime) -> dict[str, Any]:
         return run_validate(parsed, storage=storage, work_dir=tmp, now=now).summary()
 
-    _run("validate", termination_log, work_dir, action)
+    _run(termination_log, work_dir, [("validate", action)])
+
+
+@cli.command("convert-validate")
+@_request_option
+@_termination_option
+@_work_dir_option
+def convert_validate_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
+    """Convert, then validate the same target in this process (one download of the source)."""
+    from modelfleet.workers.jobs import SourceCache, run_convert, run_validate
+
+    parsed: ConvertValidateRequest = _parse_request(
+        request, ConvertValidateRequest, termination_log
+    )
+    sources: SourceCache = {}
+
+    def convert(storage: Storage, tmp: Path, now: datetime) -> dict[str, Any]:
+        outcome = run_convert(
+            parsed.as_convert(), storage=storage, work_dir=tmp, now=now, sources=sources
+        )
+        return outcome.summary()
+
+    def validate(storage: Storage, tmp: Path, now: datetime) -> dict[str, Any]:
+        outcome = run_validate(
+            parsed.as_validate(), storage=storage, work_dir=tmp, now=now, sources=sources
+        )
+        return outcome.summary()
+
+    _run(termination_log, work_dir, [("convert", convert), ("validate", validate)])
 
 
 def main() -> None:

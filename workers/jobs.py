@@ -3,7 +3,8 @@
 Called by `modelfleet.workers.cli` (the Job entrypoint). Each returns an outcome whose
 `summary()` is the one-line termination message; each raises a classified WorkerError (or
 `modelfleet.storage.StorageError`) on failure, after writing a failure report when the
-artifact's digest is already known.
+artifact's digest is already known. The convert-validate Job runs both in one process; a
+`SourceCache` passed to both lets the second step reuse the source the first downloaded.
 
 Publishing order: model.onnx, then report.json, then manifest.json LAST — an artifact is
 complete iff its manifest exists, so a crash at any point leaves nothing that looks complete.
@@ -59,6 +60,8 @@ CALIBRATION_SEED_OFFSET = 1_000_003  # synthetic calibration never reuses valida
 SYNTHETIC_CALIBRATION_SAMPLES = 32
 
 Converter = Callable[..., ConversionResult]
+SourceCache = dict[tuple[str, str], tuple[SourceModel, str]]
+"""Sources one process already fetched and located, by (uri, format), with their digests."""
 
 
 @dataclass(frozen=True)
@@ -116,13 +119,14 @@ def run_convert(
     now: datetime,
     versions: Mapping[str, str] | None = None,
     converter: Converter = convert_model,
+    sources: SourceCache | None = None,
 ) -> ConvertOutcome:
     bucket = request.bucket or storage.bucket
     versions = dict(versions or converter_versions())
     keys = _early_keys(request, versions)
     if keys is not None and is_artifact_complete(storage, keys, bucket=bucket):
         return _cached(storage, keys, bucket)
-    source, src_digest = _fetch_source(request, storage, work_dir, keys)
+    source, src_digest = _fetch_source(request, storage, work_dir, sources)
     keys = keys or _keys(request, artifact_digest(src_digest, request.target, versions))
     try:
         if is_artifact_complete(storage, keys, bucket=bucket):
@@ -175,11 +179,12 @@ def run_validate(
     now: datetime,
     versions: Mapping[str, str] | None = None,
     run_benchmark: bool = True,
+    sources: SourceCache | None = None,
 ) -> ValidateOutcome:
     bucket = request.bucket or storage.bucket
     versions = dict(versions or converter_versions())
     keys = _early_keys(request, versions)
-    source, src_digest = _fetch_source(request, storage, work_dir, keys)
+    source, src_digest = _fetch_source(request, storage, work_dir, sources)
     keys = keys or _keys(request, artifact_digest(src_digest, request.target, versions))
     try:
         if not is_artifact_complete(storage, keys, bucket=bucket):
@@ -292,11 +297,18 @@ def _early_keys(request: WorkerRequest, versions: Mapping[str, str]) -> Artifact
 
 
 def _fetch_source(
-    request: WorkerRequest, storage: Storage, work_dir: Path, keys: ArtifactKeys | None
+    request: WorkerRequest, storage: Storage, work_dir: Path, sources: SourceCache | None
 ) -> tuple[SourceModel, str]:
-    local = fetch_source(storage, request.source.uri, work_dir / "source")
-    source = locate_source(local, request.source.format)
-    src_digest = digest_of(source)
+    """Download and locate the source, or take it from `sources` when this process has it."""
+    cache_key = (request.source.uri, request.source.format)
+    fetched = sources.get(cache_key) if sources is not None else None
+    if fetched is None:
+        local = fetch_source(storage, request.source.uri, work_dir / "source")
+        located = locate_source(local, request.source.format)
+        fetched = (located, digest_of(located))
+        if sources is not None:
+            sources[cache_key] = fetched
+    source, src_digest = fetched
     if request.source_digest and request.source_digest != src_digest:
         raise InvalidModel(
             f"source {request.source.uri} has digest {src_digest}, the request expected "

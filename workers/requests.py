@@ -38,3 +38,14 @@ class ConvertRequest(WorkerRequest):
 
 class ValidateRequest(WorkerRequest):
     """Validate the published artifact of `target` against the source; write report + probe."""
+
+
+class ConvertValidateRequest(WorkerRequest):
+    """Both steps for one target in one process (the Job the operator creates when nothing is
+    stored yet): the fields are those of the two requests above, which are derived from it."""
+
+    def as_convert(self) -> ConvertRequest:
+        return ConvertRequest.model_validate(self.model_dump())
+
+    def as_validate(self) -> ValidateRequest:
+        return ValidateRequest.model_validate(self.model_dump())

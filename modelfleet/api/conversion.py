@@ -203,7 +203,12 @@ class ModelConversionStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list)
     artifacts: list[ArtifactStatus] = Field(default_factory=list)
     validation: list[TargetValidation] = Field(default_factory=list)
-    jobs: dict[str, str] = Field(default_factory=dict)
+    jobs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Jobs of the current work by `<step>-<format>`: `convert-validate` (nothing "
+        "stored yet: both steps in one Job), `validate` (artifact stored), `convert` (a Job of "
+        "an older operator).",
+    )
 
 
 class ModelConversion(ResourceModel):

@@ -105,7 +105,9 @@ def test_conversion_becomes_ready_with_stored_artifact(
     assert artifact["sizeBytes"] == len(stored)
     validation = obj["status"]["validation"][0]
     assert validation["passed"] is True and validation["maxAbs"] <= 1e-5
-    assert conversions.jobs("mlp", "convert") and len(conversions.jobs("mlp", "convert")) == 1
+    assert len(conversions.jobs("mlp", "convert-validate")) == 1
+    assert conversions.jobs("mlp", "convert") == conversions.jobs("mlp", "validate") == []
+    assert list(obj["status"]["jobs"]) == ["convert-validate-onnx"]
     assert "kopf.zalando.org/last-handled-configuration" not in obj["metadata"].get(
         "annotations", {}
     )
@@ -120,7 +122,7 @@ def test_missing_source_fails_with_source_not_found(
     obj = conversions.wait_phase("ghost", "Failed", timeout=60)
     assert _condition(obj, "Ready")["reason"] == "SourceNotFound"
     assert "-missing/" in _condition(obj, "Ready")["message"]
-    assert conversions.jobs("ghost", "convert") == []
+    assert conversions.jobs("ghost", "convert-validate") == []
 
 
 def test_tolerance_exceeded_fails_validation(
@@ -180,7 +182,7 @@ def test_manual_approval_holds_until_approved(
     assert _condition(obj, "Approved")["reason"] == "ManuallyApproved"
 
 
-def test_operator_killed_mid_conversion_finishes_with_one_convert_job(
+def test_operator_killed_mid_conversion_finishes_with_one_conversion_job(
     operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
 ) -> None:
     sample, uri = mlp_source
@@ -188,15 +190,15 @@ def test_operator_killed_mid_conversion_finishes_with_one_convert_job(
         conversion_body("survivor", sample, uri, targets=[{"format": "onnx", "opset": 15}])
     )
     wait_for(
-        lambda: {"jobs": conversions.jobs("survivor", "convert")},
+        lambda: {"jobs": conversions.jobs("survivor", "convert-validate")},
         lambda found: bool(found["jobs"]),
-        what="the convert Job",
+        what="the convert-validate Job",
     )
     operator.process.kill()
     operator.restart()
     conversions.wait_phase("survivor", "Succeeded")
-    assert len(conversions.jobs("survivor", "convert")) == 1
-    assert len(conversions.jobs("survivor", "validate")) == 1
+    assert len(conversions.jobs("survivor", "convert-validate")) == 1
+    assert conversions.jobs("survivor", "convert") == conversions.jobs("survivor", "validate") == []
 
 
 def test_spec_changes_reconvert_only_when_the_artifact_changes(
@@ -215,12 +217,13 @@ def test_spec_changes_reconvert_only_when_the_artifact_changes(
     conversions.patch_spec("evolving", {"validation": {"seed": 99}})
     revalidated = conversions.wait_phase("evolving", "Succeeded")
     assert revalidated["metadata"]["generation"] == first["metadata"]["generation"] + 1
-    assert len(conversions.jobs("evolving", "convert")) == 1
-    assert len(conversions.jobs("evolving", "validate")) == 2
+    assert len(conversions.jobs("evolving", "convert-validate")) == 1
+    assert len(conversions.jobs("evolving", "validate")) == 1  # new settings: validation only
 
     conversions.patch_spec("evolving", {"targets": [{"format": "onnx", "opset": 16}]})
     reconverted = conversions.wait_phase("evolving", "Succeeded")
-    assert len(conversions.jobs("evolving", "convert")) == 2
+    assert len(conversions.jobs("evolving", "convert-validate")) == 2
+    assert len(conversions.jobs("evolving", "validate")) == 1
     assert reconverted["status"]["artifacts"][0]["uri"] != first["status"]["artifacts"][0]["uri"]
 
 
@@ -236,5 +239,5 @@ def test_metrics_report_conversions_by_phase_and_job_durations(
         text = response.read().decode()
     phase = f'name="measured",namespace="{conversions.namespace}",phase="Succeeded"'
     assert f"modelfleet_conversions{{{phase}}} 1.0" in text
-    convert_jobs = 'format="onnx",outcome="Succeeded",step="convert"'
+    convert_jobs = 'format="onnx",outcome="Succeeded",step="convert-validate"'
     assert f"modelfleet_job_duration_seconds_count{{{convert_jobs}}}" in text

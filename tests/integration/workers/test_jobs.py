@@ -1,4 +1,5 @@
-"""The convert/validate Jobs against a real MinIO: layout, manifest last, cache, failures."""
+"""The convert, validate and convert-validate Jobs against a real MinIO: layout, manifest last,
+cache, one source download per process, failures reported per step."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from modelfleet.devenv.ports import free_port
 from modelfleet.samples import SampleModel
 from modelfleet.storage import Storage
 from modelfleet.workers.errors import EXIT_CODES, UnsupportedOperator
-from modelfleet.workers.jobs import run_convert, run_validate
+from modelfleet.workers.jobs import SourceCache, run_convert, run_validate
 from modelfleet.workers.reports import Report, read_probe
 from modelfleet.workers.requests import ConvertRequest, ValidateRequest
 from modelfleet.workers.sources import file_sha256
@@ -173,3 +174,82 @@ def test_worker_process_exit_codes_and_termination_log(
     code, line, stderr = run_worker("validate", body, unreachable, tmp_path)
     assert (code, line["reason"]) == (EXIT_CODES["StorageError"], "StorageError")
     assert "127.0.0.1" in line["message"] and minio_storage.secret_key not in stderr
+
+
+def test_validation_reuses_the_source_the_conversion_fetched(
+    storage: Storage, mlp: SampleModel, tmp_path: Path
+) -> None:
+    uri = upload(storage, mlp)
+    body = request_json(mlp, uri, Target(format="onnx"))
+    sources: SourceCache = {}
+    converted = run_convert(
+        ConvertRequest.model_validate(body),
+        storage=storage,
+        work_dir=tmp_path,
+        now=NOW,
+        sources=sources,
+    )
+    for key in storage.list_keys("sources/"):
+        storage.remove(key)  # a second download would now fail with SourceNotFound
+    validated = run_validate(
+        ValidateRequest.model_validate(body),
+        storage=storage,
+        work_dir=tmp_path,
+        now=NOW,
+        run_benchmark=False,
+        sources=sources,
+    )
+    assert validated.keys == converted.keys and validated.report.passed is True
+
+
+def test_convert_validate_process_publishes_artifact_report_and_probe(
+    storage: Storage, minio_storage: Any, mlp: SampleModel, tmp_path: Path
+) -> None:
+    env = {**minio_storage.env(), "MODELFLEET_S3_BUCKET": storage.bucket}
+    body = request_json(mlp, upload(storage, mlp), Target(format="onnx"))
+
+    code, line, stderr = run_worker("convert-validate", body, env, tmp_path)
+    assert code == 0, stderr
+    assert line["ok"] is True and line["stage"] == "convert-validate"
+    assert line["cached"] is False and line["passed"] is True and line["maxAbs"] <= 1e-5
+    digest = line["digest"]
+    prefix = f"{storage.bucket}/artifacts/{digest}/onnx/"
+    assert line["artifactUri"] == f"s3://{prefix}model.onnx"
+    assert line["manifestUri"] == f"s3://{prefix}manifest.json"
+    reports = f"reports/{digest}/onnx/"
+    assert line["reportUri"] == f"s3://{storage.bucket}/{reports}report.json"
+    assert sorted(storage.list_keys(f"artifacts/{digest}/")) == [
+        f"artifacts/{digest}/onnx/manifest.json",
+        f"artifacts/{digest}/onnx/model.onnx",
+    ]
+    assert sorted(storage.list_keys(reports)) == [f"{reports}probe.npz", f"{reports}report.json"]
+    report = Report.model_validate_json(storage.get_bytes(f"{reports}report.json"))
+    manifest = Manifest.model_validate_json(
+        storage.get_bytes(f"artifacts/{digest}/onnx/manifest.json")
+    )
+    assert report.conversion is not None and report.conversion.sha256 == manifest.sha256
+    assert report.validation is not None and report.passed is True
+    assert minio_storage.secret_key not in stderr
+
+
+def test_convert_validate_process_fails_as_the_failing_step_would(
+    storage: Storage, minio_storage: Any, mlp: SampleModel, tmp_path: Path
+) -> None:
+    env = {**minio_storage.env(), "MODELFLEET_S3_BUCKET": storage.bucket}
+    body = request_json(mlp, upload(storage, mlp), Target(format="onnx"))
+
+    missing = {**body, "source": {"uri": f"s3://{storage.bucket}/sources/nothing-here/"}}
+    code, line, _ = run_worker("convert-validate", missing, env, tmp_path)
+    assert (code, line["reason"]) == (EXIT_CODES["SourceNotFound"], "SourceNotFound")
+    assert (code, line) == run_worker("convert", missing, env, tmp_path)[:2]
+    assert line["stage"] == "convert"
+
+    strict = {**body, "target": {"format": "onnx-fp16", "tolerance": {"atol": 0.0, "rtol": 0.0}}}
+    code, line, _ = run_worker("convert-validate", strict, env, tmp_path)
+    assert (code, line["reason"]) == (EXIT_CODES["ToleranceExceeded"], "ToleranceExceeded")
+    assert line["stage"] == "validate"
+    [report_key] = [k for k in storage.list_keys("reports/") if k.endswith("fp16/report.json")]
+    report = Report.model_validate_json(storage.get_bytes(report_key))
+    assert report.conversion is not None and report.conversion.ok  # converted, then refused
+    assert report.failure is not None and report.failure.reason == "ToleranceExceeded"
+    assert (code, line) == run_worker("validate", strict, env, tmp_path)[:2]

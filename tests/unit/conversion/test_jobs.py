@@ -14,8 +14,15 @@ from modelfleet.api.conversion import (
     Target,
 )
 from modelfleet.devenv.joboutcomes import attempt_outcome
-from modelfleet.operator.jobs import PERMANENT_EXIT_CODES, JobRequest, build_job, job_name
-from modelfleet.operator.observations import exit_code_from_message, source_fingerprint
+from modelfleet.operator.jobs import (
+    PERMANENT_EXIT_CODES,
+    STEP_LABEL,
+    VALIDATION_KEY_ANNOTATION,
+    JobRequest,
+    build_job,
+    job_name,
+)
+from modelfleet.operator.observations import exit_code_from_message, job_view, source_fingerprint
 from modelfleet.operator.settings import JobDefaults, OperatorSettings
 from modelfleet.workers.errors import EXIT_CODES
 
@@ -38,7 +45,46 @@ def test_job_names_are_deterministic_short_and_keyed_by_work() -> None:
     assert first == job_name("a" * 60, "convert", "onnx-int8", "digest-1")
     assert first != job_name("a" * 60, "convert", "onnx-int8", "digest-2")
     assert first != job_name("a" * 60, "validate", "onnx-int8", "digest-1")
-    assert len(first) <= 63
+    combined = job_name("a" * 60, "convert-validate", "onnx-int8", "digest-1")
+    assert combined not in (first, job_name("a" * 60, "validate", "onnx-int8", "digest-1"))
+    assert "-cvl-int8-" in combined
+    assert max(len(first), len(combined)) <= 63
+
+
+def test_convert_validate_job_runs_that_command_and_names_its_validation_settings() -> None:
+    request = JobRequest(
+        "convert-validate", Target(format="onnx-int8"), {"digest": "d"}, "d", validation_key="v1"
+    )
+    job = build_job(conversion(), request, SETTINGS)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-1] == "convert-validate"
+    assert job["metadata"]["labels"][STEP_LABEL] == "convert-validate"
+    assert job["metadata"]["annotations"] == {VALIDATION_KEY_ANNOTATION: "v1"}
+    plain = build_job(
+        conversion(), JobRequest("validate", Target(format="onnx"), {}, "k"), SETTINGS
+    )
+    assert "annotations" not in plain["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected", "current"),
+    [
+        ({VALIDATION_KEY_ANNOTATION: "v1"}, "v1", True),
+        ({VALIDATION_KEY_ANNOTATION: "v1"}, "v2", False),
+        ({}, "v2", False),
+        ({}, None, True),
+    ],
+    ids=["same settings", "older settings", "unannotated", "not a convert-validate Job"],
+)
+def test_job_view_tells_whether_a_job_validated_the_current_settings(
+    annotations: dict[str, str], expected: str | None, current: bool
+) -> None:
+    job = {
+        "metadata": {"name": "j", "annotations": annotations},
+        "status": {"conditions": [{"type": "Complete", "status": "True"}]},
+    }
+    view = job_view(job, validation_key=expected)
+    assert (view.state, view.settings_current) == ("Succeeded", current)
 
 
 def test_credentials_reach_the_job_only_through_secret_key_refs() -> None:

@@ -89,14 +89,119 @@ def test_missing_source_fails_without_jobs() -> None:
     assert result.create_jobs == ()
 
 
-def test_fresh_conversion_creates_a_convert_job() -> None:
+def test_fresh_conversion_creates_one_convert_validate_job() -> None:
     result = plan(TargetObservation(ONNX))
     assert result.status.phase == "Converting"
-    assert result.create_jobs == (("convert", "onnx"),)
+    assert result.create_jobs == (("convert-validate", "onnx"),)
     assert result.status.observed_generation == 1
 
 
-def test_running_convert_job_is_waited_for() -> None:
+def test_running_convert_validate_job_converts_until_the_manifest_exists() -> None:
+    result = plan(TargetObservation(ONNX, convert_validate_job=JobView("j", "Active")))
+    assert result.status.phase == "Converting"
+    assert condition(result, "Converted") == ("False", "Converting")
+    assert result.create_jobs == ()
+    assert result.status.jobs == {"convert-validate-onnx": "j"}
+
+
+def test_running_convert_validate_job_validates_once_the_manifest_exists() -> None:
+    job = JobView("j", "Active")
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, convert_validate_job=job))
+    assert result.status.phase == "Validating"
+    assert condition(result, "Converted") == ("True", "Converted")
+    assert condition(result, "Validated") == ("False", "Validating")
+    assert result.create_jobs == ()
+    assert result.status.artifacts == [ARTIFACT]
+
+
+@pytest.mark.parametrize(
+    ("job", "report_failure", "reason"),
+    [
+        (JobView("j", "Failed", "SourceNotFound", "exit 10"), None, "SourceNotFound"),
+        (JobView("j", "Failed", "DeadlineExceeded", "too slow"), None, "DeadlineExceeded"),
+        (
+            JobView("j", "Failed", "BackoffLimitExceeded", ""),
+            ("UnsupportedOperator", "paddle2onnx cannot convert cumprod"),
+            "UnsupportedOperator",
+        ),
+    ],
+)
+def test_failed_convert_validate_job_without_artifact_is_a_conversion_failure(
+    job: JobView, report_failure: tuple[str, str] | None, reason: str
+) -> None:
+    observed = TargetObservation(ONNX, convert_validate_job=job, conversion_failure=report_failure)
+    result = plan(observed)
+    assert result.status.phase == "Failed"
+    assert condition(result, "Converted") == ("False", reason)
+    assert condition(result, "Ready") == ("False", reason)
+    assert result.create_jobs == ()
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        (JobView("j", "Failed", "InvalidModel", "exit 11"), "InvalidModel"),
+        (JobView("j", "Failed", "DeadlineExceeded", "too slow"), "DeadlineExceeded"),
+    ],
+)
+def test_failed_convert_validate_job_with_artifact_is_a_validation_failure(
+    job: JobView, reason: str
+) -> None:
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, convert_validate_job=job))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Converted") == ("True", "Converted")
+    assert condition(result, "Validated") == ("False", reason)
+    ready = get_condition(result.status.conditions, "Ready")
+    assert ready is not None and "convert-validate Job j failed" in ready.message
+    assert result.create_jobs == ()
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        JobView("j", "Succeeded"),
+        JobView("j", "Succeeded", settings_current=False),
+        JobView("j", "Failed", "InvalidModel", settings_current=False),
+    ],
+    ids=["succeeded without matching evidence", "validated older settings", "failed on them"],
+)
+def test_convert_validate_job_without_current_evidence_is_followed_by_a_validate_job(
+    job: JobView,
+) -> None:
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, convert_validate_job=job))
+    assert result.status.phase == "Validating"
+    assert result.create_jobs == (("validate", "onnx"),)
+    assert result.status.jobs == {"convert-validate-onnx": "j"}
+
+
+def test_convert_validate_job_with_older_settings_is_waited_for_while_it_runs() -> None:
+    job = JobView("j", "Active", settings_current=False)
+    converting = plan(TargetObservation(ONNX, convert_validate_job=job))
+    assert (converting.status.phase, converting.create_jobs) == ("Converting", ())
+    validating = plan(TargetObservation(ONNX, artifact=ARTIFACT, convert_validate_job=job))
+    assert (validating.status.phase, validating.create_jobs) == ("Validating", ())
+
+
+def test_convert_validate_job_that_succeeded_without_a_manifest_fails() -> None:
+    result = plan(TargetObservation(ONNX, convert_validate_job=JobView("j", "Succeeded")))
+    assert result.status.phase == "Failed"
+    assert condition(result, "Converted") == ("False", "ArtifactMissing")
+
+
+def test_validate_job_decides_once_it_exists_beside_a_convert_validate_job() -> None:
+    observed = TargetObservation(
+        ONNX,
+        artifact=ARTIFACT,
+        convert_validate_job=JobView("cvl", "Succeeded", settings_current=False),
+        validate_job=JobView("vl", "Failed", "StorageError", "exit 14"),
+    )
+    result = plan(observed)
+    assert result.status.phase == "Failed"
+    assert condition(result, "Validated") == ("False", "StorageError")
+    assert result.status.jobs == {"convert-validate-onnx": "cvl", "validate-onnx": "vl"}
+
+
+def test_running_convert_job_of_an_older_operator_is_waited_for() -> None:
     result = plan(TargetObservation(ONNX, convert_job=JobView("j", "Active")))
     assert result.status.phase == "Converting"
     assert result.create_jobs == ()
@@ -115,7 +220,7 @@ def test_running_convert_job_is_waited_for() -> None:
         ),
     ],
 )
-def test_failed_convert_job_fails_with_its_reason(
+def test_failed_convert_job_of_an_older_operator_fails_with_its_reason(
     job: JobView, report_failure: tuple[str, str] | None, reason: str
 ) -> None:
     result = plan(TargetObservation(ONNX, convert_job=job, conversion_failure=report_failure))
@@ -168,23 +273,27 @@ def test_manual_approval_is_per_generation(
 
 
 def test_failure_of_this_generation_is_final_even_after_jobs_are_gone() -> None:
-    failed = plan(TargetObservation(ONNX, convert_job=JobView("j", "Failed", "InvalidModel")))
+    failed = plan(
+        TargetObservation(ONNX, convert_validate_job=JobView("j", "Failed", "InvalidModel"))
+    )
     again = plan(TargetObservation(ONNX), status=failed.status)
     assert again.create_jobs == ()
     assert again.status == failed.status
 
 
 def test_a_new_generation_retries_after_a_failure() -> None:
-    failed = plan(TargetObservation(ONNX, convert_job=JobView("j", "Failed", "InvalidModel")))
+    failed = plan(
+        TargetObservation(ONNX, convert_validate_job=JobView("j", "Failed", "InvalidModel"))
+    )
     retried = plan(TargetObservation(ONNX), status=failed.status, generation=2)
-    assert retried.create_jobs == (("convert", "onnx"),)
+    assert retried.create_jobs == (("convert-validate", "onnx"),)
     assert retried.status.observed_generation == 2
 
 
 def test_transition_time_is_kept_while_a_condition_holds() -> None:
     first = plan(TargetObservation(ONNX))
     later = plan(
-        TargetObservation(ONNX, convert_job=JobView("j", "Active")),
+        TargetObservation(ONNX, convert_validate_job=JobView("j", "Active")),
         status=first.status,
         now=NOW + dt.timedelta(minutes=5),
     )

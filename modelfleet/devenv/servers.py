@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import urllib.error
 import urllib.request
@@ -83,6 +84,10 @@ def run_etcd(run_dir: Path) -> Iterator[str]:
         etcd.stop()
 
 
+PROFILING_ENV = "MODELFLEET_APISERVER_PROFILING"
+"""Set to 1 to serve /debug/pprof on the dev apiserver (benchmarks: where its CPU goes)."""
+
+
 @contextmanager
 def run_apiserver(run_dir: Path, etcd_url: str) -> Iterator[ApiServer]:
     pki = create_pki(run_dir / "pki")
@@ -107,7 +112,7 @@ def run_apiserver(run_dir: Path, etcd_url: str) -> Iterator[ApiServer]:
             "--service-cluster-ip-range=10.96.0.0/16",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
-            "--profiling=false",
+            f"--profiling={'true' if os.environ.get(PROFILING_ENV) == '1' else 'false'}",
             "--v=1",
         ],
         log_path=run_dir / "logs" / "kube-apiserver.log",

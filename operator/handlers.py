@@ -28,7 +28,7 @@ from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.controller import ConversionController
-from modelfleet.operator.deployments import DeploymentClaim, DeploymentController, device_view
+from modelfleet.operator.deployments import DeploymentClaim, DeploymentController, DeviceViews
 from modelfleet.operator.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
 from modelfleet.operator.leases import LeaseTable
 from modelfleet.operator.settings import OperatorSettings
@@ -47,6 +47,7 @@ class Runtime:
     conversions: ConversionController
     deployments: DeploymentController
     leases: LeaseTable
+    views: DeviceViews = field(default_factory=DeviceViews)
     queue: WorkQueue = field(init=False)
     indexes: tuple[Any, Any] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -133,11 +134,9 @@ async def _plan_deployment(runtime: Runtime, key: Hashable) -> float | None:
     namespace: str = key[0]
     name: str = key[1]
     devices_index, deployments = runtime.indexes
-    leases = runtime.leases
-    devices = [
-        device_view(body, leases.renew_time(namespace, body["metadata"]["name"]))
-        for body in devices_index.get(namespace, ())
-    ]
+    devices = runtime.views.of(
+        namespace, devices_index.get(namespace, ()), runtime.leases.renew_time
+    )
     claims = list(deployments.get(namespace, ()))
     return await asyncio.to_thread(
         runtime.deployments.reconcile,

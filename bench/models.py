@@ -1,10 +1,19 @@
-"""The benchmark's three architectures, built with Paddle and saved as inference models the way
-`modelfleet.samples` saves its samples (`paddle.jit.save` → inference.json + .pdiparams):
+"""The benchmarks' architectures, built with Paddle and saved as inference models the way
+`modelfleet.samples` saves its samples (`paddle.jit.save` → inference.json + .pdiparams).
+
+Small (`ARCHITECTURES`, every benchmark):
 
 - `mobilenet`: a MobileNet-like CNN (depthwise-separable conv + bn + relu6 blocks), 3x64x64;
 - `mlp`: a 4-layer linear+relu MLP, 256 features;
 - `transformer`: a 2-layer transformer encoder (4 heads, d=128) over 32 tokens, classifying the
   mean-pooled sequence.
+
+Realistic size (`LARGE_ARCHITECTURES`, the conversion benchmark only, where fixed costs are
+the question):
+
+- `mobilenetv2`: `paddle.vision.models.mobilenet_v2(pretrained=False)`, ImageNet-shaped
+  (1000 classes, 3x224x224, 3.5 M parameters), built locally (nothing is downloaded), its
+  convolutions re-initialized Kaiming-normal so the untrained logits depend on the input.
 
 All are untrained (seeded weights): latency and agreement do not need accuracy. Building needs
 paddlepaddle.
@@ -20,6 +29,7 @@ from modelfleet.api.conversion import InputSpec
 from modelfleet.samples import SampleModel, save_inference_model
 
 ARCHITECTURES = ("mobilenet", "mlp", "transformer")
+LARGE_ARCHITECTURES = ("mobilenetv2",)
 
 
 def _mobilenet() -> tuple[Any, list[InputSpec]]:
@@ -97,10 +107,25 @@ def _transformer() -> tuple[Any, list[InputSpec]]:
     return Encoder(), [InputSpec(name="tokens", shape=[1, 32, 128], range=[-1.0, 1.0])]
 
 
+def _mobilenet_v2() -> tuple[Any, list[InputSpec]]:
+    import paddle
+    from paddle import nn
+    from paddle.vision.models import mobilenet_v2
+
+    model = mobilenet_v2(pretrained=False, num_classes=1000)
+    with paddle.no_grad():  # its default init leaves the logits ~1e-8, the same for any input
+        for layer in model.sublayers():
+            if isinstance(layer, nn.Conv2D):
+                nn.initializer.KaimingNormal()(layer.weight)
+    spec = InputSpec(name="image", shape=[1, 3, 224, 224], range=[0.0, 1.0])
+    return model, [spec]
+
+
 BUILDERS: dict[str, Callable[[], tuple[Any, list[InputSpec]]]] = {
     "mobilenet": _mobilenet,
     "mlp": _mlp,
     "transformer": _transformer,
+    "mobilenetv2": _mobilenet_v2,
 }
 
 

@@ -1,6 +1,7 @@
 """Latency benchmarks of the reference and candidate runtimes (called by validation).
 
-`measure` times `iterations` calls after `warmup` untimed ones; `summarize` is the pure part:
+`measure` times `iterations` calls after `warmup` untimed ones (`time_runs`, which the Paddle
+child of a convert-validate Job also runs for the reference); `summarize` is the pure part:
 p50/p90/p99 latency in ms and throughput in samples (rows) per second.
 """
 
@@ -42,6 +43,24 @@ def summarize(durations_s: Sequence[float], batch_size: int) -> LatencySummary:
     )
 
 
+def time_runs(
+    run: Callable[[], object],
+    *,
+    warmup: int,
+    iterations: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Seconds of each of `iterations` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run()
+    durations = []
+    for _ in range(iterations):
+        start = clock()
+        run()
+        durations.append(clock() - start)
+    return durations
+
+
 def measure(
     run: Callable[[], object],
     *,
@@ -50,13 +69,7 @@ def measure(
     batch_size: int,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LatencySummary:
-    for _ in range(warmup):
-        run()
-    durations = []
-    for _ in range(iterations):
-        start = clock()
-        run()
-        durations.append(clock() - start)
+    durations = time_runs(run, warmup=warmup, iterations=iterations, clock=clock)
     return summarize(durations, batch_size)
 
 

@@ -6,7 +6,11 @@ to object storage, one JSON line to the termination log, and exits 0 on success 
 reason's code from `modelfleet.workers.errors.EXIT_CODES`.
 
 `convert-validate` is the two steps in one process (one interpreter, one source download, one
-Storage), because their fixed start-up cost exceeds the work for small models. A failure in
+Storage), because their fixed start-up cost exceeds the work for small models. Paddle is
+imported once, by the paddle2onnx child, which starts first (it imports Paddle while this
+process imports, downloads and checks: so this module imports the heavy parts where they are
+used) and also records the Paddle Inference reference the validation compares against
+(`modelfleet.workers.references`). A failure in
 either step ends the process exactly as that step's own command would (same report, same
 termination line naming the stage, same exit code), so the operator reads both the same way.
 """
@@ -18,21 +22,25 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pydantic
-import structlog
 
-from modelfleet.storage import Storage
-from modelfleet.workers.errors import EXIT_USAGE, classify
-from modelfleet.workers.reports import write_termination_log
-from modelfleet.workers.requests import ConvertRequest, ConvertValidateRequest, ValidateRequest
+from modelfleet.workers.errors import EXIT_USAGE
+from modelfleet.workers.paddle2onnx_child import PaddleChild, early_child
+
+if TYPE_CHECKING:  # the rest is imported where it is used: this module loads fast (see above)
+    import pydantic
+
+    from modelfleet.storage import Storage
+    from modelfleet.workers.requests import ConvertRequest, ConvertValidateRequest, ValidateRequest
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
 
 def configure_logging() -> None:
+    import structlog
+
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -44,6 +52,10 @@ def configure_logging() -> None:
 
 
 def _parse_request(raw: str, model: type[pydantic.BaseModel], termination_log: Path) -> Any:
+    import pydantic
+
+    from modelfleet.workers.reports import write_termination_log
+
     try:
         text = Path(raw[1:]).read_text() if raw.startswith("@") else raw
         return model.model_validate_json(text)
@@ -56,13 +68,19 @@ def _parse_request(raw: str, model: type[pydantic.BaseModel], termination_log: P
         raise click.UsageError(message) from err
 
 
-Step = tuple[str, Callable[[Storage, Path, datetime], dict[str, Any]]]
+Step = tuple[str, Callable[["Storage", Path, datetime], dict[str, Any]]]
 """(stage, action): the stage names a failure of the action in the termination log."""
 
 
 def _run(termination_log: Path, work_dir: Path | None, steps: Sequence[Step]) -> None:
     """Run the steps in order on one Storage and one scratch directory; stop at the first
     failure, which is reported under that step's stage exactly as its own command would."""
+    import structlog
+
+    from modelfleet.storage import Storage
+    from modelfleet.workers.errors import classify
+    from modelfleet.workers.reports import write_termination_log
+
     configure_logging()
     log = structlog.get_logger("modelfleet.workers")
     stage = steps[0][0]
@@ -145,6 +163,7 @@ def cli() -> None:
 def convert_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
     """Convert a source model to one target and publish the artifact."""
     from modelfleet.workers.jobs import run_convert
+    from modelfleet.workers.requests import ConvertRequest
 
     parsed: ConvertRequest = _parse_request(request, ConvertRequest, termination_log)
 
@@ -161,6 +180,7 @@ def convert_job(request: str, termination_log: Path, work_dir: Path | None) -> N
 def validate_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
     """Validate a published artifact against its source; write report.json and probe.npz."""
     from modelfleet.workers.jobs import run_validate
+    from modelfleet.workers.requests import ValidateRequest
 
     parsed: ValidateRequest = _parse_request(request, ValidateRequest, termination_log)
 
@@ -176,22 +196,49 @@ def validate_job(request: str, termination_log: Path, work_dir: Path | None) -> 
 @_work_dir_option
 def convert_validate_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
     """Convert, then validate the same target in this process (one download of the source)."""
-    from modelfleet.workers.jobs import SourceCache, run_convert, run_validate
+    with early_child(work_dir) as started:  # first of all: it imports Paddle while we work
+        from modelfleet.workers.requests import ConvertValidateRequest
 
-    parsed: ConvertValidateRequest = _parse_request(
-        request, ConvertValidateRequest, termination_log
-    )
+        parsed: ConvertValidateRequest = _parse_request(
+            request, ConvertValidateRequest, termination_log
+        )
+        child = started if parsed.source.format == "paddle" else None
+        if started is not None and child is None:
+            started.close()  # an ONNX source is not converted by paddle2onnx
+        _convert_validate(parsed, termination_log, work_dir, child)
+
+
+def _convert_validate(
+    parsed: ConvertValidateRequest,
+    termination_log: Path,
+    work_dir: Path | None,
+    child: PaddleChild | None,
+) -> None:
+    from modelfleet.workers.jobs import ReferenceCache, SourceCache, run_convert, run_validate
+
     sources: SourceCache = {}
+    references: ReferenceCache = {}
 
     def convert(storage: Storage, tmp: Path, now: datetime) -> dict[str, Any]:
         outcome = run_convert(
-            parsed.as_convert(), storage=storage, work_dir=tmp, now=now, sources=sources
+            parsed.as_convert(),
+            storage=storage,
+            work_dir=tmp,
+            now=now,
+            sources=sources,
+            references=references,
+            child=child,
         )
         return outcome.summary()
 
     def validate(storage: Storage, tmp: Path, now: datetime) -> dict[str, Any]:
         outcome = run_validate(
-            parsed.as_validate(), storage=storage, work_dir=tmp, now=now, sources=sources
+            parsed.as_validate(),
+            storage=storage,
+            work_dir=tmp,
+            now=now,
+            sources=sources,
+            references=references,
         )
         return outcome.summary()
 

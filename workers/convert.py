@@ -2,19 +2,19 @@
 
 Called by the Job pipeline (`modelfleet.workers.jobs`) and the `modelfleet convert` command.
 paddle2onnx runs in a child process (`paddle2onnx_child`); its result must exist, pass
-`onnx.checker` and load in ONNX Runtime, else the conversion fails with the reason. Nothing is
+`onnx.checker` and load in ONNX Runtime, else the conversion fails with the reason. In a
+convert-validate Job the same child then records the Paddle Inference reference for the
+validation (`references`), so the worker process itself never imports Paddle. Nothing is
 pip-installed at run time: the child never reaches paddle2onnx's Polygraphy optimizer, and
 its environment has POLYGRAPHY_AUTOINSTALL_DEPS=0 and PIP_NO_INDEX=1 besides.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import shutil
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +24,12 @@ from modelfleet.artifacts import QuantizationInfo
 from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds, check_inputs
 from modelfleet.workers.errors import InvalidModel, UnsupportedOperator
-from modelfleet.workers.runtimes import OnnxInfo, inspect_onnx
+from modelfleet.workers.paddle2onnx_child import SUPPORTED_OPERATORS, PaddleChild
+from modelfleet.workers.references import ReferencePlan, note_child_exit
+from modelfleet.workers.runtimes import OnnxInfo, inspect_onnx, preload_onnx
 from modelfleet.workers.sources import SourceModel, check_source
 
-CHILD_MODULE = "modelfleet.workers.paddle2onnx_child"
 CHILD_TIMEOUT_S = 1800
-NO_INSTALL_ENV = {
-    "POLYGRAPHY_AUTOINSTALL_DEPS": "0",
-    "PIP_NO_INDEX": "1",
-    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-}
 
 # PIR op names paddle2onnx maps onto its (legacy-named) converters; read from its exporter.
 _PIR_ALIASES = {
@@ -76,8 +72,15 @@ def convert_model(
     *,
     specs: Sequence[InputSpec],
     calibration: Calibration | None = None,
+    reference: ReferencePlan | None = None,
+    child: PaddleChild | None = None,
 ) -> ConversionResult:
-    """Write `out_dir/model.onnx` for `target`; raise a classified WorkerError on failure."""
+    """Write `out_dir/model.onnx` for `target`; raise a classified WorkerError on failure.
+
+    A convert-validate Job passes the paddle2onnx `child` it started early and, for a Paddle
+    source, a `reference` plan: the child then also records the Paddle Inference reference
+    for the validation (`modelfleet.workers.references`).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ".work"
     work.mkdir(exist_ok=True)
@@ -85,7 +88,14 @@ def convert_model(
         check_source(source)
         fp32 = work / "fp32.onnx"
         if source.format == "paddle":
-            paddle_to_onnx(source, fp32, opset=target.opset, log_path=work / "paddle2onnx.log")
+            paddle_to_onnx(
+                source,
+                fp32,
+                opset=target.opset,
+                log_path=work / "paddle2onnx.log",
+                reference=reference,
+                child=child,
+            )
         else:
             shutil.copyfile(source.model_file, fp32)
         what = "paddle2onnx output" if source.format == "paddle" else "source model"
@@ -123,7 +133,10 @@ def convert_model(
                     "int8 calibrated on synthetic seeded samples, not on real data: accuracy "
                     "on real inputs is unproven"
                 )
-        info = inspect_onnx(final, what=f"{target.format} model")
+        if target.format == "onnx":  # a byte copy of what passed the checks above
+            info = fp32_info
+        else:
+            info = inspect_onnx(final, what=f"{target.format} model")
         return ConversionResult(final, info, quantization, warnings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -138,52 +151,80 @@ def _transform(what: str, action: Callable[[], None]) -> None:
         raise InvalidModel(f"{what} failed: {type(err).__name__}: {err}") from err
 
 
-def paddle_to_onnx(source: SourceModel, out: Path, *, opset: int, log_path: Path) -> None:
-    """paddle2onnx in a child process; classify what went wrong from its exit and log."""
+def paddle_to_onnx(
+    source: SourceModel,
+    out: Path,
+    *,
+    opset: int,
+    log_path: Path,
+    reference: ReferencePlan | None = None,
+    child: PaddleChild | None = None,
+) -> None:
+    """paddle2onnx in a child process; classify what went wrong from its exit and log.
+
+    `child`: one started earlier (it has imported Paddle meanwhile), else one starts here,
+    logging to `log_path`. The child writes `out` only once the export succeeded; with a
+    `reference` plan it goes on to record the Paddle reference, and whatever happens to it
+    then is the validate step's concern (`references.load_reference`), not the conversion's.
+    While the child imports Paddle, this process loads what it needs next (onnx, its checker,
+    ONNX Runtime); once the child has its command, this process only waits, so the child's
+    Paddle latency benchmark runs alone.
+    """
     assert source.params_file is not None
     out.unlink(missing_ok=True)
-    env = {**os.environ, **NO_INSTALL_ENV, "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        CHILD_MODULE,
-        str(source.model_file),
-        str(source.params_file),
-        str(out),
-        str(opset),
-    ]
-    with log_path.open("wb") as log:
-        try:
-            completed = subprocess.run(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=log_path.parent,
-                timeout=CHILD_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as err:
-            raise InvalidModel(f"paddle2onnx did not finish in {CHILD_TIMEOUT_S}s") from err
-    text = log_path.read_text(errors="replace")
-    if completed.returncode == 0 and out.is_file() and out.stat().st_size > 0:
+    out.with_name(SUPPORTED_OPERATORS).unlink(missing_ok=True)
+    if child is None:
+        child = PaddleChild(log_path)
+    try:
+        preload_onnx()  # while the child imports Paddle: never while it times Paddle Inference
+        child.send(
+            model=source.model_file,
+            params=source.params_file,
+            out=out,
+            opset=opset,
+            reference=None if reference is None else reference.directory,
+        )
+        returncode = child.wait(CHILD_TIMEOUT_S)
+    finally:
+        child.close()
+    exported = out.is_file() and out.stat().st_size > 0
+    if returncode is None and not exported:
+        raise InvalidModel(f"paddle2onnx did not finish in {CHILD_TIMEOUT_S}s")
+    text = child.log_path.read_text(errors="replace")
+    how = _how(returncode)
+    if exported:
+        if reference is not None:
+            note_child_exit(reference.directory, f"{how}: {_error_lines(text)}")
         return
+    assert returncode is not None
+    supported = _supported_by_child(out.with_name(SUPPORTED_OPERATORS))
     if "unsupported operator" in text.lower():
-        raise UnsupportedOperator(unsupported_operators(text))
+        raise UnsupportedOperator(unsupported_operators(text, supported))
     if "requires opset_version" in text:
         raise UnsupportedOperator(
-            unsupported_operators(text),
+            unsupported_operators(text, supported),
             message=f"opset {opset} is too old for this model: {_error_lines(text)}",
         )
-    how = (
-        f"was killed by {signal.Signals(-completed.returncode).name}"
-        if completed.returncode < 0
-        else f"exited {completed.returncode}"
-    )
     raise InvalidModel(
         f"paddle2onnx {how} converting {source.model_file.name}: {_error_lines(text)}",
         path=str(source.model_file),
     )
+
+
+def _supported_by_child(path: Path) -> set[str] | None:
+    """The operator list the child wrote before its export (None: ask paddle2onnx here)."""
+    try:
+        return set(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _how(returncode: int | None) -> str:
+    if returncode is None:
+        return f"did not finish in {CHILD_TIMEOUT_S}s"
+    if returncode < 0:
+        return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited {returncode}"
 
 
 def _error_lines(text: str) -> str:

@@ -4,7 +4,11 @@ Called by `modelfleet.workers.cli` (the Job entrypoint). Each returns an outcome
 `summary()` is the one-line termination message; each raises a classified WorkerError (or
 `modelfleet.storage.StorageError`) on failure, after writing a failure report when the
 artifact's digest is already known. The convert-validate Job runs both in one process; a
-`SourceCache` passed to both lets the second step reuse the source the first downloaded.
+`SourceCache` passed to both lets the second step reuse the source the first downloaded, and a
+`ReferenceCache` lets it reuse the Paddle Inference reference that the paddle2onnx child
+recorded right after the export (`references`): that Job never imports Paddle itself. A
+validate-only Job (and a convert-validate whose artifact turned out stored already) runs
+Paddle Inference in its own process.
 
 Publishing order: model.onnx, then report.json, then manifest.json LAST — an artifact is
 complete iff its manifest exists, so a crash at any point leaves nothing that looks complete.
@@ -33,9 +37,11 @@ from modelfleet.artifacts import (
 )
 from modelfleet.storage import ObjectNotFound, Storage, parse_s3_uri
 from modelfleet.workers.convert import Calibration, ConversionResult, convert_model
-from modelfleet.workers.datasets import dataset_samples, load_npz, seeded_samples
+from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded, classify
 from modelfleet.workers.metrics import effective_rule
+from modelfleet.workers.paddle2onnx_child import PaddleChild
+from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
 from modelfleet.workers.reports import (
     ConversionSection,
     FailureInfo,
@@ -52,7 +58,7 @@ from modelfleet.workers.sources import (
     file_sha256,
     locate_source,
 )
-from modelfleet.workers.validate import validate_model
+from modelfleet.workers.validate import validate_model, validation_samples
 
 log = structlog.get_logger("modelfleet.workers")
 
@@ -62,6 +68,8 @@ SYNTHETIC_CALIBRATION_SAMPLES = 32
 Converter = Callable[..., ConversionResult]
 SourceCache = dict[tuple[str, str], tuple[SourceModel, str]]
 """Sources one process already fetched and located, by (uri, format), with their digests."""
+ReferenceCache = dict[str, ReferencePlan]
+"""Paddle references the conversion's child recorded, by source digest (convert-validate)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,12 @@ def run_convert(
     versions: Mapping[str, str] | None = None,
     converter: Converter = convert_model,
     sources: SourceCache | None = None,
+    references: ReferenceCache | None = None,
+    child: PaddleChild | None = None,
 ) -> ConvertOutcome:
+    """The convert-validate Job passes the paddle2onnx `child` it started before anything else
+    and `references`: the child then also records the Paddle reference the validate step will
+    need, left there under the source digest."""
     bucket = request.bucket or storage.bucket
     versions = dict(versions or converter_versions())
     keys = _early_keys(request, versions)
@@ -132,6 +145,9 @@ def run_convert(
         if is_artifact_complete(storage, keys, bucket=bucket):
             return _cached(storage, keys, bucket)
         calibration = _calibration(request, storage, work_dir)
+        plan = None
+        if references is not None and source.format == "paddle":
+            plan = _plan_reference(request, storage, work_dir)
         log.info("converting", format=request.target.format, digest=keys.digest, source=source.kind)
         result = converter(
             source,
@@ -139,7 +155,11 @@ def run_convert(
             work_dir / "out",
             specs=request.inputs,
             calibration=calibration,
+            **({"reference": plan} if plan is not None else {}),
+            **({"child": child} if child is not None else {}),
         )
+        if references is not None and plan is not None:
+            references[src_digest] = plan  # recorded by now, or the child's failure noted
         manifest = _manifest(request, keys, result, src_digest, versions, now)
         model_sha = manifest.sha256
         storage.put_file(keys.model, result.model_path, bucket=bucket)
@@ -180,7 +200,10 @@ def run_validate(
     versions: Mapping[str, str] | None = None,
     run_benchmark: bool = True,
     sources: SourceCache | None = None,
+    references: ReferenceCache | None = None,
 ) -> ValidateOutcome:
+    """With `references` holding what the conversion's child recorded for this source and these
+    validation settings, the reference is replayed from it instead of run here."""
     bucket = request.bucket or storage.bucket
     versions = dict(versions or converter_versions())
     keys = _early_keys(request, versions)
@@ -203,19 +226,13 @@ def run_validate(
                 f"s3://{bucket}/{keys.model} has sha256 {actual}, manifest says {manifest.sha256}",
                 key=keys.model,
             )
-        dataset = None
-        if request.validation.dataset_uri:
-            arrays = load_npz(_download(storage, request.validation.dataset_uri, work_dir / "data"))
-            dataset = dataset_samples(
-                arrays,
-                request.inputs,
-                batch_size=request.validation.batch_size,
-                limit=request.validation.samples,
-                origin=f"dataset {request.validation.dataset_uri}",
-            )
+        plan = (references or {}).get(src_digest)
+        if plan is not None and not plan.fits(request.inputs, request.validation):
+            plan = None
+        dataset = plan.dataset if plan is not None else _dataset(request, storage, work_dir)
         rule = effective_rule(request.target.format, request.target.tolerance)
         outcome = validate_model(
-            reference=reference_runner(source),
+            reference=reference_runner(source) if plan is None else load_reference(plan),
             candidate=OrtRunner(candidate_path, what=f"{request.target.format} artifact"),
             specs=request.inputs,
             validation=request.validation,
@@ -346,6 +363,40 @@ def _calibration(request: ConvertRequest, storage: Storage, work_dir: Path) -> C
         batch_size=batch,
     )
     return Calibration(samples, "synthetic")
+
+
+def _dataset(request: WorkerRequest, storage: Storage, work_dir: Path) -> list[Feeds] | None:
+    """The validation dataset's samples, or None when the validation runs seeded samples."""
+    uri = request.validation.dataset_uri
+    if not uri:
+        return None
+    return dataset_samples(
+        load_npz(_download(storage, uri, work_dir / "data")),
+        request.inputs,
+        batch_size=request.validation.batch_size,
+        limit=request.validation.samples,
+        origin=f"dataset {uri}",
+    )
+
+
+def _plan_reference(
+    request: WorkerRequest, storage: Storage, work_dir: Path
+) -> ReferencePlan | None:
+    """The samples the validate step will run, handed to the paddle2onnx child. None when the
+    dataset cannot be had: the conversion goes on, and the validate step, finding no plan,
+    fetches the dataset itself and fails (or not) exactly as a validate Job would."""
+    try:
+        dataset = _dataset(request, storage, work_dir)
+    except Exception as err:  # the validate step's to report, under its own stage
+        log.warning("reference not planned", error=str(err))
+        return None
+    return plan_reference(
+        work_dir / "reference",
+        specs=request.inputs,
+        validation=request.validation,
+        samples=validation_samples(request.inputs, request.validation, dataset),
+        data="dataset" if dataset is not None else "seeded",
+    )
 
 
 def _download(storage: Storage, uri: str, dest_dir: Path) -> Path:

@@ -1,34 +1,154 @@
-"""Runs one paddle2onnx export in a child process (called by `modelfleet.workers.convert`).
+"""The paddle2onnx child process: what it runs (`main`) and the worker's handle on it
+(`PaddleChild`), used by `modelfleet.workers.convert` and the convert-validate Job.
 
 paddle2onnx aborts the whole process (SIGABRT) on unsupported operators and swallows other
 errors, so it never runs inside the worker itself. Its Python-side optimizer (Polygraphy,
 which sets POLYGRAPHY_AUTOINSTALL_DEPS=1 and pip-installs onnx-graphsurgeon at run time) is
 never reached: the export returns bytes (`save_file=None`), so only the C++ exporter runs.
 
-    python -m modelfleet.workers.paddle2onnx_child MODEL PARAMS OUT.onnx OPSET
+    echo '{"model": M, "params": P, "out": O, "opset": 17, "reference": null}' |
+        python -m modelfleet.workers.paddle2onnx_child
+
+The child imports paddle2onnx (and Paddle) first, then reads its one command, that JSON line,
+from stdin; end of input instead means there is nothing to convert, and it exits 0. So the
+convert-validate Job
+starts it before it has downloaded anything, and Paddle's import (most of a small model's
+conversion time) runs while the worker imports, downloads and checks.
+
+O (OUT.onnx) appears (renamed into place) only once the export succeeded. Before the export the
+child writes paddle2onnx's supported operators next to it (`SUPPORTED_OPERATORS`): the worker
+names the unsupported operators of a failed export from it, without importing paddle2onnx.
+
+With a reference directory (a convert-validate Job) the child, Paddle being imported already,
+then records the Paddle Inference reference the validation asks for there
+(`modelfleet.workers.references`), so the worker process never imports Paddle itself.
+
+This module imports nothing heavy at the top: the worker imports it to start the child early.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+MODULE = "modelfleet.workers.paddle2onnx_child"
+SUPPORTED_OPERATORS = "supported-operators.json"  # next to OUT.onnx
 EXIT_EXPORT_RAISED = 3
 EXIT_NOTHING_WRITTEN = 4
+NO_INSTALL_ENV = {
+    "POLYGRAPHY_AUTOINSTALL_DEPS": "0",
+    "PIP_NO_INDEX": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
 
 
-def main(argv: list[str]) -> int:
-    model, params, out, opset = argv
+class PaddleChild:
+    """One child process, started with nothing to do yet: `send` hands it its one command,
+    `wait` waits for its exit. Its stdout and stderr go to `log_path` from the start
+    (import-time output included)."""
+
+    process: subprocess.Popen[bytes]
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        env = {**os.environ, **NO_INSTALL_ENV, "PYTHONUNBUFFERED": "1"}
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", MODULE],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=log_path.parent,
+            )
+
+    def send(
+        self, *, model: Path, params: Path, out: Path, opset: int, reference: Path | None
+    ) -> None:
+        command = {
+            "model": str(model),
+            "params": str(params),
+            "out": str(out),
+            "opset": opset,
+            "reference": None if reference is None else str(reference),
+        }
+        stdin = self.process.stdin
+        assert stdin is not None
+        try:
+            stdin.write(json.dumps(command).encode() + b"\n")
+            stdin.close()
+        except OSError:  # it died before reading (its log says why); `wait` reports the exit
+            pass
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code, or None when it ran past `timeout` (then it is killed)."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            return None
+
+    def close(self) -> None:
+        """End of input, and a kill if it still runs (it had no work, or ran out of time)."""
+        stdin = self.process.stdin
+        if stdin is not None and not stdin.closed:
+            with suppress(OSError):
+                stdin.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def early_child(work_dir: Path | None) -> Iterator[PaddleChild | None]:
+    """A child started now, in a scratch directory of its own, ended and removed on exit.
+
+    None when it cannot start: the conversion then starts its own and reports what fails.
+    """
+    directory: Path | None = None
+    child: PaddleChild | None = None
+    try:
+        directory = Path(tempfile.mkdtemp(prefix="modelfleet-paddle2onnx-", dir=work_dir))
+        child = PaddleChild(directory / "paddle2onnx.log")
+    except OSError:
+        child = None
+    try:
+        yield child
+    finally:
+        if child is not None:
+            child.close()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def main() -> int:
     os.environ["POLYGRAPHY_AUTOINSTALL_DEPS"] = "0"
     import paddle2onnx
+    from paddle2onnx.utils import get_all_supported_operators_pir
 
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the worker needed no conversion after all
+    command = json.loads(line)
+    model, params, out = command["model"], command["params"], command["out"]
+    opset, reference = int(command["opset"]), command.get("reference")
+
+    # Before the export, which may abort: the worker names unsupported operators from it.
+    supported = sorted(get_all_supported_operators_pir())
+    Path(out).with_name(SUPPORTED_OPERATORS).write_text(json.dumps(supported))
     try:
         data = paddle2onnx.export(
             model,
             params,
             save_file=None,
-            opset_version=int(opset),
+            opset_version=opset,
             auto_upgrade_opset=False,
             verbose=True,
             enable_onnx_checker=True,
@@ -41,9 +161,19 @@ def main(argv: list[str]) -> int:
     if not data:
         print("modelfleet: paddle2onnx returned no model", file=sys.stderr)
         return EXIT_NOTHING_WRITTEN
-    Path(out).write_bytes(data)
+    partial = Path(f"{out}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, out)
+    if reference:
+        from modelfleet.workers.references import record_reference
+
+        sys.stdout.flush()
+        record_reference(Path(reference), Path(model), Path(params))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # everything is written and closed: skip Paddle's slow teardown

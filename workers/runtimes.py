@@ -68,6 +68,16 @@ class OnnxInfo:
         )
 
 
+def preload_onnx() -> None:
+    """Import onnx, its checker and ONNX Runtime now (the conversion overlaps this with the
+    paddle2onnx child's start); a failure is left to the first real use to report."""
+    try:
+        import onnx.checker  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except Exception:  # reported, and classified, where they are used
+        return
+
+
 def inspect_onnx(path: Path, *, what: str = "converted model") -> OnnxInfo:
     """Load, check and open an ONNX file; InvalidModel naming the file on any failure."""
     import onnx

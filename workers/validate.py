@@ -2,6 +2,9 @@
 
 Called by the validate Job pipeline and the `modelfleet validate` command. Reference is Paddle
 Inference for a Paddle source (ONNX Runtime for an ONNX source), candidate is ONNX Runtime CPU.
+In a convert-validate Job the Paddle reference was run by the converter child and is replayed
+here (`references.RecordedReference`: its outputs, and its benchmark timings of the same
+first sample with the same settings).
 Inputs are seeded samples from the input spec (`datasets.seeded_sample`) or a dataset `.npz`.
 The comparison itself is pure (`metrics`); this module only drives the runtimes.
 """
@@ -20,6 +23,7 @@ from modelfleet.workers import benchmark as bench
 from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
 from modelfleet.workers.errors import InvalidModel
 from modelfleet.workers.metrics import SEMANTICS, ComparisonResult, Rule, compare_outputs
+from modelfleet.workers.references import RecordedReference
 from modelfleet.workers.reports import (
     BenchmarkSection,
     Latency,
@@ -76,13 +80,7 @@ def validate_model(
     check_inputs(specs, reference.inputs)
     mapping, how = output_mapping(reference, candidate)
     data: Literal["seeded", "dataset"] = "dataset" if dataset is not None else "seeded"
-    samples = (
-        dataset
-        if dataset is not None
-        else seeded_samples(
-            specs, seed=validation.seed, count=validation.samples, batch_size=validation.batch_size
-        )
-    )
+    samples = validation_samples(specs, validation, dataset)
     names = [t.name for t in candidate.outputs]
     ref_names = [reference.outputs[i].name for i in mapping]
     references: list[list[npt.NDArray[Any]]] = []
@@ -136,6 +134,17 @@ def validate_model(
     )
 
 
+def validation_samples(
+    specs: Sequence[InputSpec], validation: Validation, dataset: list[Feeds] | None
+) -> list[Feeds]:
+    """The samples a validation runs: the dataset's, else the seeded ones of its settings."""
+    if dataset is not None:
+        return dataset
+    return seeded_samples(
+        specs, seed=validation.seed, count=validation.samples, batch_size=validation.batch_size
+    )
+
+
 def _concat(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     return np.stack(arrays) if arrays else np.zeros((0,))
 
@@ -149,12 +158,16 @@ def _benchmark(
 ) -> BenchmarkSection:
     rows = max(1, min(len(v) if np.ndim(v) else 1 for v in feeds.values()))
     settings = validation.benchmark
-    ref = bench.measure(
-        lambda: reference.run(feeds),
-        warmup=settings.warmup,
-        iterations=settings.iterations,
-        batch_size=rows,
-    )
+    if isinstance(reference, RecordedReference):  # timed in the Paddle child, the same way
+        timings = reference.benchmark(warmup=settings.warmup, iterations=settings.iterations)
+        ref = bench.summarize(timings, rows)
+    else:
+        ref = bench.measure(
+            lambda: reference.run(feeds),
+            warmup=settings.warmup,
+            iterations=settings.iterations,
+            batch_size=rows,
+        )
     cand = bench.measure(
         lambda: candidate.run(feeds),
         warmup=settings.warmup,

@@ -17,6 +17,7 @@ from modelfleet.workers.convert import Calibration, convert_model
 from modelfleet.workers.datasets import dataset_samples
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, UnsupportedOperator
 from modelfleet.workers.metrics import effective_rule
+from modelfleet.workers.paddle2onnx_child import early_child
 from modelfleet.workers.runtimes import OrtRunner, reference_runner
 from modelfleet.workers.sources import locate_source
 from modelfleet.workers.validate import ValidationOutcome, validate_model
@@ -167,3 +168,26 @@ def test_empty_directory_and_wrong_rank(mlp: SampleModel, tmp_path: Path) -> Non
             locate_source(mlp.model_dir), Target(format="onnx"), tmp_path / "out", specs=wrong
         )
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_an_early_child_left_without_work_ends_with_its_job(tmp_path: Path) -> None:
+    """convert-validate starts the child before it knows there is work (a cache hit, an ONNX
+    source, a bad request): ended on the way out, its scratch directory removed."""
+    with early_child(tmp_path) as child:
+        assert child is not None
+        process = child.process
+    assert process.poll() is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_early_child_converts_once_its_command_comes(mlp: SampleModel, tmp_path: Path) -> None:
+    with early_child(tmp_path) as child:
+        result = convert_model(
+            locate_source(mlp.model_dir),
+            Target(format="onnx"),
+            tmp_path / "out",
+            specs=mlp.input_specs(),
+            child=child,
+        )
+        assert child is not None and child.process.poll() == 0
+    assert result.info.opset == 17 and result.model_path.stat().st_size > 0

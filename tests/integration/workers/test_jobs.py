@@ -1,5 +1,6 @@
 """The convert, validate and convert-validate Jobs against a real MinIO: layout, manifest last,
-cache, one source download per process, failures reported per step."""
+cache, one source download per process, failures reported per step, and convert-validate's one
+Paddle import (in the paddle2onnx child) giving what a validate Job gives."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from modelfleet import samples
 from modelfleet.api.conversion import Target, Tolerance, Validation
 from modelfleet.artifacts import Manifest, is_artifact_complete
 from modelfleet.devenv.ports import free_port
@@ -137,12 +140,41 @@ def test_unsupported_operator_leaves_no_artifact(
     assert report.failure.exit_code == EXIT_CODES["UnsupportedOperator"]
 
 
+WORKER = "from modelfleet.workers.cli import main; main()"
+WORKER_WITHOUT_PADDLE = """
+import atexit, json, sys
+tried = []
+class NoPaddle:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("paddle", "paddle2onnx"):
+            tried.append(name)
+            raise ImportError(f"{name} must not be imported by the worker process")
+sys.meta_path.insert(0, NoPaddle())
+loaded = lambda: [m for m in sys.modules if m.partition(".")[0] in ("paddle", "paddle2onnx")]
+atexit.register(lambda: print("paddle imports: " + json.dumps(tried + loaded()), file=sys.stderr))
+from modelfleet.workers.cli import main
+main()
+"""
+
+
+def paddle_imports(stderr: str) -> list[str]:
+    """What the worker run with WORKER_WITHOUT_PADDLE tried to import of Paddle (at exit)."""
+    [line] = [ln for ln in stderr.splitlines() if ln.startswith("paddle imports: ")]
+    imports: list[str] = json.loads(line.removeprefix("paddle imports: "))
+    return imports
+
+
 def run_worker(
-    stage: str, body: dict[str, Any], env: dict[str, str], tmp_path: Path
+    stage: str,
+    body: dict[str, Any],
+    env: dict[str, str],
+    tmp_path: Path,
+    *,
+    script: str = WORKER,
 ) -> tuple[int, dict[str, Any], str]:
     log = tmp_path / f"termination-{uuid.uuid4().hex[:6]}"
     completed = subprocess.run(
-        [sys.executable, "-c", "from modelfleet.workers.cli import main; main()",
+        [sys.executable, "-c", script,
          stage, "--request", json.dumps(body), "--termination-log", str(log)],
         env={**os.environ, **env},
         capture_output=True,
@@ -208,8 +240,11 @@ def test_convert_validate_process_publishes_artifact_report_and_probe(
     env = {**minio_storage.env(), "MODELFLEET_S3_BUCKET": storage.bucket}
     body = request_json(mlp, upload(storage, mlp), Target(format="onnx"))
 
-    code, line, stderr = run_worker("convert-validate", body, env, tmp_path)
+    code, line, stderr = run_worker(
+        "convert-validate", body, env, tmp_path, script=WORKER_WITHOUT_PADDLE
+    )
     assert code == 0, stderr
+    assert paddle_imports(stderr) == []  # Paddle ran in the paddle2onnx child only
     assert line["ok"] is True and line["stage"] == "convert-validate"
     assert line["cached"] is False and line["passed"] is True and line["maxAbs"] <= 1e-5
     digest = line["digest"]
@@ -231,6 +266,18 @@ def test_convert_validate_process_publishes_artifact_report_and_probe(
     assert report.validation is not None and report.passed is True
     assert minio_storage.secret_key not in stderr
 
+    # An ONNX source: the child started first has nothing to convert and is ended.
+    storage.put_file("sources/mlp-onnx/model.onnx", storage.get_file(
+        f"artifacts/{digest}/onnx/model.onnx", tmp_path / "source.onnx"
+    ))  # fmt: skip
+    onnx_source = {**body, "source": {"uri": storage.uri("sources/mlp-onnx/model.onnx"),
+                                      "format": "onnx"}}  # fmt: skip
+    code, line, stderr = run_worker(
+        "convert-validate", onnx_source, env, tmp_path, script=WORKER_WITHOUT_PADDLE
+    )
+    assert code == 0, stderr
+    assert line["passed"] is True and line["maxAbs"] == 0.0 and paddle_imports(stderr) == []
+
 
 def test_convert_validate_process_fails_as_the_failing_step_would(
     storage: Storage, minio_storage: Any, mlp: SampleModel, tmp_path: Path
@@ -245,7 +292,10 @@ def test_convert_validate_process_fails_as_the_failing_step_would(
     assert line["stage"] == "convert"
 
     strict = {**body, "target": {"format": "onnx-fp16", "tolerance": {"atol": 0.0, "rtol": 0.0}}}
-    code, line, _ = run_worker("convert-validate", strict, env, tmp_path)
+    code, line, stderr = run_worker(
+        "convert-validate", strict, env, tmp_path, script=WORKER_WITHOUT_PADDLE
+    )
+    assert paddle_imports(stderr) == []
     assert (code, line["reason"]) == (EXIT_CODES["ToleranceExceeded"], "ToleranceExceeded")
     assert line["stage"] == "validate"
     [report_key] = [k for k in storage.list_keys("reports/") if k.endswith("fp16/report.json")]
@@ -253,3 +303,94 @@ def test_convert_validate_process_fails_as_the_failing_step_would(
     assert report.conversion is not None and report.conversion.ok  # converted, then refused
     assert report.failure is not None and report.failure.reason == "ToleranceExceeded"
     assert (code, line) == run_worker("validate", strict, env, tmp_path)[:2]
+
+
+@pytest.mark.parametrize("data", ["seeded", "dataset"])
+def test_convert_validate_reports_what_a_validate_job_reports(
+    storage: Storage, minio_storage: Any, cnn: SampleModel, tmp_path: Path, data: str
+) -> None:
+    """The reference recorded by the paddle2onnx child gives the report and probe that a
+    validate Job, running Paddle Inference in its own process, writes for the same artifact."""
+    env = {**minio_storage.env(), "MODELFLEET_S3_BUCKET": storage.bucket}
+    body = request_json(cnn, upload(storage, cnn), Target(format="onnx"))
+    if data == "dataset":
+        dataset = tmp_path / "dataset.npz"
+        np.savez(dataset, **samples.classification_dataset(cnn, 6, seed=3))
+        storage.put_file("datasets/cnn.npz", dataset)
+        body["validation"] = {**body["validation"], "datasetUri": storage.uri("datasets/cnn.npz")}
+
+    code, line, stderr = run_worker(
+        "convert-validate", body, env, tmp_path, script=WORKER_WITHOUT_PADDLE
+    )
+    assert code == 0, stderr
+    assert paddle_imports(stderr) == []
+    reports = f"reports/{line['digest']}/onnx/"
+    combined = Report.model_validate_json(storage.get_bytes(f"{reports}report.json"))
+    combined_probe = read_probe(storage.get_file(f"{reports}probe.npz", tmp_path / "a.npz"))
+
+    code, again, stderr = run_worker("validate", body, env, tmp_path)  # Paddle in-process
+    assert code == 0, stderr
+    alone = Report.model_validate_json(storage.get_bytes(f"{reports}report.json"))
+    alone_probe = read_probe(storage.get_file(f"{reports}probe.npz", tmp_path / "b.npz"))
+
+    assert combined.validation is not None and alone.validation is not None
+    assert combined.validation.data == data and combined.validation.samples == 4
+    timings = {"benchmark"}
+    assert combined.validation.model_dump(exclude=timings) == alone.validation.model_dump(
+        exclude=timings
+    )
+    assert combined.conversion == alone.conversion and combined.passed is alone.passed is True
+    bench, bench_alone = combined.validation.benchmark, alone.validation.benchmark
+    assert bench is not None and bench_alone is not None
+    assert bench.source.runtime == bench_alone.source.runtime
+    assert bench.source.runtime.startswith("paddle.inference")
+    assert (bench.warmup, bench.iterations, bench.source.iterations) == (1, 3, 3)
+    assert bench.source.p50_ms > 0 and bench.speedup > 0
+    arrays, meta = combined_probe
+    arrays_alone, meta_alone = alone_probe
+    assert meta == meta_alone and set(arrays) == set(arrays_alone)
+    for key, value in arrays.items():  # inputs, Paddle outputs, ORT outputs: bit for bit
+        assert value.dtype == arrays_alone[key].dtype and np.array_equal(value, arrays_alone[key])
+    assert (again["maxAbs"], again["passed"]) == (line["maxAbs"], line["passed"])
+
+    # Control: the trap does see a Paddle import (a validate Job runs Paddle in-process).
+    code, _, stderr = run_worker("validate", body, env, tmp_path, script=WORKER_WITHOUT_PADDLE)
+    assert code == EXIT_CODES["InternalError"] and "paddle" in paddle_imports(stderr)
+
+
+def test_convert_validate_failures_keep_their_classification(
+    storage: Storage,
+    minio_storage: Any,
+    mlp: SampleModel,
+    unconvertible: SampleModel,
+    tmp_path: Path,
+) -> None:
+    """Same exit code, stage, reason and message as the step's own Job, Paddle never
+    imported by the worker process (the child names unsupported operators)."""
+    env = {**minio_storage.env(), "MODELFLEET_S3_BUCKET": storage.bucket}
+
+    def both(body: dict[str, Any], alone: str) -> tuple[int, dict[str, Any]]:
+        code, line, stderr = run_worker(
+            "convert-validate", body, env, tmp_path, script=WORKER_WITHOUT_PADDLE
+        )
+        assert paddle_imports(stderr) == []
+        assert (code, line) == run_worker(alone, body, env, tmp_path)[:2]
+        return code, line
+
+    body = request_json(unconvertible, upload(storage, unconvertible), Target(format="onnx"))
+    code, line = both(body, "convert")
+    assert (code, line["reason"], line["stage"]) == (12, "UnsupportedOperator", "convert")
+    assert "cumprod" in line["message"]
+
+    mlp_body = request_json(mlp, upload(storage, mlp), Target(format="onnx"))
+    wrong_rank = {**mlp_body, "inputs": [{"name": "features", "shape": [16]}]}
+    code, line = both(wrong_rank, "convert")  # the child does not feed Paddle what is refused
+    assert (code, line["reason"], line["stage"]) == (11, "InvalidModel", "convert")
+    assert "inputs[0].shape [16] has rank 1" in line["message"]
+
+    no_dataset = {
+        **mlp_body,
+        "validation": {**mlp_body["validation"], "datasetUri": storage.uri("datasets/none.npz")},
+    }
+    code, line = both(no_dataset, "validate")  # converted, then the dataset is missing
+    assert (code, line["reason"], line["stage"]) == (10, "SourceNotFound", "validate")

@@ -1,0 +1,341 @@
+"""Paddle reference results recorded by the converter child, so a convert-validate Job imports
+Paddle once: in the child that runs paddle2onnx, never in the worker process itself.
+
+Called by `modelfleet.workers.jobs` (plans the reference before the conversion, reads the
+record in the validate step), `modelfleet.workers.convert` (hands the plan to the child) and
+`modelfleet.workers.paddle2onnx_child` (records it after a successful export, with
+`record_reference`). The standalone `validate` Job and command run Paddle Inference in their
+own process (`runtimes.PaddleRunner`) and do not use this module.
+
+The child runs exactly what validation would have run in the worker: `PaddleRunner` on the
+same samples in the same order, then the latency benchmark of the first sample with the same
+warmup and iterations. `RecordedReference` replays it behind the `Runner` surface, so
+`validate.validate_model` compares, benchmarks and reports the same way for both, and raises
+a failure of the reference (load, run, benchmark) at the point where the live run would have.
+
+The reference directory (in the Job's scratch directory):
+
+    request.json   by the worker: {"inputs": [input specs], "samples": N,
+                   "benchmark": {"warmup": W, "iterations": I} | null}
+    inputs.npz     by the worker: "<i>:<name>" = input <name> of sample i
+    outputs.npz    by the child: "<i>:<k>" = Paddle Inference output k of sample i
+    result.json    by the child, LAST: {"runtime", "inputs", "outputs" (tensors as
+                   [name, dtype, shape | null]), "durationsS": [...] | null,
+                   "failure": {"at": "load" | "run" | "benchmark", "sample", "reason",
+                   "message"} | null}
+    child.json     by the worker, only when the child ended without result.json: {"how"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from modelfleet.api.conversion import InputSpec, Validation
+from modelfleet.workers.datasets import Feeds, TensorInfo
+from modelfleet.workers.errors import (
+    EXIT_CODES,
+    InvalidModel,
+    Reason,
+    SourceNotFound,
+    StorageFailure,
+    ToleranceExceeded,
+    UnsupportedOperator,
+    WorkerError,
+    classify,
+)
+
+Array = npt.NDArray[Any]
+Stage = Literal["load", "run", "benchmark"]
+
+REQUEST = "request.json"
+INPUTS = "inputs.npz"
+OUTPUTS = "outputs.npz"
+RESULT = "result.json"
+CHILD_EXIT = "child.json"
+
+
+def feeds_key(feeds: Mapping[str, Array]) -> str:
+    """A digest of one sample (names, dtypes, shapes, bytes): which recorded sample it is."""
+    digest = hashlib.sha256()
+    for name in sorted(feeds):
+        value = np.ascontiguousarray(feeds[name])
+        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def tensor_to_wire(tensor: TensorInfo) -> list[Any]:
+    return [tensor.name, tensor.dtype, None if tensor.shape is None else list(tensor.shape)]
+
+
+def tensor_from_wire(raw: Sequence[Any]) -> TensorInfo:
+    name, dtype, shape = raw
+    return TensorInfo(str(name), str(dtype), None if shape is None else tuple(shape))
+
+
+def error_of(reason: str, message: str) -> WorkerError:
+    """The exception `classify` reads back as (reason, message): a failure crosses the process
+    boundary with its classification intact."""
+    known: dict[str, type[WorkerError]] = {
+        "SourceNotFound": SourceNotFound,
+        "InvalidModel": InvalidModel,
+        "ToleranceExceeded": ToleranceExceeded,
+        "StorageError": StorageFailure,
+    }
+    if reason == "UnsupportedOperator":
+        return UnsupportedOperator([], message=message)
+    return known.get(reason, WorkerError)(message)
+
+
+@dataclass(frozen=True)
+class RecordedFailure:
+    """Where the reference failed in the child, and how `classify` named it there."""
+
+    at: Stage
+    reason: Reason
+    message: str
+    sample: int | None = None
+
+    def error(self) -> WorkerError:
+        return error_of(self.reason, self.message)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "sample": self.sample,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> RecordedFailure:
+        reason = cast(Reason, raw["reason"] if raw["reason"] in EXIT_CODES else "InternalError")
+        return cls(raw["at"], reason, str(raw["message"]), raw.get("sample"))
+
+    @classmethod
+    def of(cls, at: Stage, err: BaseException, sample: int | None = None) -> RecordedFailure:
+        failure = classify(err)
+        return cls(at, failure.reason, failure.message, sample)
+
+
+@dataclass(frozen=True)
+class ReferencePlan:
+    """What the child is asked to record: the validation samples (seeded, or the dataset's)
+    and the benchmark settings, for one source and one validation config."""
+
+    directory: Path
+    specs: list[InputSpec]
+    validation: Validation
+    samples: list[Feeds]
+    data: Literal["seeded", "dataset"]
+    benchmark: bool = True
+
+    def fits(self, specs: Sequence[InputSpec], validation: Validation) -> bool:
+        """Whether a validation with these settings would run exactly the planned samples."""
+        return list(specs) == self.specs and validation == self.validation
+
+    @property
+    def dataset(self) -> list[Feeds] | None:
+        return self.samples if self.data == "dataset" else None
+
+
+def plan_reference(
+    directory: Path,
+    *,
+    specs: Sequence[InputSpec],
+    validation: Validation,
+    samples: Sequence[Feeds],
+    data: Literal["seeded", "dataset"],
+    benchmark: bool = True,
+) -> ReferencePlan:
+    """Write request.json and inputs.npz for the child; return the plan the worker keeps."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in (OUTPUTS, RESULT, CHILD_EXIT):
+        (directory / stale).unlink(missing_ok=True)
+    settings = validation.benchmark
+    request = {
+        "inputs": [spec.to_wire() for spec in specs],
+        "samples": len(samples),
+        "benchmark": {"warmup": settings.warmup, "iterations": settings.iterations}
+        if benchmark
+        else None,
+    }
+    with (directory / INPUTS).open("wb") as handle:
+        np.savez(handle, allow_pickle=False, **pack_samples(samples))
+    (directory / REQUEST).write_text(json.dumps(request))
+    return ReferencePlan(
+        directory=directory,
+        specs=list(specs),
+        validation=validation,
+        samples=list(samples),
+        data=data,
+        benchmark=benchmark,
+    )
+
+
+def note_child_exit(directory: Path, how: str) -> None:
+    """Called by the worker when the child ended after the export without a result.json."""
+    if not (directory / RESULT).exists():
+        (directory / CHILD_EXIT).write_text(json.dumps({"how": how}))
+
+
+@dataclass
+class RecordedReference:
+    """The `Runner` of a recorded Paddle Inference reference: `run(feeds)` returns what the
+    child computed for that sample, or raises what the child met there."""
+
+    name: str
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    results: list[list[Array]]
+    keys: dict[str, int]
+    durations_s: list[float] | None = None
+    warmup: int | None = None
+    iterations: int | None = None
+    failure: RecordedFailure | None = None
+
+    def run(self, feeds: Mapping[str, Array]) -> list[Array]:
+        index = self.keys.get(feeds_key(feeds))
+        failure = self.failure
+        if failure is not None and failure.at == "run" and index == failure.sample:
+            raise failure.error()
+        if index is None or index >= len(self.results):
+            raise WorkerError(
+                "no recorded Paddle Inference output for this input: the validation asked for a "
+                "sample the converter child was not given"
+            )
+        return [np.array(out, copy=True) for out in self.results[index]]
+
+    def benchmark(self, *, warmup: int, iterations: int) -> list[float]:
+        """The child's timings of the first sample (seconds per run), as `time_runs` gives."""
+        if self.failure is not None and self.failure.at == "benchmark":
+            raise self.failure.error()
+        if self.durations_s is None or (warmup, iterations) != (self.warmup, self.iterations):
+            raise WorkerError(
+                f"no recorded Paddle Inference benchmark for warmup={warmup}, "
+                f"iterations={iterations} (recorded: warmup={self.warmup}, "
+                f"iterations={self.iterations})"
+            )
+        return list(self.durations_s)
+
+
+def load_reference(plan: ReferencePlan) -> RecordedReference:
+    """The record of `plan`; raises what the child met loading the model, or InternalError when
+    the child ended before recording anything."""
+    result_path = plan.directory / RESULT
+    if not result_path.is_file():
+        exit_path = plan.directory / CHILD_EXIT
+        how = json.loads(exit_path.read_text())["how"] if exit_path.is_file() else "ended"
+        raise WorkerError(
+            f"the Paddle child {how} after the export, before it recorded the Paddle Inference "
+            "reference outputs"
+        )
+    result = json.loads(result_path.read_text())
+    failure = RecordedFailure.from_wire(result["failure"]) if result.get("failure") else None
+    if failure is not None and failure.at == "load":
+        raise failure.error()
+    results: list[list[Array]] = []
+    outputs_path = plan.directory / OUTPUTS
+    if outputs_path.is_file():
+        with np.load(outputs_path, allow_pickle=False) as data:
+            results = unpack_outputs({key: np.asarray(data[key]) for key in data.files})
+    bench = result.get("benchmark") or {}
+    return RecordedReference(
+        name=str(result["runtime"]),
+        inputs=[tensor_from_wire(t) for t in result["inputs"]],
+        outputs=[tensor_from_wire(t) for t in result["outputs"]],
+        results=results,
+        keys={feeds_key(feeds): i for i, feeds in reversed(list(enumerate(plan.samples)))},
+        durations_s=result.get("durationsS"),
+        warmup=bench.get("warmup"),
+        iterations=bench.get("iterations"),
+        failure=failure,
+    )
+
+
+def pack_outputs(results: Sequence[Sequence[Array]]) -> dict[str, Array]:
+    return {f"{i}:{k}": out for i, outs in enumerate(results) for k, out in enumerate(outs)}
+
+
+def unpack_outputs(arrays: Mapping[str, Array]) -> list[list[Array]]:
+    """Inverse of `pack_outputs`: outputs per sample, in sample then output order."""
+    by_sample: dict[int, dict[int, Array]] = {}
+    for key, value in arrays.items():
+        sample, output = (int(part) for part in key.split(":"))
+        by_sample.setdefault(sample, {})[output] = value
+    return [[outs[k] for k in sorted(outs)] for _, outs in sorted(by_sample.items())]
+
+
+def pack_samples(samples: Sequence[Mapping[str, Array]]) -> dict[str, Array]:
+    return {f"{i}:{name}": v for i, feeds in enumerate(samples) for name, v in feeds.items()}
+
+
+def unpack_samples(arrays: Mapping[str, Array], count: int) -> list[Feeds]:
+    samples: list[Feeds] = [{} for _ in range(count)]
+    for key, value in arrays.items():
+        index, name = key.split(":", 1)
+        samples[int(index)][name] = value
+    return samples
+
+
+# --- in the child (Paddle is imported here, never in the worker process) ---------------------
+
+
+def record_reference(directory: Path, model_file: Path, params_file: Path) -> None:
+    """Run Paddle Inference as validation would and write outputs.npz, then result.json."""
+    from modelfleet.workers import benchmark as bench
+    from modelfleet.workers.datasets import check_inputs
+    from modelfleet.workers.runtimes import PaddleRunner
+    from modelfleet.workers.sources import SourceModel
+
+    request = json.loads((directory / REQUEST).read_text())
+    specs = [InputSpec.model_validate(raw) for raw in request["inputs"]]
+    with np.load(directory / INPUTS, allow_pickle=False) as data:
+        samples = unpack_samples({k: np.asarray(data[k]) for k in data.files}, request["samples"])
+    result: dict[str, Any] = {"runtime": None, "inputs": [], "outputs": [], "failure": None}
+    results: list[list[Array]] = []
+    failure: RecordedFailure | None = None
+    try:
+        runner = PaddleRunner(SourceModel("paddle", model_file.parent, model_file, params_file))
+    except Exception as err:
+        failure = RecordedFailure.of("load", err)
+    else:
+        result["runtime"] = runner.name
+        result["inputs"] = [tensor_to_wire(t) for t in runner.inputs]
+        result["outputs"] = [tensor_to_wire(t) for t in runner.outputs]
+        try:
+            check_inputs(specs, runner.inputs)  # validation refuses such inputs before any run
+        except Exception as err:
+            failure = RecordedFailure.of("run", err, 0)
+        for index, feeds in enumerate(samples if failure is None else []):
+            try:
+                results.append(runner.run(feeds))
+            except Exception as err:
+                failure = RecordedFailure.of("run", err, index)
+                break
+        settings = request.get("benchmark")
+        if failure is None and settings is not None and samples:
+            try:
+                result["durationsS"] = bench.time_runs(
+                    lambda: runner.run(samples[0]),
+                    warmup=int(settings["warmup"]),
+                    iterations=int(settings["iterations"]),
+                )
+                result["benchmark"] = settings
+            except Exception as err:
+                failure = RecordedFailure.of("benchmark", err)
+    result["failure"] = failure.to_wire() if failure is not None else None
+    with (directory / OUTPUTS).open("wb") as handle:
+        np.savez(handle, allow_pickle=False, **pack_outputs(results))
+    partial = directory / f".{RESULT}.partial"
+    partial.write_text(json.dumps(result))
+    os.replace(partial, directory / RESULT)  # LAST: its presence means the record is complete

@@ -117,7 +117,6 @@ def survey(
     uid: str,
     selector: LabelSelector,
     slot: str,
-    old_slot: str | None,
     other_claims: Mapping[str, Collection[str]],
     timeout: timedelta,
     now: datetime,
@@ -126,8 +125,6 @@ def survey(
     conflicts: list[tuple[str, list[str]]] = []
     releases: list[tuple[str, str]] = []
     for view in rollout_order(uid, devices):
-        if old_slot and old_slot != slot and _holds(view, old_slot, deployment):
-            releases.append((view.name, old_slot))
         if not selector_matches(selector, view.labels):
             if _holds(view, slot, deployment):
                 releases.append((view.name, slot))

@@ -188,7 +188,6 @@ def plan_rollout(
         uid=ctx.uid,
         selector=spec.selector,
         slot=ctx.slot,
-        old_slot=ctx.previous.slot,
         other_claims=other_claims,
         timeout=ctx.timeout,
         now=ctx.now,

@@ -102,6 +102,17 @@ class RollbackPolicy(ApiModel):
 
 
 class EdgeDeploymentSpec(ApiModel):
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                "has(self.slot) == has(oldSelf.slot) && (!has(self.slot) || "
+                "self.slot == oldSelf.slot)",
+                "slot is immutable: create another EdgeDeployment for another slot",
+                ".slot",
+            )
+        )
+    }
+
     model: ModelRef
     slot: str | None = Field(
         default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63

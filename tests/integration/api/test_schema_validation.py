@@ -231,3 +231,24 @@ def test_invalid_object_is_rejected_naming_the_field(
     objects = client.CustomObjectsApi(kube_client)
     stored = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[body["kind"]])
     assert stored["items"] == []
+
+
+def test_a_deployment_keeps_its_slot(
+    kube_client: client.ApiClient, namespace: str, repo_root: Path
+) -> None:
+    created = _create(kube_client, namespace, _examples(repo_root)["EdgeDeployment"])
+    name = created["metadata"]["name"]
+    objects = client.CustomObjectsApi(kube_client)
+
+    def patch(spec: Body) -> Body:
+        patched: Body = objects.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "edgedeployments", name, {"spec": spec}
+        )
+        return patched
+
+    for change in ({"slot": "audio"}, {"slot": None}):
+        with pytest.raises(ApiException) as rejected:
+            patch(change)
+        assert rejected.value.status == 422, rejected.value.body
+        assert "spec.slot" in rejected.value.body and "immutable" in rejected.value.body
+    assert patch({"paused": True})["spec"]["slot"] == created["spec"]["slot"]

@@ -358,18 +358,6 @@ def test_a_deselected_device_is_released() -> None:
     assert p.status.counts.targeted == 3
 
 
-def test_changing_the_slot_releases_the_old_one() -> None:
-    p = plan(
-        fleet_of(3, 1),
-        spec=make_spec(slot="vision"),
-        status=status_at(current=1, stable=1, wave=2),
-        art=artifact(1),
-    )
-    released = {a.device for a in p.actions if isinstance(a, ReleaseSlot)}
-    assert released == set(names(3))
-    assert all(a.slot in ("detector", "vision") for a in p.actions)
-
-
 def test_a_pending_device_whose_url_is_about_to_expire_gets_a_fresh_one() -> None:
     device = pending("cam-000", 2, previous=1)
     expiring = device.models["detector"].model_copy(

@@ -76,7 +76,4 @@ class Expectations:
                 models[slot] = expected.assignment
         if not slots:
             del self._pending[key]
-        if not overridden:
-            return device
-        assigned_at = {s: t for s, t in device.assigned_at.items() if s not in overridden}
-        return dataclasses.replace(device, models=models, assigned_at=assigned_at)
+        return dataclasses.replace(device, models=models) if overridden else device

@@ -43,9 +43,6 @@ class DeviceView:
     slots: Mapping[str, SlotStatus] = field(default_factory=dict)
     lease_renew_time: datetime | None = None
     created_at: datetime | None = None
-    assigned_at: Mapping[str, datetime] = field(default_factory=dict)
-    """slot → when its assignment was written. Optional: `SlotAssignment.assignedAt` is read
-    where this has no entry (kept for callers that fill it in)."""
 
     @classmethod
     def of(
@@ -186,8 +183,6 @@ def count(devices: Sequence[Device], current: int | None) -> DeviceCounts:
 
 def assigned_at(view: DeviceView, slot: str) -> datetime | None:
     """When the slot's current assignment was written, where known."""
-    if slot in view.assigned_at:
-        return as_utc(view.assigned_at[slot])
     assignment = view.models.get(slot)
     if assignment is not None and assignment.assigned_at:
         return parse_time(assignment.assigned_at)

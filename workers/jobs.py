@@ -155,8 +155,8 @@ def run_convert(
             work_dir / "out",
             specs=request.inputs,
             calibration=calibration,
-            **({"reference": plan} if plan is not None else {}),
-            **({"child": child} if child is not None else {}),
+            reference=plan,
+            child=child,
         )
         if references is not None and plan is not None:
             references[src_digest] = plan  # recorded by now, or the child's failure noted

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from kubernetes import client
@@ -25,13 +26,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture
-def namespace(kube_client: client.ApiClient) -> Iterator[str]:
+@contextmanager
+def _fresh_namespace(api: client.ApiClient) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(kube_client)
+    core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(kube_client: client.ApiClient) -> Iterator[str]:
+    with _fresh_namespace(kube_client) as name:
+        yield name
+
+
+@pytest.fixture
+def second_namespace(kube_client: client.ApiClient) -> Iterator[str]:
+    """For tests that need two namespaces (a namespace-scoped install watching both)."""
+    with _fresh_namespace(kube_client) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -115,15 +115,6 @@ def service_monitor_crd(kube_client: client.ApiClient) -> Iterator[None]:
                 raise
 
 
-@pytest.fixture
-def second_namespace(kube_client: client.ApiClient) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    core = client.CoreV1Api(kube_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
-
-
 def test_every_combination_of_the_chart_is_accepted_by_the_api_server(
     kube_apiserver: ApiServer,
     namespace: str,

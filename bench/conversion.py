@@ -142,8 +142,8 @@ def run(work: Path, *, quick: bool) -> Section:
                 )
             combined_s = statistics.median(mf for (mf, _), _ in pairs)
             raw_s = statistics.median(r for _, (r, _) in pairs)
-            c1 = max(code for (_, code), _ in pairs)
-            c6 = max(code for _, (_, code) in pairs)
+            c1 = next((code for (_, code), _ in pairs if code), 0)  # a signal's code is < 0
+            c6 = next((code for _, (_, code) in pairs if code), 0)
             each = [ratio(mf, r) for (mf, _), (r, _) in pairs]
             before = _request(uri, inputs, buckets["before"], bench=False)
             convert_s, c2 = _worker(worker, "convert", before, child_env, log)

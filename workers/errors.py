@@ -98,6 +98,15 @@ class StorageFailure(WorkerError):  # noqa: N818 (named for its reason)
     reason: ClassVar[Reason] = "StorageError"
 
 
+def error_of(reason: str, message: str) -> WorkerError:
+    """The exception `classify` reads back as (reason, message): a failure crosses a process
+    boundary with its classification intact."""
+    if reason == UnsupportedOperator.reason:
+        return UnsupportedOperator([], message=message)
+    kinds = (SourceNotFound, InvalidModel, ToleranceExceeded, StorageFailure)
+    return next((kind for kind in kinds if kind.reason == reason), WorkerError)(message)
+
+
 @dataclass(frozen=True)
 class Failure:
     reason: Reason

@@ -41,17 +41,7 @@ import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.workers.datasets import Feeds, TensorInfo
-from modelfleet.workers.errors import (
-    EXIT_CODES,
-    InvalidModel,
-    Reason,
-    SourceNotFound,
-    StorageFailure,
-    ToleranceExceeded,
-    UnsupportedOperator,
-    WorkerError,
-    classify,
-)
+from modelfleet.workers.errors import EXIT_CODES, Reason, WorkerError, classify, error_of
 
 Array = npt.NDArray[Any]
 Stage = Literal["load", "run", "benchmark"]
@@ -80,20 +70,6 @@ def tensor_to_wire(tensor: TensorInfo) -> list[Any]:
 def tensor_from_wire(raw: Sequence[Any]) -> TensorInfo:
     name, dtype, shape = raw
     return TensorInfo(str(name), str(dtype), None if shape is None else tuple(shape))
-
-
-def error_of(reason: str, message: str) -> WorkerError:
-    """The exception `classify` reads back as (reason, message): a failure crosses the process
-    boundary with its classification intact."""
-    known: dict[str, type[WorkerError]] = {
-        "SourceNotFound": SourceNotFound,
-        "InvalidModel": InvalidModel,
-        "ToleranceExceeded": ToleranceExceeded,
-        "StorageError": StorageFailure,
-    }
-    if reason == "UnsupportedOperator":
-        return UnsupportedOperator([], message=message)
-    return known.get(reason, WorkerError)(message)
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,13 @@ from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.workers import runtimes
 from modelfleet.workers.benchmark import summarize, time_runs
 from modelfleet.workers.datasets import TensorInfo
-from modelfleet.workers.errors import EXIT_CODES, InvalidModel, WorkerError, classify
+from modelfleet.workers.errors import EXIT_CODES, InvalidModel, WorkerError, classify, error_of
 from modelfleet.workers.metrics import effective_rule
 from modelfleet.workers.references import (
     CHILD_EXIT,
     RecordedFailure,
     RecordedReference,
     ReferencePlan,
-    error_of,
     feeds_key,
     load_reference,
     note_child_exit,

@@ -141,11 +141,15 @@ def test_job_deadline_fails_the_conversion(
     operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
 ) -> None:
     sample, uri = mlp_source
+    # The most work the schema allows (~12 s here), so that even a fast convert-validate Job
+    # cannot finish inside the 1 s deadline between two passes of the job runner.
+    most_work = {"samples": 10000, "benchmark": {"warmup": 10000, "iterations": 100000}}
     body = conversion_body(
         "hurried",
         sample,
         uri,
         targets=[{"format": "onnx", "opset": 13}],
+        validation=most_work,
         jobTemplate={"activeDeadlineSeconds": 1, "backoffLimit": 0},
     )
     conversions.create(body)

@@ -36,12 +36,14 @@ docs: crds
 $(TYPECHECK_TREE): $(STAMP) FORCE
 	@rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/modelfleet
 	@for f in modelfleet/*; do ln -s "$$PWD/$$f" $(TYPECHECK_TREE)/modelfleet/; done
-	@for d in operator workers agent; do ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/modelfleet/$$d; done
+	@for d in operator workers agent dev; do ln -s "$$PWD/$$d" $(TYPECHECK_TREE)/modelfleet/$$d; done
 FORCE:
 
-lint: $(STAMP)
-	$(BIN)/ruff check modelfleet operator workers agent tests bench
-	$(BIN)/ruff format --check modelfleet operator workers agent tests bench
+# import-linter reads the same link tree as mypy (the contracts are in pyproject.toml).
+lint: $(TYPECHECK_TREE)
+	cd $(TYPECHECK_TREE) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml --no-cache
+	$(BIN)/ruff check modelfleet operator workers agent dev tests bench
+	$(BIN)/ruff format --check modelfleet operator workers agent dev tests bench
 
 typecheck: $(TYPECHECK_TREE)
 	cd $(TYPECHECK_TREE) && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p modelfleet

@@ -43,8 +43,8 @@ from kubernetes.client.exceptions import ApiException
 from modelfleet.agent.errors import ProvisioningError
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.device import EdgeDevice
-from modelfleet.devenv.kubeconfig import token_user, write_kubeconfig
 from modelfleet.kube import api_client
+from modelfleet.kubeconfigs import token_user, write_kubeconfig
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)

@@ -1,6 +1,6 @@
 """The on-device check: load the artifact in ONNX Runtime, run the probe, judge the outputs.
 
-The probe (`probe.npz`, format in `modelfleet.workers.reports`) holds a few of the validation
+The probe (`probe.npz`, format in `modelfleet.reports`) holds a few of the validation
 inputs, the reference outputs (`output:<name>`, Paddle Inference) and the artifact's own
 outputs at validation time (`candidate:<name>`, ONNX Runtime CPU). The question on the device
 is "does this file, on this runtime, compute what was validated?", i.e. catch a corrupted or
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from modelfleet.agent.errors import LoadFailed, ProbeFailed
-from modelfleet.workers.metrics import Rule, compare_outputs
+from modelfleet.comparison import Rule, compare_outputs
 
 DEFAULT_TOLERANCE = 1e-3
 QUANTIZED_FORMATS = frozenset({"onnx-int8"})

@@ -75,7 +75,7 @@ def _request(uri: str, model_inputs: list[dict[str, object]], bucket: str, *, be
 
 
 def run(work: Path, *, quick: bool) -> Section:
-    from modelfleet.devenv.environment import dev_environment
+    from modelfleet.dev.environment import dev_environment
     from modelfleet.storage import Storage
 
     section = Section("conversion", "3. Conversion: ModelFleet convert + validate vs raw")

@@ -62,7 +62,7 @@ def _batch(agents: int, fetch: Callable[[Path], int], root: Path) -> tuple[float
 
 
 def run(work: Path, *, quick: bool) -> Section:
-    from modelfleet.devenv.environment import dev_environment
+    from modelfleet.dev.environment import dev_environment
     from modelfleet.storage import Storage
 
     size = (16 if quick else 64) * MIB

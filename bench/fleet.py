@@ -339,7 +339,7 @@ async def _write_deployment(run: Run, index: int) -> dict[str, Any]:
 
 
 async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
-    from modelfleet.devenv.components import start_operator
+    from modelfleet.dev.components import start_operator
 
     started = time.monotonic()
     operator = await asyncio.to_thread(
@@ -451,7 +451,7 @@ def _result(
     busy: float,
     startup_s: float,
 ) -> RolloutResult:
-    from modelfleet.operator.waves import wave_sizes
+    from modelfleet.operator.rollout.waves import wave_sizes
 
     recorder = run.recorder
     start, end = window
@@ -518,7 +518,7 @@ def run_size(
     profile_dir: Path | None,
     variant: Variant,
 ) -> list[RolloutResult]:
-    from modelfleet.devenv.environment import dev_environment
+    from modelfleet.dev.environment import dev_environment
     from modelfleet.kube import api_client
     from modelfleet.storage import Storage
 

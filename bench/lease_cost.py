@@ -25,8 +25,8 @@ from bench.simulator import Credentials, Kube, Simulator
 
 
 async def _measure(env: object, run_dir: Path, devices: int, seconds: float, profile: bool) -> None:
-    from modelfleet.devenv.components import start_operator
-    from modelfleet.devenv.environment import DevEnvironment
+    from modelfleet.dev.components import start_operator
+    from modelfleet.dev.environment import DevEnvironment
 
     assert isinstance(env, DevEnvironment) and env.apiserver is not None
     pki = env.apiserver.pki
@@ -66,7 +66,7 @@ async def _measure(env: object, run_dir: Path, devices: int, seconds: float, pro
 def main() -> int:
     from kubernetes import client
 
-    from modelfleet.devenv.environment import dev_environment
+    from modelfleet.dev.environment import dev_environment
     from modelfleet.kube import api_client
 
     parser = argparse.ArgumentParser(prog="python -m bench.lease_cost", description=__doc__)

@@ -1,5 +1,5 @@
 """The benchmarks' architectures, built with Paddle and saved as inference models the way
-`modelfleet.samples` saves its samples (`paddle.jit.save` → inference.json + .pdiparams).
+`modelfleet.dev.samples` saves its samples (`paddle.jit.save` → inference.json + .pdiparams).
 
 Small (`ARCHITECTURES`, every benchmark):
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfleet.api.conversion import InputSpec
-from modelfleet.samples import SampleModel, save_inference_model
+from modelfleet.dev.samples import SampleModel, save_inference_model
 
 ARCHITECTURES = ("mobilenet", "mlp", "transformer")
 LARGE_ARCHITECTURES = ("mobilenetv2",)

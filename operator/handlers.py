@@ -27,10 +27,14 @@ from modelfleet.api.device import EdgeDevice
 from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
 from modelfleet.operator import metrics
-from modelfleet.operator.controller import ConversionController
-from modelfleet.operator.deployments import DeploymentClaim, DeploymentController, DeviceViews
-from modelfleet.operator.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
-from modelfleet.operator.leases import LeaseTable
+from modelfleet.operator.conversion.controller import ConversionController
+from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
+from modelfleet.operator.rollout.controller import (
+    DeploymentClaim,
+    DeploymentController,
+    DeviceViews,
+)
+from modelfleet.operator.rollout.leases import LeaseTable
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.operator.workqueue import WorkQueue
 from modelfleet.storage import Storage

@@ -1,4 +1,4 @@
-"""Session fixtures: the real local control plane and MinIO, started through modelfleet.devenv.
+"""Session fixtures: the real local control plane and MinIO, started through modelfleet.dev.
 
 Each pytest-xdist worker starts its own servers on free loopback ports, so workers never share
 state; servers start only when a test asks for them.
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from modelfleet.devenv.environment import dev_environment
-from modelfleet.devenv.servers import ApiServer, S3Server
+from modelfleet.dev.environment import dev_environment
+from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.kube import api_client
 
 

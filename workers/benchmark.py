@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelfleet.reports import Latency
+
 
 @dataclass(frozen=True)
 class LatencySummary:
@@ -76,3 +78,8 @@ def measure(
 def speedup(source: LatencySummary, target: LatencySummary) -> float:
     """How many times faster the target is at the median (> 1: faster, < 1: slower)."""
     return source.p50_ms / target.p50_ms if target.p50_ms > 0 else float("inf")
+
+
+def latency(runtime: str, summary: LatencySummary) -> Latency:
+    """The report's view of a summary, named for the runtime that was timed."""
+    return Latency(runtime=runtime, **summary.__dict__)

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelfleet.workers.errors import EXIT_USAGE
+from modelfleet.reasons import EXIT_USAGE
 from modelfleet.workers.paddle2onnx_child import PaddleChild, early_child
 
 if TYPE_CHECKING:  # the rest is imported where it is used: this module loads fast (see above)
     import pydantic
 
+    from modelfleet.jobrequests import ConvertRequest, ConvertValidateRequest, ValidateRequest
     from modelfleet.storage import Storage
-    from modelfleet.workers.requests import ConvertRequest, ConvertValidateRequest, ValidateRequest
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 
@@ -54,7 +54,7 @@ def configure_logging() -> None:
 def _parse_request(raw: str, model: type[pydantic.BaseModel], termination_log: Path) -> Any:
     import pydantic
 
-    from modelfleet.workers.reports import write_termination_log
+    from modelfleet.reports import write_termination_log
 
     try:
         text = Path(raw[1:]).read_text() if raw.startswith("@") else raw
@@ -77,9 +77,9 @@ def _run(termination_log: Path, work_dir: Path | None, steps: Sequence[Step]) ->
     failure, which is reported under that step's stage exactly as its own command would."""
     import structlog
 
+    from modelfleet.reports import write_termination_log
     from modelfleet.storage import Storage
     from modelfleet.workers.errors import classify
-    from modelfleet.workers.reports import write_termination_log
 
     configure_logging()
     log = structlog.get_logger("modelfleet.workers")
@@ -128,7 +128,7 @@ def _combined(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _one_line(summary: dict[str, Any]) -> str:
-    from modelfleet.workers.reports import termination_line
+    from modelfleet.reports import termination_line
 
     return termination_line(summary)
 
@@ -162,8 +162,8 @@ def cli() -> None:
 @_work_dir_option
 def convert_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
     """Convert a source model to one target and publish the artifact."""
+    from modelfleet.jobrequests import ConvertRequest
     from modelfleet.workers.jobs import run_convert
-    from modelfleet.workers.requests import ConvertRequest
 
     parsed: ConvertRequest = _parse_request(request, ConvertRequest, termination_log)
 
@@ -179,8 +179,8 @@ def convert_job(request: str, termination_log: Path, work_dir: Path | None) -> N
 @_work_dir_option
 def validate_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
     """Validate a published artifact against its source; write report.json and probe.npz."""
+    from modelfleet.jobrequests import ValidateRequest
     from modelfleet.workers.jobs import run_validate
-    from modelfleet.workers.requests import ValidateRequest
 
     parsed: ValidateRequest = _parse_request(request, ValidateRequest, termination_log)
 
@@ -197,7 +197,7 @@ def validate_job(request: str, termination_log: Path, work_dir: Path | None) -> 
 def convert_validate_job(request: str, termination_log: Path, work_dir: Path | None) -> None:
     """Convert, then validate the same target in this process (one download of the source)."""
     with early_child(work_dir) as started:  # first of all: it imports Paddle while we work
-        from modelfleet.workers.requests import ConvertValidateRequest
+        from modelfleet.jobrequests import ConvertValidateRequest
 
         parsed: ConvertValidateRequest = _parse_request(
             request, ConvertValidateRequest, termination_log

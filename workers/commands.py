@@ -37,8 +37,9 @@ from modelfleet.artifacts import (
     conversion_config,
     converter_versions,
 )
-from modelfleet.workers.errors import EXIT_CODES, WorkerError, classify
-from modelfleet.workers.reports import Report, SourceInfo
+from modelfleet.reasons import EXIT_CODES
+from modelfleet.reports import Report, SourceInfo
+from modelfleet.workers.errors import WorkerError, classify
 
 FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
 
@@ -239,9 +240,9 @@ def validate_command(
     probe_path: Path | None,
 ) -> None:
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
+    from modelfleet.comparison import effective_rule
+    from modelfleet.reports import write_probe
     from modelfleet.workers.datasets import dataset_samples, load_npz, specs_from_model
-    from modelfleet.workers.metrics import effective_rule
-    from modelfleet.workers.reports import write_probe
     from modelfleet.workers.runtimes import OrtRunner, reference_runner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.validate import validate_model
@@ -337,7 +338,7 @@ def _num(value: float | None, spec: str = ".3g") -> str:
 
 
 def _print_outcome(console: Console, section: Any) -> None:
-    from modelfleet.workers.reports import ValidationSection
+    from modelfleet.reports import ValidationSection
 
     assert isinstance(section, ValidationSection)
     table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")

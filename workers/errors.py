@@ -1,57 +1,14 @@
-"""Classified worker failures and the one mapping from reason to process exit code.
-
-The operator reads the exit code of a conversion/validation Job (podFailurePolicy
-`onExitCodes`) and the reason from the termination log; both come from `EXIT_CODES` below:
-
-    reason               exit code   retry helps?
-    SourceNotFound       10          no  (the source URI names nothing)
-    InvalidModel         11          no  (corrupt/empty files, input spec does not fit the model)
-    UnsupportedOperator  12          no  (paddle2onnx cannot convert some operators)
-    ToleranceExceeded    13          no  (the converted model is not numerically faithful)
-    StorageError         14          yes (object storage unreachable or refusing)
-    InternalError        1           maybe (a bug: anything not classified above)
-    (usage error)        2           no  (click: malformed command line or request)
+"""Classified worker failures: one exception class per reason of `modelfleet.reasons`.
 
 Third-party exceptions are translated into these at the boundary (`raise ... from err`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import ClassVar, Literal
+from typing import ClassVar
 
+from modelfleet.reasons import EXIT_CODES, Failure, Reason
 from modelfleet.storage import StorageError as _StorageFailure
-
-Reason = Literal[
-    "SourceNotFound",
-    "InvalidModel",
-    "UnsupportedOperator",
-    "ToleranceExceeded",
-    "StorageError",
-    "InternalError",
-]
-
-EXIT_CODES: Mapping[Reason, int] = MappingProxyType(
-    {
-        "SourceNotFound": 10,
-        "InvalidModel": 11,
-        "UnsupportedOperator": 12,
-        "ToleranceExceeded": 13,
-        "StorageError": 14,
-        "InternalError": 1,
-    }
-)
-EXIT_USAGE = 2
-RETRYABLE_REASONS: frozenset[Reason] = frozenset({"StorageError", "InternalError"})
-
-
-def reason_for_exit_code(code: int) -> Reason | None:
-    for reason, value in EXIT_CODES.items():
-        if value == code:
-            return reason
-    return None
 
 
 class WorkerError(Exception):
@@ -105,13 +62,6 @@ def error_of(reason: str, message: str) -> WorkerError:
         return UnsupportedOperator([], message=message)
     kinds = (SourceNotFound, InvalidModel, ToleranceExceeded, StorageFailure)
     return next((kind for kind in kinds if kind.reason == reason), WorkerError)(message)
-
-
-@dataclass(frozen=True)
-class Failure:
-    reason: Reason
-    message: str
-    exit_code: int
 
 
 def classify(err: BaseException) -> Failure:

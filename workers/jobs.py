@@ -35,21 +35,21 @@ from modelfleet.artifacts import (
     converter_versions,
     is_artifact_complete,
 )
-from modelfleet.storage import ObjectNotFound, Storage, parse_s3_uri
-from modelfleet.workers.convert import Calibration, ConversionResult, convert_model
-from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
-from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded, classify
-from modelfleet.workers.metrics import effective_rule
-from modelfleet.workers.paddle2onnx_child import PaddleChild
-from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
-from modelfleet.workers.reports import (
+from modelfleet.comparison import effective_rule
+from modelfleet.jobrequests import ConvertRequest, ValidateRequest, WorkerRequest
+from modelfleet.reports import (
     ConversionSection,
     FailureInfo,
     Report,
     SourceInfo,
     write_probe,
 )
-from modelfleet.workers.requests import ConvertRequest, ValidateRequest, WorkerRequest
+from modelfleet.storage import ObjectNotFound, Storage, parse_s3_uri
+from modelfleet.workers.convert import Calibration, ConversionResult, convert_model
+from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
+from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded, classify
+from modelfleet.workers.paddle2onnx_child import PaddleChild
+from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
 from modelfleet.workers.runtimes import OrtRunner, reference_runner
 from modelfleet.workers.sources import (
     SourceModel,

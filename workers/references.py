@@ -40,8 +40,9 @@ import numpy as np
 import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
+from modelfleet.reasons import EXIT_CODES, Reason
 from modelfleet.workers.datasets import Feeds, TensorInfo
-from modelfleet.workers.errors import EXIT_CODES, Reason, WorkerError, classify, error_of
+from modelfleet.workers.errors import WorkerError, classify, error_of
 
 Array = npt.NDArray[Any]
 Stage = Literal["load", "run", "benchmark"]

@@ -19,18 +19,17 @@ import numpy as np
 import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
-from modelfleet.workers import benchmark as bench
-from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
-from modelfleet.workers.errors import InvalidModel
-from modelfleet.workers.metrics import SEMANTICS, ComparisonResult, Rule, compare_outputs
-from modelfleet.workers.references import RecordedReference
-from modelfleet.workers.reports import (
+from modelfleet.comparison import SEMANTICS, ComparisonResult, Rule, compare_outputs
+from modelfleet.reports import (
     BenchmarkSection,
-    Latency,
     OutputMetrics,
     ToleranceInfo,
     ValidationSection,
 )
+from modelfleet.workers import benchmark as bench
+from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
+from modelfleet.workers.errors import InvalidModel
+from modelfleet.workers.references import RecordedReference
 from modelfleet.workers.runtimes import Runner
 
 PROBE_SAMPLES = 4
@@ -178,8 +177,8 @@ def _benchmark(
     return BenchmarkSection(
         warmup=settings.warmup,
         iterations=settings.iterations,
-        source=Latency.of(reference.name, ref),
-        target=Latency.of(candidate.name, cand),
+        source=bench.latency(reference.name, ref),
+        target=bench.latency(candidate.name, cand),
         speedup=ratio,
         slower_than_source=ratio < 1.0,
     )

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 import pytest
 from kubernetes import client
 
-from modelfleet.devenv.components import ensure_storage_secret, run_job_runner, start_operator
-from modelfleet.devenv.ports import free_port
-from modelfleet.devenv.servers import ApiServer, S3Server
-from modelfleet.samples import SampleModel, build_mlp
+from modelfleet.dev.components import ensure_storage_secret, run_job_runner, start_operator
+from modelfleet.dev.ports import free_port
+from modelfleet.dev.samples import SampleModel, build_mlp
+from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.storage import Storage
 from support.operator import OperatorHandle
 

@@ -19,8 +19,8 @@ from unit.agent.builders import BIAS, WEIGHT, model_bytes, write_probe_for
 
 from modelfleet.agent.identity import provision_device
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.devenv.processes import ManagedProcess
-from modelfleet.devenv.servers import ApiServer
+from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.servers import ApiServer
 from modelfleet.storage import Storage
 
 PLURAL = "edgedevices"

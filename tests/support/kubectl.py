@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from modelfleet.devenv.servers import ApiServer
+from modelfleet.dev.servers import ApiServer
 
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
 _HOME = tempfile.mkdtemp(prefix="kubectl-home-")

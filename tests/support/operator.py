@@ -11,9 +11,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.devenv.components import start_operator
-from modelfleet.devenv.processes import ManagedProcess
-from modelfleet.samples import SampleModel
+from modelfleet.dev.components import start_operator
+from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.samples import SampleModel
 
 PLURAL = "modelconversions"
 

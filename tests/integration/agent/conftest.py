@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from modelfleet.devenv.servers import ApiServer
+from modelfleet.dev.servers import ApiServer
 from modelfleet.storage import Storage
 from support.fleet import Fleet
 

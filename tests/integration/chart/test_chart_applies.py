@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from unit.chart.rendering import render, with_endpoint
 
-from modelfleet.devenv.servers import ApiServer
+from modelfleet.dev.servers import ApiServer
 from support.kubectl import kubectl
 
 pytestmark = pytest.mark.integration

@@ -30,14 +30,14 @@ from kubernetes.client.exceptions import ApiException
 from unit.chart.rendering import Doc, find, render
 
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.devenv.components import STORAGE_SECRET, run_job_runner
-from modelfleet.devenv.kubeconfig import token_user, write_kubeconfig
-from modelfleet.devenv.ports import free_port
-from modelfleet.devenv.processes import ManagedProcess
-from modelfleet.devenv.servers import ApiServer, S3Server
+from modelfleet.dev.components import STORAGE_SECRET, run_job_runner
+from modelfleet.dev.ports import free_port
+from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.samples import SampleModel, build_mlp
+from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.kube import api_client
-from modelfleet.operator.jobs import CONVERSION_LABEL, STEP_LABEL
-from modelfleet.samples import SampleModel, build_mlp
+from modelfleet.kubeconfigs import token_user, write_kubeconfig
+from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, STEP_LABEL
 from modelfleet.storage import Storage
 from support.kubectl import kubectl
 from support.operator import PLURAL, conversion_body, wait_for

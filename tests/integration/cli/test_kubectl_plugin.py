@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modelfleet.devenv.servers import ApiServer
+from modelfleet.dev.servers import ApiServer
 
 BIN = Path(sys.executable).parent
 

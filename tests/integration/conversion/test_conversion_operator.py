@@ -13,9 +13,9 @@ import pytest
 from kubernetes import client
 
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.devenv.servers import ApiServer
-from modelfleet.operator.jobs import CONVERSION_LABEL, STEP_LABEL
-from modelfleet.samples import SampleModel
+from modelfleet.dev.samples import SampleModel
+from modelfleet.dev.servers import ApiServer
+from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, STEP_LABEL
 from modelfleet.storage import Storage, parse_s3_uri
 from support.operator import PLURAL, OperatorHandle, conversion_body, wait_for
 

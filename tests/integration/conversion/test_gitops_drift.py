@@ -10,8 +10,8 @@ import yaml
 from kubernetes import client
 
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.devenv.servers import ApiServer
-from modelfleet.samples import SampleModel
+from modelfleet.dev.samples import SampleModel
+from modelfleet.dev.servers import ApiServer
 from support.kubectl import run_kubectl
 from support.operator import OperatorHandle, conversion_body, wait_for
 

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from minio import Minio
 
-from modelfleet.devenv.commands import read_env_file
+from modelfleet.dev.commands import read_env_file
 from modelfleet.kube import api_client
 from support.processes import processes_mentioning
 

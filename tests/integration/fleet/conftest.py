@@ -9,9 +9,9 @@ import pytest
 from kubernetes import client
 
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.devenv.components import ensure_storage_secret
-from modelfleet.devenv.servers import ApiServer, S3Server
-from modelfleet.samples import SampleModel
+from modelfleet.dev.components import ensure_storage_secret
+from modelfleet.dev.samples import SampleModel
+from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.storage import Storage
 from support.fleet import Fleet
 from support.operator import OperatorHandle, conversion_body, wait_for

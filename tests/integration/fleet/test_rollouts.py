@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from modelfleet.conditions import parse_time
-from modelfleet.devenv.servers import ApiServer
-from modelfleet.operator.waves import wave_sizes
+from modelfleet.dev.servers import ApiServer
+from modelfleet.operator.rollout.waves import wave_sizes
 from support.operator import wait_for
 from support.rollouts import (
     FLEET_SIZE,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client
 
-from modelfleet.operator.leases import LeaseTable
+from modelfleet.operator.rollout.leases import LeaseTable
 
 T0 = dt.datetime(2026, 11, 21, 12, 0, 0, 250000, tzinfo=dt.UTC)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet import samples
-from modelfleet.samples import SampleModel
+from modelfleet.dev import samples
+from modelfleet.dev.samples import SampleModel
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from modelfleet.artifacts import Manifest
-from modelfleet.samples import SampleModel
+from modelfleet.dev.samples import SampleModel
+from modelfleet.reasons import EXIT_CODES
 from modelfleet.workers.commands import convert_command, validate_command
-from modelfleet.workers.errors import EXIT_CODES
 
 pytestmark = pytest.mark.paddle
 

@@ -10,13 +10,13 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from modelfleet import samples
 from modelfleet.api.conversion import InputSpec, Target, Tolerance, Validation
-from modelfleet.samples import SampleModel
+from modelfleet.comparison import effective_rule
+from modelfleet.dev import samples
+from modelfleet.dev.samples import SampleModel
 from modelfleet.workers.convert import Calibration, convert_model
 from modelfleet.workers.datasets import dataset_samples
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, UnsupportedOperator
-from modelfleet.workers.metrics import effective_rule
 from modelfleet.workers.paddle2onnx_child import early_child
 from modelfleet.workers.runtimes import OrtRunner, reference_runner
 from modelfleet.workers.sources import locate_source

@@ -16,16 +16,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelfleet import samples
 from modelfleet.api.conversion import Target, Tolerance, Validation
 from modelfleet.artifacts import Manifest, is_artifact_complete
-from modelfleet.devenv.ports import free_port
-from modelfleet.samples import SampleModel
+from modelfleet.dev import samples
+from modelfleet.dev.ports import free_port
+from modelfleet.dev.samples import SampleModel
+from modelfleet.jobrequests import ConvertRequest, ValidateRequest
+from modelfleet.reasons import EXIT_CODES
+from modelfleet.reports import Report, read_probe
 from modelfleet.storage import Storage
-from modelfleet.workers.errors import EXIT_CODES, UnsupportedOperator
+from modelfleet.workers.errors import UnsupportedOperator
 from modelfleet.workers.jobs import SourceCache, run_convert, run_validate
-from modelfleet.workers.reports import Report, read_probe
-from modelfleet.workers.requests import ConvertRequest, ValidateRequest
 from modelfleet.workers.sources import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.samples import SampleModel
+from modelfleet.dev.samples import SampleModel
 from modelfleet.workers.convert import paddle_to_onnx
 from modelfleet.workers.sources import locate_source
 

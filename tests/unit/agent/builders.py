@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from modelfleet.workers.reports import write_probe
+from modelfleet.reports import write_probe
 
 WEIGHT = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
 BIAS = np.array([0.5, -0.25, 1.0], dtype=np.float32)

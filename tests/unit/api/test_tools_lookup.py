@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.devenv.errors import DevEnvError
-from modelfleet.devenv.tools import find_tool
+from modelfleet.dev.errors import DevEnvError
+from modelfleet.dev.tools import find_tool
 
 
 def test_missing_binary_says_run_make_tools(

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelfleet.devenv.errors import DevEnvError
-from modelfleet.devenv.tools import find_tool
+from modelfleet.dev.errors import DevEnvError
+from modelfleet.dev.tools import find_tool
 
 CHART = Path(__file__).resolve().parents[3] / "charts" / "modelfleet"
 # helm built from source by `make tools` defaults to Kubernetes v1.20 for `helm template`; the

@@ -13,8 +13,8 @@ from modelfleet.api.conversion import (
     Source,
     Target,
 )
-from modelfleet.devenv.joboutcomes import attempt_outcome
-from modelfleet.operator.jobs import (
+from modelfleet.dev.joboutcomes import attempt_outcome
+from modelfleet.operator.conversion.jobs import (
     PERMANENT_EXIT_CODES,
     STEP_LABEL,
     VALIDATION_KEY_ANNOTATION,
@@ -22,9 +22,13 @@ from modelfleet.operator.jobs import (
     build_job,
     job_name,
 )
-from modelfleet.operator.observations import exit_code_from_message, job_view, source_fingerprint
+from modelfleet.operator.conversion.observations import (
+    exit_code_from_message,
+    job_view,
+    source_fingerprint,
+)
 from modelfleet.operator.settings import JobDefaults, OperatorSettings
-from modelfleet.workers.errors import EXIT_CODES
+from modelfleet.reasons import EXIT_CODES
 
 SETTINGS = OperatorSettings(s3_endpoint="http://127.0.0.1:9000", bucket="modelfleet")
 

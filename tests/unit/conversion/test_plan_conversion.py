@@ -17,7 +17,7 @@ from modelfleet.api.conversion import (
     TargetValidation,
 )
 from modelfleet.conditions import get_condition
-from modelfleet.operator.conversions import (
+from modelfleet.operator.conversion.planner import (
     ConversionPlan,
     JobView,
     SourceObservation,

@@ -20,7 +20,7 @@ from modelfleet.api.base import LabelSelector
 from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus, ModelRef, Strategy
 from modelfleet.api.device import SlotAssignment, SlotStatus
 from modelfleet.conditions import format_time
-from modelfleet.operator.planner import (
+from modelfleet.operator.rollout.planner import (
     PROMOTE_ANNOTATION,
     Action,
     AssignRevision,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from modelfleet.operator.deployments import DeviceViews
+from modelfleet.operator.rollout.controller import DeviceViews
 
 T0 = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 

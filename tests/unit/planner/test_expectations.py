@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelfleet.operator.expectations import Expectations
+from modelfleet.operator.rollout.expectations import Expectations
 from tests.unit.planner.conftest import NAME, assignment, view
 
 NS = "fleet"

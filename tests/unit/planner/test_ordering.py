@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelfleet.api.base import LabelSelector
-from modelfleet.operator.ordering import order_key, rollout_order, selector_matches
+from modelfleet.operator.rollout.ordering import order_key, rollout_order, selector_matches
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
 from modelfleet.conditions import get_condition
-from modelfleet.operator.planner import (
+from modelfleet.operator.rollout.planner import (
     PROGRESS_DEADLINE_EXCEEDED,
     PROGRESSING,
     ROLLOUT_ABORTED,
@@ -20,7 +20,7 @@ from modelfleet.operator.planner import (
     ReleaseSlot,
     RollBack,
 )
-from modelfleet.operator.waves import in_flight_limit
+from modelfleet.operator.rollout.waves import in_flight_limit
 from tests.unit.planner.conftest import (
     NAME,
     T0,

@@ -6,8 +6,8 @@ import pytest
 
 from modelfleet.api.deployment import EdgeDeploymentStatus
 from modelfleet.conditions import format_time
-from modelfleet.operator.planner import RollBack, parse_promotion, promotion_value
-from modelfleet.operator.revisions import RolloutProgress, track_artifact
+from modelfleet.operator.rollout.planner import RollBack, parse_promotion, promotion_value
+from modelfleet.operator.rollout.revisions import RolloutProgress, track_artifact
 from tests.unit.planner.conftest import (
     T0,
     artifact,

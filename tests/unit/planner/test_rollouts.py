@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelfleet.conditions import get_condition, parse_time
-from modelfleet.operator.planner import (
+from modelfleet.operator.rollout.planner import (
     AWAITING_PROMOTION,
     CONFLICT,
     PROGRESS_DEADLINE_EXCEEDED,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelfleet.operator.waves import in_flight_limit, resolve_count, wave_sizes
+from modelfleet.operator.rollout.waves import in_flight_limit, resolve_count, wave_sizes
 
 WAVES = {
     "20 devices, waves [1, 50%, 100%] → (1, 10, 20)": ([1, "50%", "100%"], 20, (1, 10, 20)),

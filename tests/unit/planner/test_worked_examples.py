@@ -15,7 +15,7 @@ import pytest
 from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
 from modelfleet.api.device import EdgeDevice
 from modelfleet.conditions import format_time, get_condition
-from modelfleet.operator.planner import (
+from modelfleet.operator.rollout.planner import (
     CONFLICT,
     PROGRESSING,
     PROMOTE_ANNOTATION,

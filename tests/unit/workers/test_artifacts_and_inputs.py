@@ -11,6 +11,14 @@ import pytest
 
 from modelfleet.api.conversion import Calibration, InputSpec, Target, Tolerance
 from modelfleet.artifacts import ArtifactKeys, artifact_digest, is_artifact_complete, source_digest
+from modelfleet.reasons import EXIT_CODES, reason_for_exit_code
+from modelfleet.reports import (
+    TERMINATION_LIMIT,
+    read_probe,
+    termination_line,
+    write_probe,
+    write_termination_log,
+)
 from modelfleet.workers.benchmark import measure, speedup, summarize
 from modelfleet.workers.commands import parse_input_specs
 from modelfleet.workers.datasets import (
@@ -20,14 +28,7 @@ from modelfleet.workers.datasets import (
     seeded_sample,
     seeded_samples,
 )
-from modelfleet.workers.errors import EXIT_CODES, InvalidModel, reason_for_exit_code
-from modelfleet.workers.reports import (
-    TERMINATION_LIMIT,
-    read_probe,
-    termination_line,
-    write_probe,
-    write_termination_log,
-)
+from modelfleet.workers.errors import InvalidModel
 from modelfleet.workers.sources import check_params_file
 
 VERSIONS = {"paddle2onnx": "2.1.0", "onnx": "1.17.0"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modelfleet.api.conversion import Tolerance
-from modelfleet.workers.metrics import (
+from modelfleet.comparison import (
     Rule,
     compare_output,
     compare_outputs,

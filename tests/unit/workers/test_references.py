@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from modelfleet.api.conversion import InputSpec, Validation
+from modelfleet.comparison import effective_rule
+from modelfleet.reasons import EXIT_CODES
 from modelfleet.workers import runtimes
 from modelfleet.workers.benchmark import summarize, time_runs
 from modelfleet.workers.datasets import TensorInfo
-from modelfleet.workers.errors import EXIT_CODES, InvalidModel, WorkerError, classify, error_of
-from modelfleet.workers.metrics import effective_rule
+from modelfleet.workers.errors import InvalidModel, WorkerError, classify, error_of
 from modelfleet.workers.references import (
     CHILD_EXIT,
     RecordedFailure,

@@ -11,8 +11,8 @@ from types import FrameType
 
 import click
 
-from modelfleet.devenv.environment import dev_environment
-from modelfleet.devenv.errors import DevEnvError
+from modelfleet.dev.environment import dev_environment
+from modelfleet.dev.errors import DevEnvError
 from modelfleet.logs import configure_logging
 
 DEFAULT_ENV_FILE = Path(".modelfleet/dev.env")

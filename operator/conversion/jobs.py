@@ -19,8 +19,8 @@ from typing import Any, Literal
 from modelfleet.api.base import API_VERSION
 from modelfleet.api.conversion import JobTemplate, ModelConversion, Target
 from modelfleet.operator.settings import OperatorSettings
+from modelfleet.reasons import EXIT_CODES, RETRYABLE_REASONS
 from modelfleet.storage import ENV_ACCESS_KEY, ENV_BUCKET, ENV_ENDPOINT, ENV_REGION, ENV_SECRET_KEY
-from modelfleet.workers.errors import EXIT_CODES, RETRYABLE_REASONS
 
 Step = Literal["convert", "validate", "convert-validate"]
 CONTAINER = "worker"

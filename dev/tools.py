@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from modelfleet.devenv.errors import DevEnvError
+from modelfleet.dev.errors import DevEnvError
 
 TOOL_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "minio", "helm")
 

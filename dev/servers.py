@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.devenv.kubeconfig import client_cert_user, write_kubeconfig
-from modelfleet.devenv.pki import Pki, create_pki
-from modelfleet.devenv.ports import free_port
-from modelfleet.devenv.processes import ManagedProcess
-from modelfleet.devenv.tools import find_tool
+from modelfleet.dev.pki import Pki, create_pki
+from modelfleet.dev.ports import free_port
+from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.tools import find_tool
+from modelfleet.kubeconfigs import client_cert_user, write_kubeconfig
 
 _STARTUP_TIMEOUT = 90.0
 _SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"

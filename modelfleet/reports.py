@@ -35,9 +35,8 @@ from pydantic import Field
 
 from modelfleet.api.conversion import TargetFormat
 from modelfleet.artifacts import Document, QuantizationInfo, TensorSignature
-from modelfleet.workers.benchmark import LatencySummary
-from modelfleet.workers.errors import Failure
-from modelfleet.workers.metrics import OutputResult, Rule
+from modelfleet.comparison import OutputResult, Rule
+from modelfleet.reasons import Failure
 
 REPORT_SCHEMA_VERSION = 1
 TERMINATION_LIMIT = 4000
@@ -115,10 +114,6 @@ class Latency(Document):
     throughput_per_s: float
     iterations: int
     batch_size: int
-
-    @classmethod
-    def of(cls, runtime: str, summary: LatencySummary) -> Latency:
-        return cls(runtime=runtime, **summary.__dict__)
 
 
 class BenchmarkSection(Document):

@@ -1,4 +1,4 @@
-"""The demo's story, step by step; `modelfleet.demo` runs it and reports the outcome."""
+"""The demo's story, step by step; `modelfleet.dev.demo` runs it and reports the outcome."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from rich.table import Table
 
 from modelfleet.agent.identity import provision_device
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.demo import DEVICES, SITES, WAVES, DemoError, Step, wait_until
-from modelfleet.devenv.environment import DevEnvironment, dev_environment
-from modelfleet.devenv.processes import ManagedProcess
+from modelfleet.dev.demo import DEVICES, SITES, WAVES, DemoError, Step, wait_until
+from modelfleet.dev.environment import DevEnvironment, dev_environment
+from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.samples import build_cnn_classifier, classification_dataset
 from modelfleet.kube import api_client
-from modelfleet.samples import build_cnn_classifier, classification_dataset
 from modelfleet.status import render_conversions
 from modelfleet.storage import Storage, parse_s3_uri
 

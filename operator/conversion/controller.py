@@ -17,31 +17,37 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
+from modelfleet.jobrequests import (
+    ConvertRequest,
+    ConvertValidateRequest,
+    ValidateRequest,
+    WorkerRequest,
+)
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
-from modelfleet.operator.conversions import (
-    ConversionPlan,
-    JobView,
-    TargetObservation,
-    plan_conversion,
+from modelfleet.operator.conversion.jobs import (
+    CONVERSION_LABEL,
+    JobRequest,
+    Step,
+    build_job,
+    job_name,
 )
-from modelfleet.operator.jobs import CONVERSION_LABEL, JobRequest, Step, build_job, job_name
-from modelfleet.operator.observations import (
+from modelfleet.operator.conversion.observations import (
     job_view,
     observe_source,
     observe_target,
     target_digest,
     validation_key,
 )
+from modelfleet.operator.conversion.planner import (
+    ConversionPlan,
+    JobView,
+    TargetObservation,
+    plan_conversion,
+)
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.storage import Storage, StorageError
-from modelfleet.workers.requests import (
-    ConvertRequest,
-    ConvertValidateRequest,
-    ValidateRequest,
-    WorkerRequest,
-)
 
 log = get_logger(__name__)
 PLURAL = ModelConversion.PLURAL

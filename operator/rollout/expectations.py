@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from modelfleet.api.device import SlotAssignment
-from modelfleet.operator.fleet import DeviceView
+from modelfleet.operator.rollout.fleet import DeviceView
 
 DeviceKey = tuple[str, str]
 """(namespace, device)"""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from modelfleet.devenv.errors import DevEnvError
+from modelfleet.dev.errors import DevEnvError
 
 _PR_SET_PDEATHSIG = 1
 

@@ -24,7 +24,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelfleet.devenv.joboutcomes import Outcome, attempt_outcome
+from modelfleet.dev.joboutcomes import Outcome, attempt_outcome
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)

@@ -15,10 +15,10 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from modelfleet.devenv.jobrunner import JobRunner
-from modelfleet.devenv.ports import free_port
-from modelfleet.devenv.processes import ManagedProcess
-from modelfleet.devenv.servers import S3Server
+from modelfleet.dev.jobrunner import JobRunner
+from modelfleet.dev.ports import free_port
+from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.servers import S3Server
 
 STORAGE_SECRET = "modelfleet-storage"
 

@@ -29,9 +29,9 @@ from modelfleet.conditions import format_time
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
-from modelfleet.operator.expectations import Expectations
-from modelfleet.operator.ordering import selector_matches
-from modelfleet.operator.planner import (
+from modelfleet.operator.rollout.expectations import Expectations
+from modelfleet.operator.rollout.ordering import selector_matches
+from modelfleet.operator.rollout.planner import (
     Action,
     ArtifactRef,
     DeviceView,

@@ -9,8 +9,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.devenv.components import ensure_storage_secret, run_job_runner, run_operator
-from modelfleet.devenv.servers import (
+from modelfleet.dev.components import ensure_storage_secret, run_job_runner, run_operator
+from modelfleet.dev.servers import (
     ApiServer,
     S3Server,
     run_apiserver,

@@ -70,32 +70,7 @@ from modelfleet.api.deployment import (
     EdgeDeploymentStatus,
 )
 from modelfleet.conditions import as_utc, format_time, get_condition, parse_time
-from modelfleet.operator.fleet import (
-    TIMEOUT,
-    Device,
-    DeviceView,
-    assigned_at,
-    count,
-    observe,
-    survey,
-)
-from modelfleet.operator.ordering import order_key
-from modelfleet.operator.plans import (
-    Action,
-    ArtifactRef,
-    AssignRevision,
-    Plan,
-    RefreshUrl,
-    ReleaseSlot,
-    RollBack,
-)
-from modelfleet.operator.revisions import (
-    ResolvedArtifact,
-    RolloutProgress,
-    artifact_of,
-    track_artifact,
-)
-from modelfleet.operator.rollout_conditions import (
+from modelfleet.operator.rollout.conditions import (
     AVAILABLE,
     AWAITING_PROMOTION,
     CONFLICT,
@@ -112,7 +87,32 @@ from modelfleet.operator.rollout_conditions import (
     names,
     rollout_conditions,
 )
-from modelfleet.operator.waves import fill_wave, in_flight_limit, wave_sizes
+from modelfleet.operator.rollout.fleet import (
+    TIMEOUT,
+    Device,
+    DeviceView,
+    assigned_at,
+    count,
+    observe,
+    survey,
+)
+from modelfleet.operator.rollout.ordering import order_key
+from modelfleet.operator.rollout.plans import (
+    Action,
+    ArtifactRef,
+    AssignRevision,
+    Plan,
+    RefreshUrl,
+    ReleaseSlot,
+    RollBack,
+)
+from modelfleet.operator.rollout.revisions import (
+    ResolvedArtifact,
+    RolloutProgress,
+    artifact_of,
+    track_artifact,
+)
+from modelfleet.operator.rollout.waves import fill_wave, in_flight_limit, wave_sizes
 
 __all__ = [
     "AVAILABLE",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from modelfleet.operator.fleet import Device
+from modelfleet.operator.rollout.fleet import Device
 
 
 def resolve_count(value: int | str, total: int) -> int:

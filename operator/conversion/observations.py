@@ -23,16 +23,16 @@ from modelfleet.api.conversion import (
 )
 from modelfleet.artifacts import ArtifactKeys, Manifest, artifact_digest, converter_versions
 from modelfleet.conditions import parse_time
-from modelfleet.operator.conversions import (
+from modelfleet.operator.conversion.jobs import VALIDATION_KEY_ANNOTATION
+from modelfleet.operator.conversion.planner import (
     JobView,
     SourceObservation,
     TargetObservation,
     ValidationEvidence,
 )
-from modelfleet.operator.jobs import VALIDATION_KEY_ANNOTATION
+from modelfleet.reasons import reason_for_exit_code
+from modelfleet.reports import Latency, Report, ValidationSection
 from modelfleet.storage import Storage, parse_s3_uri
-from modelfleet.workers.errors import reason_for_exit_code
-from modelfleet.workers.reports import Latency, Report, ValidationSection
 
 
 def source_fingerprint(objects: Mapping[str, tuple[int, str]]) -> str:

@@ -25,7 +25,7 @@ from typing import Literal
 
 from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord
 from modelfleet.conditions import format_time
-from modelfleet.operator.plans import ArtifactRef
+from modelfleet.operator.rollout.plans import ArtifactRef
 
 Mode = Literal["waiting", "rolling", "aborted", "stable"]
 

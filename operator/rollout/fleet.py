@@ -26,7 +26,7 @@ from modelfleet.api.base import LabelSelector
 from modelfleet.api.deployment import DeviceCounts
 from modelfleet.api.device import EdgeDevice, SlotAssignment, SlotStatus
 from modelfleet.conditions import as_utc, parse_time
-from modelfleet.operator.ordering import rollout_order, selector_matches
+from modelfleet.operator.rollout.ordering import rollout_order, selector_matches
 
 State = Literal["healthy", "failed", "timed_out", "pending"]
 TIMEOUT = "Timeout"

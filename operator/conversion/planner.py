@@ -49,7 +49,7 @@ from modelfleet.api.conversion import (
     TargetValidation,
 )
 from modelfleet.conditions import set_condition
-from modelfleet.operator.jobs import Step
+from modelfleet.operator.conversion.jobs import Step
 
 CONVERTED, VALIDATED, APPROVED, READY = "Converted", "Validated", "Approved", "Ready"
 JobState = Literal["Active", "Succeeded", "Failed"]

@@ -64,7 +64,7 @@ def wait_until(
 )
 def demo(workdir: Path | None) -> None:
     """Run the end-to-end demo (conversion, fleet rollout, automatic rollback)."""
-    from modelfleet.demo_story import run_story
+    from modelfleet.dev.demo_story import run_story
 
     configure_logging(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning, module="paddle")

@@ -12,10 +12,16 @@ content-addressed layout (`artifacts/<digest>/<format>/`, `reports/<digest>/<for
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+
 from pydantic import Field
 
 from modelfleet.api.base import SHA256_HEX, ApiModel
 from modelfleet.api.conversion import InputSpec, Source, Target, Validation
+from modelfleet.comparison import effective_rule
 
 
 class WorkerRequest(ApiModel):
@@ -30,6 +36,29 @@ class WorkerRequest(ApiModel):
     digest: str | None = Field(default=None, pattern=SHA256_HEX)
     artifact_prefix: str | None = None
     report_prefix: str | None = None
+
+
+def validation_settings_digest(
+    inputs: Sequence[InputSpec], validation: Validation, target: Target
+) -> str:
+    """sha256 over everything that decides a validation verdict: the input specs (names,
+    shapes, dtypes, ranges), the validation settings (seed, samples, batch size, dataset) and
+    the target's format and effective rule (so a change of the per-format defaults counts as a
+    change of settings). Pure.
+
+    The validate Job writes it into report.json; the operator accepts a stored report as
+    evidence for a conversion only when the digest of that conversion's spec is the same, so a
+    second ModelConversion of one source whose input is named or ranged differently runs its
+    own validation instead of inheriting another's verdict.
+    """
+    payload = {
+        "inputs": [spec.model_dump(mode="json", by_alias=True) for spec in inputs],
+        "validation": validation.model_dump(mode="json", by_alias=True),
+        "format": target.format,
+        "rule": dataclasses.asdict(effective_rule(target.format, target.tolerance)),
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class ConvertRequest(WorkerRequest):

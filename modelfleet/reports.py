@@ -157,6 +157,11 @@ class ValidationSection(Document):
     max_rel: float | None = None
     l2: float | None = None
     cosine: float | None = None
+    settings_digest: str | None = Field(
+        default=None,
+        description="modelfleet.jobrequests.validation_settings_digest of the request validated: "
+        "the operator reuses this report only for a spec with the same digest.",
+    )
 
 
 class SourceInfo(Document):

@@ -36,7 +36,12 @@ from modelfleet.artifacts import (
     is_artifact_complete,
 )
 from modelfleet.comparison import effective_rule
-from modelfleet.jobrequests import ConvertRequest, ValidateRequest, WorkerRequest
+from modelfleet.jobrequests import (
+    ConvertRequest,
+    ValidateRequest,
+    WorkerRequest,
+    validation_settings_digest,
+)
 from modelfleet.reports import (
     ConversionSection,
     FailureInfo,
@@ -266,7 +271,13 @@ def run_validate(
             source=SourceInfo(uri=request.source.uri, digest=src_digest, format=source.kind),
             passed=outcome.passed,
             conversion=previous.conversion if previous else None,
-            validation=outcome.section,
+            validation=outcome.section.model_copy(
+                update={
+                    "settings_digest": validation_settings_digest(
+                        request.inputs, request.validation, request.target
+                    )
+                }
+            ),
             failure=None
             if outcome.passed
             else FailureInfo(

@@ -19,10 +19,10 @@ from modelfleet.api.conversion import (
     ModelConversionSpec,
     Target,
     TargetValidation,
-    Tolerance,
 )
 from modelfleet.artifacts import ArtifactKeys, Manifest, artifact_digest, converter_versions
 from modelfleet.conditions import parse_time
+from modelfleet.jobrequests import validation_settings_digest
 from modelfleet.operator.conversion.jobs import VALIDATION_KEY_ANNOTATION
 from modelfleet.operator.conversion.planner import (
     JobView,
@@ -65,13 +65,9 @@ def target_digest(fingerprint: str, target: Target, worker_image: str) -> str:
 
 
 def validation_key(spec: ModelConversionSpec, target: Target) -> str:
-    """What a validation depends on besides the artifact: a new key means a new validate Job."""
-    settings = {
-        "inputs": [i.to_wire() for i in spec.inputs],
-        "validation": spec.validation.to_wire(),
-        "tolerance": (target.tolerance or Tolerance()).to_wire(),
-    }
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    """What a validation depends on besides the artifact: a new key means a new validate Job,
+    and only a report written under the same key counts as evidence (`_matches`)."""
+    return validation_settings_digest(spec.inputs, spec.validation, target)
 
 
 def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:
@@ -91,17 +87,9 @@ def _latency(latency: Latency) -> LatencyStats:
 
 
 def _matches(section: ValidationSection, spec: ModelConversionSpec, target: Target) -> bool:
-    tolerance = target.tolerance or Tolerance()
-    return (
-        section.seed == spec.validation.seed
-        and section.samples == spec.validation.samples
-        and section.batch_size == spec.validation.batch_size
-        and section.dataset_uri == spec.validation.dataset_uri
-        and section.tolerance.atol == tolerance.atol
-        and section.tolerance.rtol == tolerance.rtol
-        and section.tolerance.min_cosine == tolerance.min_cosine
-        and section.tolerance.top_k_agreement == tolerance.top_k_agreement
-    )
+    """A stored report is evidence only for the settings it was produced with (input specs,
+    validation settings, effective tolerance); a report without the digest never matches."""
+    return section.settings_digest == validation_key(spec, target)
 
 
 def _evidence(

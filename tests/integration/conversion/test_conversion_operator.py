@@ -245,3 +245,26 @@ def test_metrics_report_conversions_by_phase_and_job_durations(
     assert f"modelfleet_conversions{{{phase}}} 1.0" in text
     convert_jobs = 'format="onnx",outcome="Succeeded",step="convert-validate"'
     assert f"modelfleet_job_duration_seconds_count{{{convert_jobs}}}" in text
+
+
+def test_stored_evidence_counts_only_for_the_same_input_specs(
+    operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
+) -> None:
+    """Two conversions of one source share the artifact, but a report is evidence only for
+    the input specs it was produced with: a renamed or re-ranged input validates anew."""
+    sample, uri = mlp_source
+    conversions.create(conversion_body("original", sample, uri))
+    conversions.wait_phase("original", "Succeeded")
+    first, *rest = (spec.to_wire() for spec in sample.inputs)
+
+    renamed = [{**first, "name": "image"}, *rest]
+    conversions.create(conversion_body("renamed", sample, uri, inputs=renamed))
+    failed = conversions.wait_phase("renamed", "Failed")
+    assert _condition(failed, "Ready")["reason"] == "InvalidModel"
+    assert len(conversions.jobs("renamed", "validate")) == 1
+
+    ranged = [{**first, "range": [-3.0, 3.0]}, *rest]
+    conversions.create(conversion_body("ranged", sample, uri, inputs=ranged))
+    conversions.wait_phase("ranged", "Succeeded")
+    assert len(conversions.jobs("ranged", "validate")) == 1
+    assert conversions.jobs("ranged", "convert-validate") == []

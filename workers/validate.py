@@ -20,12 +20,7 @@ import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.comparison import SEMANTICS, ComparisonResult, Rule, compare_outputs
-from modelfleet.reports import (
-    BenchmarkSection,
-    OutputMetrics,
-    ToleranceInfo,
-    ValidationSection,
-)
+from modelfleet.reports import BenchmarkSection, ToleranceInfo, ValidationSection
 from modelfleet.workers import benchmark as bench
 from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
 from modelfleet.workers.errors import InvalidModel
@@ -94,6 +89,7 @@ def validate_model(
         [_concat([outs[k] for outs in candidates]) for k in range(len(names))],
         rule,
         quantized=quantized,
+        reference_names=ref_names,
     )
     bench_section = None
     if run_benchmark:
@@ -111,10 +107,7 @@ def validate_model(
         reference_runtime=reference.name,
         candidate_runtime=candidate.name,
         output_mapping="name" if how == "name" else "position",
-        outputs=[
-            OutputMetrics.of(result, ref_name)
-            for result, ref_name in zip(comparison.outputs, ref_names, strict=True)
-        ],
+        outputs=list(comparison.outputs),
         failures=comparison.failures(),
         benchmark=bench_section,
         max_abs=stats.get("max_abs"),

@@ -90,7 +90,8 @@ def _local_source(source: str, scratch: Path) -> Path:
 
 def _fail(err: Exception) -> None:
     failure = classify(err)
-    Console(stderr=True).print(f"[red]{failure.reason}[/red]: {escape(failure.message)}")
+    line = f"[red]{failure.reason}[/red]: {escape(failure.message)}"
+    Console(stderr=True).print(line, soft_wrap=True)  # one line, however narrow the terminal
     sys.exit(failure.exit_code)
 
 

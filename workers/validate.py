@@ -1,12 +1,13 @@
 """Validation: run reference and candidate on the same inputs, compare, benchmark, probe.
 
-Called by the validate Job pipeline and the `modelfleet validate` command. Reference is Paddle
+Called through `modelfleet.workers.steps.validate_target` (which picks the target's rule) by
+the validate Job pipeline and the `modelfleet validate` command. Reference is Paddle
 Inference for a Paddle source (ONNX Runtime for an ONNX source), candidate is ONNX Runtime CPU.
 In a convert-validate Job the Paddle reference was run by the converter child and is replayed
 here (`references.RecordedReference`: its outputs, and its benchmark timings of the same
 first sample with the same settings).
 Inputs are seeded samples from the input spec (`datasets.seeded_sample`) or a dataset `.npz`.
-The comparison itself is pure (`metrics`); this module only drives the runtimes.
+The comparison itself is pure (`modelfleet.comparison`); this module only drives the runtimes.
 """
 
 from __future__ import annotations

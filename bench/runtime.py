@@ -55,9 +55,9 @@ def run(work: Path, *, quick: bool) -> Section:
     from modelfleet.api.conversion import Target
     from modelfleet.workers.convert import Calibration, convert_model
     from modelfleet.workers.datasets import seeded_samples
-    from modelfleet.workers.jobs import CALIBRATION_SEED_OFFSET, SYNTHETIC_CALIBRATION_SAMPLES
     from modelfleet.workers.runtimes import OrtRunner, PaddleRunner
     from modelfleet.workers.sources import locate_source
+    from modelfleet.workers.steps import CALIBRATION_SEED_OFFSET, SYNTHETIC_CALIBRATION_SAMPLES
 
     warmup, iterations = (5, 50) if quick else (20, 300)
     agreement_samples = 50 if quick else 200

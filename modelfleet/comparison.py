@@ -13,20 +13,24 @@ Semantics follow Polygraphy's comparator and are stated in every report (`SEMANT
   axis = classes) whose reference top-1 class is among the candidate's top-k; with a top-k
   or cosine gate set the element rule is reported but does not decide (`elementwise=False`).
 
-`OutputResult` carries verdict and evidence and is truthy when it passed.
+`OutputResult` carries verdict and evidence and is truthy when it passed; it is also the
+per-output entry of report.json's validation section (`modelfleet.reports`), so the worker's
+comparison is written as computed and the device agent's probe check reads the same type.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ConfigDict
 
 from modelfleet.api.conversion import TargetFormat, Tolerance
+from modelfleet.artifacts import Document
 
 SEMANTICS = (
     "Polygraphy: an element fails only if |c-r| > atol AND |c-r|/|r| > rtol; NaN always fails; "
@@ -72,10 +76,16 @@ def effective_rule(fmt: TargetFormat, tolerance: Tolerance | None) -> Rule:
     )
 
 
-@dataclass(frozen=True)
-class OutputResult:
+class OutputResult(Document):
+    """One output's verdict and evidence; `reference_name` is the reference output it was
+    compared with when the names differ from the candidate's (set by the workers)."""
+
+    model_config = ConfigDict(frozen=True)
+
     name: str
+    reference_name: str | None = None
     passed: bool
+    dtype: str = "float32"
     max_abs: float
     max_rel: float
     mean_abs: float
@@ -83,11 +93,10 @@ class OutputResult:
     cosine: float
     mismatched: int
     total: int
-    dtype: str = "float32"
     top1_agreement: float | None = None
     top_k_agreement: float | None = None
     top_k: int | None = None
-    failures: tuple[str, ...] = field(default_factory=tuple)
+    failures: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.passed
@@ -126,12 +135,14 @@ def compare_output(
     rule: Rule,
     *,
     classes_axis: bool = False,
+    reference_name: str | None = None,
 ) -> OutputResult:
     """Compare one output (all samples concatenated); pure."""
     ref = np.asarray(reference)
     cand = np.asarray(candidate)
     if ref.shape != cand.shape:
-        return _broken(name, ref, f"shape {cand.shape} differs from reference {ref.shape}")
+        why = f"shape {cand.shape} differs from reference {ref.shape}"
+        return _broken(name, reference_name, ref, why)
     r = ref.astype(np.float64).ravel()
     c = cand.astype(np.float64).ravel()
     failures: list[str] = []
@@ -169,6 +180,7 @@ def compare_output(
             failures.append(f"top-{k} agreement {topk:.4f} < {rule.top_k_agreement:g}")
     return OutputResult(
         name=name,
+        reference_name=reference_name,
         passed=not failures,
         max_abs=max_abs,
         max_rel=max_rel,
@@ -185,9 +197,10 @@ def compare_output(
     )
 
 
-def _broken(name: str, ref: Array, why: str) -> OutputResult:
+def _broken(name: str, reference_name: str | None, ref: Array, why: str) -> OutputResult:
     return OutputResult(
         name=name,
+        reference_name=reference_name,
         passed=False,
         max_abs=math.inf,
         max_rel=math.inf,
@@ -259,10 +272,22 @@ def compare_outputs(
     rule: Rule,
     *,
     quantized: bool = False,
+    reference_names: Sequence[str] | None = None,
 ) -> ComparisonResult:
-    """Compare every output; top-k agreement for float outputs of quantized targets."""
+    """Compare every output; top-k agreement for float outputs of quantized targets.
+    `reference_names`, when given, names the reference output each candidate output met."""
+    ref_names: Sequence[str | None] = reference_names or [None] * len(names)
     results = []
-    for name, ref, cand in zip(names, references, candidates, strict=True):
+    for name, ref_name, ref, cand in zip(names, ref_names, references, candidates, strict=True):
         is_float = np.issubdtype(np.asarray(ref).dtype, np.floating)
-        results.append(compare_output(name, ref, cand, rule, classes_axis=quantized and is_float))
+        results.append(
+            compare_output(
+                name,
+                ref,
+                cand,
+                rule,
+                classes_axis=quantized and is_float,
+                reference_name=ref_name,
+            )
+        )
     return ComparisonResult(tuple(results))

@@ -20,7 +20,14 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from modelfleet.api.base import SHA256_HEX, ApiModel
-from modelfleet.api.conversion import InputSpec, Source, Target, Validation
+from modelfleet.api.conversion import (
+    InputSpec,
+    Source,
+    Target,
+    TargetFormat,
+    Tolerance,
+    Validation,
+)
 from modelfleet.comparison import effective_rule
 
 
@@ -39,7 +46,10 @@ class WorkerRequest(ApiModel):
 
 
 def validation_settings_digest(
-    inputs: Sequence[InputSpec], validation: Validation, target: Target
+    inputs: Sequence[InputSpec],
+    validation: Validation,
+    fmt: TargetFormat,
+    tolerance: Tolerance | None,
 ) -> str:
     """sha256 over everything that decides a validation verdict: the input specs (names,
     shapes, dtypes, ranges), the validation settings (seed, samples, batch size, dataset) and
@@ -54,8 +64,8 @@ def validation_settings_digest(
     payload = {
         "inputs": [spec.model_dump(mode="json", by_alias=True) for spec in inputs],
         "validation": validation.model_dump(mode="json", by_alias=True),
-        "format": target.format,
-        "rule": dataclasses.asdict(effective_rule(target.format, target.tolerance)),
+        "format": fmt,
+        "rule": dataclasses.asdict(effective_rule(fmt, tolerance)),
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -67,44 +67,6 @@ class ConversionSection(Document):
     warnings: list[str] = Field(default_factory=list)
 
 
-class OutputMetrics(Document):
-    name: str
-    reference_name: str
-    passed: bool
-    dtype: str
-    max_abs: float
-    max_rel: float
-    mean_abs: float
-    l2: float
-    cosine: float
-    mismatched: int
-    total: int
-    top1_agreement: float | None = None
-    top_k_agreement: float | None = None
-    top_k: int | None = None
-    failures: list[str] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, result: OutputResult, reference_name: str) -> OutputMetrics:
-        return cls(
-            name=result.name,
-            reference_name=reference_name,
-            passed=result.passed,
-            dtype=result.dtype,
-            max_abs=result.max_abs,
-            max_rel=result.max_rel,
-            mean_abs=result.mean_abs,
-            l2=result.l2,
-            cosine=result.cosine,
-            mismatched=result.mismatched,
-            total=result.total,
-            top1_agreement=result.top1_agreement,
-            top_k_agreement=result.top_k_agreement,
-            top_k=result.top_k,
-            failures=list(result.failures),
-        )
-
-
 class Latency(Document):
     runtime: str
     p50_ms: float
@@ -150,7 +112,7 @@ class ValidationSection(Document):
     reference_runtime: str
     candidate_runtime: str
     output_mapping: Literal["name", "position"]
-    outputs: list[OutputMetrics]
+    outputs: list[OutputResult]
     failures: list[str] = Field(default_factory=list)
     benchmark: BenchmarkSection | None = None
     max_abs: float | None = None

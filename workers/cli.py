@@ -214,7 +214,8 @@ def _convert_validate(
     work_dir: Path | None,
     child: PaddleChild | None,
 ) -> None:
-    from modelfleet.workers.jobs import ReferenceCache, SourceCache, run_convert, run_validate
+    from modelfleet.workers.jobs import ReferenceCache, run_convert, run_validate
+    from modelfleet.workers.objects import SourceCache
 
     sources: SourceCache = {}
     references: ReferenceCache = {}

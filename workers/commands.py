@@ -10,7 +10,12 @@ as the Jobs, on local files (or an s3:// source, with MODELFLEET_S3_* set):
 
 SPEC: `name:shape:dtype[:lo,hi]` entries separated by `;` (shape like `-1x3x224x224`), or
 `@FILE` with a JSON list of input specs. Without it the specs are read off the model.
-Exit codes: 0 pass, else `modelfleet.workers.errors.EXIT_CODES` (13 = ToleranceExceeded).
+Exit codes: 0 pass, else `modelfleet.reasons.EXIT_CODES` (13 = ToleranceExceeded); a failure
+is one line `Reason: message` on stderr.
+
+The steps (calibration choice, conversion + manifest, validation + report and probe) are
+`modelfleet.workers.steps`, the ones the Jobs run; these commands only read local files (or an
+s3:// source), write local files and print.
 """
 
 from __future__ import annotations
@@ -23,25 +28,34 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, cast, get_args
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from modelfleet.api.conversion import DType, InputSpec, Target, Tolerance, Validation
-from modelfleet.artifacts import (
-    Manifest,
-    SourceRef,
-    artifact_digest,
-    conversion_config,
-    converter_versions,
+from modelfleet.api.conversion import (
+    DType,
+    InputSpec,
+    Target,
+    TargetFormat,
+    Tolerance,
+    Validation,
 )
+from modelfleet.artifacts import Manifest, artifact_digest, converter_versions
 from modelfleet.reasons import EXIT_CODES
-from modelfleet.reports import Report, SourceInfo
+from modelfleet.reports import SourceInfo, ValidationSection
+from modelfleet.storage import StorageError
 from modelfleet.workers.errors import WorkerError, classify
 
+if TYPE_CHECKING:  # the heavy parts are imported where used: `modelfleet --help` stays fast
+    from modelfleet.workers.sources import SourceModel
+    from modelfleet.workers.steps import Converted, LocalDataset
+
 FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
+FAILURES = (WorkerError, StorageError, OSError, ValueError)
+"""What a command turns into one `Reason: message` line and the reason's exit code."""
 
 
 def parse_input_specs(text: str) -> list[InputSpec]:
@@ -76,7 +90,8 @@ def _local_source(source: str, scratch: Path) -> Path:
 
 def _fail(err: Exception) -> None:
     failure = classify(err)
-    Console(stderr=True).print(f"[red]{failure.reason}[/red]: {failure.message}")
+    line = f"[red]{failure.reason}[/red]: {escape(failure.message)}"
+    Console(stderr=True).print(line, soft_wrap=True)  # one line, however narrow the terminal
     sys.exit(failure.exit_code)
 
 
@@ -108,12 +123,9 @@ def convert_command(
     batch_size: int,
 ) -> None:
     """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx + manifest.json."""
-    from modelfleet.workers.convert import Calibration, convert_model
-    from modelfleet.workers.datasets import dataset_samples, load_npz, seeded_samples
-    from modelfleet.workers.jobs import CALIBRATION_SEED_OFFSET, SYNTHETIC_CALIBRATION_SAMPLES
     from modelfleet.workers.sources import digest_of, locate_source
+    from modelfleet.workers.steps import calibration_for, convert_target
 
-    console = Console()
     try:
         target = Target.model_validate(
             {"format": fmt, "opset": opset}
@@ -123,66 +135,63 @@ def convert_command(
             scratch = Path(tmp)
             model = locate_source(_local_source(source, scratch))
             specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model)
-            cal = None
-            if fmt == "onnx-int8" and quantization != "dynamic":
-                if calibration is not None:
-                    samples = dataset_samples(
-                        load_npz(calibration), specs, batch_size=batch_size, origin=str(calibration)
-                    )
-                    cal = Calibration(samples, "dataset", str(calibration))
-                else:
-                    samples = seeded_samples(
-                        specs,
-                        seed=seed + CALIBRATION_SEED_OFFSET,
-                        count=SYNTHETIC_CALIBRATION_SAMPLES,
-                        batch_size=batch_size,
-                    )
-                    cal = Calibration(samples, "synthetic")
-            result = convert_model(model, target, scratch / "out", specs=specs, calibration=cal)
+            data = _local_dataset(calibration)
+            cal = calibration_for(target, specs, seed=seed, batch_size=batch_size, data=data)
             src_digest = digest_of(model)
             versions = converter_versions()
-            digest = artifact_digest(src_digest, target, versions)
-            inputs, outputs = result.info.signature()
-            from modelfleet.workers.sources import file_sha256
-
-            manifest = Manifest(
-                digest=digest,
-                format=target.format,
-                sha256=file_sha256(result.model_path),
-                size_bytes=result.model_path.stat().st_size,
-                opset=result.info.opset,
-                inputs=inputs,
-                outputs=outputs,
+            converted = convert_target(
+                model,
+                target,
+                scratch / "out",
+                specs=specs,
+                calibration=cal,
+                digest=artifact_digest(src_digest, target, versions),
+                source_uri=source,
+                source_digest=src_digest,
                 versions=versions,
-                source=SourceRef(uri=source, digest=src_digest, format=model.format),
-                target=conversion_config(target),
-                quantization=result.quantization,
-                created_at=datetime.now(UTC).isoformat(),
+                now=datetime.now(UTC),
             )
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "manifest.json").unlink(missing_ok=True)
-            staged = out_dir / ".model.onnx.partial"
-            shutil.copyfile(result.model_path, staged)
-            os.replace(staged, out_dir / "model.onnx")
-            (out_dir / "manifest.json").write_text(manifest.to_json())  # LAST
-    except (WorkerError, OSError, ValueError) as err:
+            _publish(converted, out_dir)
+    except FAILURES as err:
         _fail(err)
         return
-    table = Table(title=f"{target.format} artifact", show_header=False)
+    _print_artifact(Console(), converted, out_dir)
+
+
+def _local_dataset(path: Path | None) -> LocalDataset | None:
+    from modelfleet.workers.steps import LocalDataset
+
+    return LocalDataset(path, str(path), str(path)) if path is not None else None
+
+
+def _publish(converted: Converted, out_dir: Path) -> None:
+    """OUT/model.onnx, then OUT/manifest.json LAST (as in object storage: a directory holds a
+    complete artifact iff it has a manifest)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "manifest.json").unlink(missing_ok=True)
+    staged = out_dir / ".model.onnx.partial"
+    shutil.copyfile(converted.result.model_path, staged)
+    os.replace(staged, out_dir / "model.onnx")
+    (out_dir / "manifest.json").write_text(converted.manifest.to_json())
+
+
+def _print_artifact(console: Console, converted: Converted, out_dir: Path) -> None:
+    manifest = converted.manifest
+    table = Table(title=f"{manifest.format} artifact", show_header=False)
     table.add_row("model", str(out_dir / "model.onnx"))
     table.add_row("sha256", manifest.sha256)
     table.add_row("size", f"{manifest.size_bytes} bytes")
     table.add_row("opset", str(manifest.opset))
-    table.add_row("digest", digest)
+    table.add_row("digest", manifest.digest)
     if manifest.quantization:
         q = manifest.quantization
         table.add_row("quantization", f"{q.mode}, calibration {q.calibration} ({q.samples})")
-    for warning in result.warnings:
+    for warning in converted.result.warnings:
         table.add_row("[yellow]warning[/yellow]", warning)
     console.print(table)
 
 
-def _specs_of(model: Any) -> list[InputSpec]:
+def _specs_of(model: SourceModel) -> list[InputSpec]:
     from modelfleet.workers.datasets import specs_from_model
     from modelfleet.workers.runtimes import reference_runner
 
@@ -240,16 +249,18 @@ def validate_command(
     probe_path: Path | None,
 ) -> None:
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
-    from modelfleet.comparison import effective_rule
-    from modelfleet.reports import write_probe
-    from modelfleet.workers.datasets import dataset_samples, load_npz, specs_from_model
+    from modelfleet.workers.datasets import specs_from_model
     from modelfleet.workers.runtimes import OrtRunner, reference_runner
     from modelfleet.workers.sources import digest_of, locate_source
-    from modelfleet.workers.validate import validate_model
+    from modelfleet.workers.steps import (
+        validate_target,
+        validation_dataset,
+        validation_report,
+        write_probe_file,
+    )
 
-    console = Console()
     try:
-        target_format = fmt or _format_beside(candidate)
+        target_format = cast(TargetFormat, fmt) if fmt else _format_beside(candidate)
         tolerance = None
         if any(v is not None for v in (atol, rtol, min_cosine, top_k_agreement)):
             tolerance = Tolerance(
@@ -259,7 +270,6 @@ def validate_command(
                 top_k_agreement=top_k_agreement,
                 top_k=top_k,
             )
-        rule = effective_rule(target_format, tolerance)  # type: ignore[arg-type]
         validation = Validation.model_validate(
             {
                 "seed": seed,
@@ -272,54 +282,40 @@ def validate_command(
             source = locate_source(_local_source(reference_src, Path(tmp)))
             cand = OrtRunner(candidate, what="candidate")
             specs = parse_input_specs(inputs_spec) if inputs_spec else specs_from_model(cand.inputs)
-            data = None
-            if dataset is not None:
-                data = dataset_samples(
-                    load_npz(dataset),
-                    specs,
-                    batch_size=batch_size,
-                    limit=samples,
-                    origin=str(dataset),
-                )
-            outcome = validate_model(
+            outcome = validate_target(
+                target_format,
+                tolerance,
                 reference=reference_runner(source),
                 candidate=cand,
                 specs=specs,
                 validation=validation,
-                rule=rule,
-                quantized=target_format == "onnx-int8",
-                dataset=data,
+                dataset=validation_dataset(specs, validation, _local_dataset(dataset)),
                 dataset_uri=str(dataset) if dataset else None,
                 run_benchmark=not no_benchmark,
             )
             src_digest = digest_of(source)
-    except (WorkerError, OSError, ValueError) as err:
+    except FAILURES as err:
         _fail(err)
         return
-    _print_outcome(console, outcome.section)
-    if report_path is not None:
-        report = Report(
-            format=target_format,
-            digest=None,
-            source=SourceInfo(uri=reference_src, digest=src_digest, format=source.kind),
-            passed=outcome.passed,
-            validation=outcome.section,
-            updated_at=datetime.now(UTC).isoformat(),
-        )
-        report_path.write_text(report.to_json())
-    if probe_path is not None:
-        write_probe(
-            probe_path,
-            inputs=outcome.probe_inputs,
-            references=outcome.probe_references,
-            candidates=outcome.probe_candidates,
-            output_names=outcome.output_names,
-            meta={"format": target_format, "outputs": outcome.output_names},
-        )
+    _print_outcome(Console(), outcome.section)
+    try:
+        if report_path is not None:
+            report = validation_report(
+                outcome,
+                fmt=target_format,
+                digest=None,
+                source=SourceInfo(uri=reference_src, digest=src_digest, format=source.kind),
+                now=datetime.now(UTC),
+            )
+            report_path.write_text(report.to_json())
+        if probe_path is not None:
+            write_probe_file(probe_path, outcome, fmt=target_format, digest=None)
+    except OSError as err:
+        _fail(err)
     sys.exit(0 if outcome.passed else EXIT_CODES["ToleranceExceeded"])
 
 
-def _format_beside(candidate: Path) -> str:
+def _format_beside(candidate: Path) -> TargetFormat:
     manifest = candidate.with_name("manifest.json")
     if manifest.is_file():
         try:
@@ -337,10 +333,7 @@ def _num(value: float | None, spec: str = ".3g") -> str:
     return format(value, spec)
 
 
-def _print_outcome(console: Console, section: Any) -> None:
-    from modelfleet.reports import ValidationSection
-
-    assert isinstance(section, ValidationSection)
+def _print_outcome(console: Console, section: ValidationSection) -> None:
     table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")
     columns = ("output", "dtype", "max abs", "max rel", "L2", "cosine", "top-1", "mismatched")
     for column in (*columns, "verdict"):

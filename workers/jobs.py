@@ -10,6 +10,11 @@ recorded right after the export (`references`): that Job never imports Paddle it
 validate-only Job (and a convert-validate whose artifact turned out stored already) runs
 Paddle Inference in its own process.
 
+The steps themselves (calibration choice, conversion + manifest, validation + report and
+probe) are `modelfleet.workers.steps`, the same the local `modelfleet convert|validate` run;
+here is what only a Job does: the cache check, publishing, failure reports. What a Job reads
+from and writes to object storage is `modelfleet.workers.objects`.
+
 Publishing order: model.onnx, then report.json, then manifest.json LAST — an artifact is
 complete iff its manifest exists, so a crash at any point leaves nothing that looks complete.
 Every check (conversion, onnx.checker, ONNX Runtime load, input spec) runs on local files
@@ -18,7 +23,7 @@ before the first upload. A complete artifact is a cache hit: no conversion runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,50 +34,45 @@ import structlog
 from modelfleet.artifacts import (
     ArtifactKeys,
     Manifest,
-    SourceRef,
     artifact_digest,
-    conversion_config,
     converter_versions,
     is_artifact_complete,
 )
-from modelfleet.comparison import effective_rule
-from modelfleet.jobrequests import (
-    ConvertRequest,
-    ValidateRequest,
-    WorkerRequest,
-    validation_settings_digest,
+from modelfleet.jobrequests import ConvertRequest, ValidateRequest, WorkerRequest
+from modelfleet.reports import ConversionSection, Report, SourceInfo
+from modelfleet.storage import Storage
+from modelfleet.workers.convert import Calibration, convert_model
+from modelfleet.workers.datasets import Feeds
+from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded
+from modelfleet.workers.objects import (
+    SourceCache,
+    early_keys,
+    existing_report,
+    fetch_calibration,
+    fetch_dataset,
+    fetch_request_source,
+    keys_for,
+    put_json,
+    report_failure,
 )
-from modelfleet.reports import (
-    ConversionSection,
-    FailureInfo,
-    Report,
-    SourceInfo,
-    write_probe,
-)
-from modelfleet.storage import ObjectNotFound, Storage, parse_s3_uri
-from modelfleet.workers.convert import Calibration, ConversionResult, convert_model
-from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
-from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded, classify
 from modelfleet.workers.paddle2onnx_child import PaddleChild
 from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
 from modelfleet.workers.runtimes import OrtRunner, reference_runner
-from modelfleet.workers.sources import (
-    SourceModel,
-    digest_of,
-    fetch_source,
-    file_sha256,
-    locate_source,
+from modelfleet.workers.sources import file_sha256
+from modelfleet.workers.steps import (
+    Converter,
+    calibration_for,
+    convert_target,
+    needs_calibration,
+    validate_target,
+    validation_dataset,
+    validation_report,
+    write_probe_file,
 )
-from modelfleet.workers.validate import validate_model, validation_samples
+from modelfleet.workers.validate import validation_samples
 
 log = structlog.get_logger("modelfleet.workers")
 
-CALIBRATION_SEED_OFFSET = 1_000_003  # synthetic calibration never reuses validation samples
-SYNTHETIC_CALIBRATION_SAMPLES = 32
-
-Converter = Callable[..., ConversionResult]
-SourceCache = dict[tuple[str, str], tuple[SourceModel, str]]
-"""Sources one process already fetched and located, by (uri, format), with their digests."""
 ReferenceCache = dict[str, ReferencePlan]
 """Paddle references the conversion's child recorded, by source digest (convert-validate)."""
 
@@ -141,11 +141,11 @@ def run_convert(
     need, left there under the source digest."""
     bucket = request.bucket or storage.bucket
     versions = dict(versions or converter_versions())
-    keys = _early_keys(request, versions)
+    keys = early_keys(request, versions)
     if keys is not None and is_artifact_complete(storage, keys, bucket=bucket):
         return _cached(storage, keys, bucket)
-    source, src_digest = _fetch_source(request, storage, work_dir, sources)
-    keys = keys or _keys(request, artifact_digest(src_digest, request.target, versions))
+    source, src_digest = fetch_request_source(request, storage, work_dir, sources)
+    keys = keys or keys_for(request, artifact_digest(src_digest, request.target, versions))
     try:
         if is_artifact_complete(storage, keys, bucket=bucket):
             return _cached(storage, keys, bucket)
@@ -154,20 +154,25 @@ def run_convert(
         if references is not None and source.format == "paddle":
             plan = _plan_reference(request, storage, work_dir)
         log.info("converting", format=request.target.format, digest=keys.digest, source=source.kind)
-        result = converter(
+        converted = convert_target(
             source,
             request.target,
             work_dir / "out",
             specs=request.inputs,
             calibration=calibration,
+            digest=keys.digest,
+            source_uri=request.source.uri,
+            source_digest=src_digest,
+            versions=versions,
+            now=now,
+            converter=converter,
             reference=plan,
             child=child,
         )
         if references is not None and plan is not None:
             references[src_digest] = plan  # recorded by now, or the child's failure noted
-        manifest = _manifest(request, keys, result, src_digest, versions, now)
-        model_sha = manifest.sha256
-        storage.put_file(keys.model, result.model_path, bucket=bucket)
+        manifest = converted.manifest
+        storage.put_file(keys.model, converted.result.model_path, bucket=bucket)
         report = Report(
             format=request.target.format,
             digest=keys.digest,
@@ -177,22 +182,22 @@ def run_convert(
                 source_kind=source.kind,
                 artifact_uri=f"s3://{bucket}/{keys.model}",
                 manifest_uri=f"s3://{bucket}/{keys.manifest}",
-                sha256=model_sha,
+                sha256=manifest.sha256,
                 size_bytes=manifest.size_bytes,
                 opset=manifest.opset,
                 inputs=manifest.inputs,
                 outputs=manifest.outputs,
                 quantization=manifest.quantization,
-                warnings=result.warnings,
+                warnings=converted.result.warnings,
             ),
             updated_at=now.isoformat(),
         )
-        _put_json(storage, keys.report, report.to_json(), bucket)
-        _put_json(storage, keys.manifest, manifest.to_json(), bucket)  # LAST
-        log.info("converted", digest=keys.digest, sha256=model_sha, size=manifest.size_bytes)
+        put_json(storage, keys.report, report.to_json(), bucket)
+        put_json(storage, keys.manifest, manifest.to_json(), bucket)  # LAST
+        log.info("converted", digest=keys.digest, sha256=manifest.sha256, size=manifest.size_bytes)
         return ConvertOutcome(keys, bucket, False, manifest)
     except Exception as err:
-        _report_failure(storage, bucket, keys, request, src_digest, err, now, stage="conversion")
+        report_failure(storage, bucket, keys, request, src_digest, err, now, stage="conversion")
         raise
 
 
@@ -211,9 +216,9 @@ def run_validate(
     validation settings, the reference is replayed from it instead of run here."""
     bucket = request.bucket or storage.bucket
     versions = dict(versions or converter_versions())
-    keys = _early_keys(request, versions)
-    source, src_digest = _fetch_source(request, storage, work_dir, sources)
-    keys = keys or _keys(request, artifact_digest(src_digest, request.target, versions))
+    keys = early_keys(request, versions)
+    source, src_digest = fetch_request_source(request, storage, work_dir, sources)
+    keys = keys or keys_for(request, artifact_digest(src_digest, request.target, versions))
     try:
         if not is_artifact_complete(storage, keys, bucket=bucket):
             raise SourceNotFound(
@@ -235,60 +240,30 @@ def run_validate(
         if plan is not None and not plan.fits(request.inputs, request.validation):
             plan = None
         dataset = plan.dataset if plan is not None else _dataset(request, storage, work_dir)
-        rule = effective_rule(request.target.format, request.target.tolerance)
-        outcome = validate_model(
+        outcome = validate_target(
+            request.target.format,
+            request.target.tolerance,
             reference=reference_runner(source) if plan is None else load_reference(plan),
             candidate=OrtRunner(candidate_path, what=f"{request.target.format} artifact"),
             specs=request.inputs,
             validation=request.validation,
-            rule=rule,
-            quantized=request.target.format == "onnx-int8",
             dataset=dataset,
             dataset_uri=request.validation.dataset_uri,
             run_benchmark=run_benchmark,
         )
         probe_path = work_dir / "probe.npz"
-        write_probe(
-            probe_path,
-            inputs=outcome.probe_inputs,
-            references=outcome.probe_references,
-            candidates=outcome.probe_candidates,
-            output_names=outcome.output_names,
-            meta={
-                "format": request.target.format,
-                "digest": keys.digest,
-                "samples": len(outcome.probe_inputs),
-                "inputs": list(outcome.probe_inputs[0]),
-                "outputs": outcome.output_names,
-                "tolerance": outcome.section.tolerance.model_dump(by_alias=True),
-                "semantics": outcome.section.semantics,
-            },
-        )
-        previous = _existing_report(storage, keys, bucket)
-        report = Report(
-            format=request.target.format,
+        write_probe_file(probe_path, outcome, fmt=request.target.format, digest=keys.digest)
+        previous = existing_report(storage, keys, bucket)
+        report = validation_report(
+            outcome,
+            fmt=request.target.format,
             digest=keys.digest,
             source=SourceInfo(uri=request.source.uri, digest=src_digest, format=source.kind),
-            passed=outcome.passed,
+            now=now,
             conversion=previous.conversion if previous else None,
-            validation=outcome.section.model_copy(
-                update={
-                    "settings_digest": validation_settings_digest(
-                        request.inputs, request.validation, request.target
-                    )
-                }
-            ),
-            failure=None
-            if outcome.passed
-            else FailureInfo(
-                reason="ToleranceExceeded",
-                message="; ".join(outcome.section.failures)[:2000],
-                exit_code=ToleranceExceeded("").exit_code,
-            ),
-            updated_at=now.isoformat(),
         )
         storage.put_file(keys.probe, probe_path, bucket=bucket)
-        _put_json(storage, keys.report, report.to_json(), bucket)
+        put_json(storage, keys.report, report.to_json(), bucket)
         log.info(
             "validated", digest=keys.digest, passed=outcome.passed, max_abs=outcome.section.max_abs
         )
@@ -302,48 +277,8 @@ def run_validate(
     except ToleranceExceeded:
         raise
     except Exception as err:
-        _report_failure(storage, bucket, keys, request, src_digest, err, now, stage="validation")
+        report_failure(storage, bucket, keys, request, src_digest, err, now, stage="validation")
         raise
-
-
-def _keys(request: WorkerRequest, digest: str) -> ArtifactKeys:
-    return ArtifactKeys.for_target(
-        digest,
-        request.target.format,
-        artifact_prefix=request.artifact_prefix,
-        report_prefix=request.report_prefix,
-    )
-
-
-def _early_keys(request: WorkerRequest, versions: Mapping[str, str]) -> ArtifactKeys | None:
-    """Keys before any download, when the request says enough to know the digest."""
-    if request.digest:
-        return _keys(request, request.digest)
-    if request.source_digest:
-        return _keys(request, artifact_digest(request.source_digest, request.target, versions))
-    return None
-
-
-def _fetch_source(
-    request: WorkerRequest, storage: Storage, work_dir: Path, sources: SourceCache | None
-) -> tuple[SourceModel, str]:
-    """Download and locate the source, or take it from `sources` when this process has it."""
-    cache_key = (request.source.uri, request.source.format)
-    fetched = sources.get(cache_key) if sources is not None else None
-    if fetched is None:
-        local = fetch_source(storage, request.source.uri, work_dir / "source")
-        located = locate_source(local, request.source.format)
-        fetched = (located, digest_of(located))
-        if sources is not None:
-            sources[cache_key] = fetched
-    source, src_digest = fetched
-    if request.source_digest and request.source_digest != src_digest:
-        raise InvalidModel(
-            f"source {request.source.uri} has digest {src_digest}, the request expected "
-            f"{request.source_digest} (the source changed after the request was made)",
-            field="sourceDigest",
-        )
-    return source, src_digest
 
 
 def _cached(storage: Storage, keys: ArtifactKeys, bucket: str) -> ConvertOutcome:
@@ -353,41 +288,22 @@ def _cached(storage: Storage, keys: ArtifactKeys, bucket: str) -> ConvertOutcome
 
 
 def _calibration(request: ConvertRequest, storage: Storage, work_dir: Path) -> Calibration | None:
-    target = request.target
-    if target.format != "onnx-int8" or (target.quantization or "static") != "static":
-        return None
-    batch = request.validation.batch_size
-    if target.calibration is not None:
-        arrays = load_npz(_download(storage, target.calibration.uri, work_dir / "calibration"))
-        samples = dataset_samples(
-            arrays,
-            request.inputs,
-            batch_size=batch,
-            limit=target.calibration.samples,
-            origin=f"calibration {target.calibration.uri}",
-        )
-        return Calibration(samples, "dataset", target.calibration.uri)
-    samples = seeded_samples(
+    """The target's calibration dataset is downloaded only when the target calibrates."""
+    spec = request.target.calibration if needs_calibration(request.target) else None
+    return calibration_for(
+        request.target,
         request.inputs,
-        seed=request.validation.seed + CALIBRATION_SEED_OFFSET,
-        count=SYNTHETIC_CALIBRATION_SAMPLES,
-        batch_size=batch,
+        seed=request.validation.seed,
+        batch_size=request.validation.batch_size,
+        data=fetch_calibration(storage, spec, work_dir) if spec is not None else None,
+        limit=spec.samples if spec is not None else None,
     )
-    return Calibration(samples, "synthetic")
 
 
 def _dataset(request: WorkerRequest, storage: Storage, work_dir: Path) -> list[Feeds] | None:
     """The validation dataset's samples, or None when the validation runs seeded samples."""
-    uri = request.validation.dataset_uri
-    if not uri:
-        return None
-    return dataset_samples(
-        load_npz(_download(storage, uri, work_dir / "data")),
-        request.inputs,
-        batch_size=request.validation.batch_size,
-        limit=request.validation.samples,
-        origin=f"dataset {uri}",
-    )
+    data = fetch_dataset(request, storage, work_dir)
+    return validation_dataset(request.inputs, request.validation, data)
 
 
 def _plan_reference(
@@ -408,85 +324,3 @@ def _plan_reference(
         samples=validation_samples(request.inputs, request.validation, dataset),
         data="dataset" if dataset is not None else "seeded",
     )
-
-
-def _download(storage: Storage, uri: str, dest_dir: Path) -> Path:
-    bucket, key = parse_s3_uri(uri)
-    try:
-        return storage.get_file(key, dest_dir / (Path(key).name or "data.npz"), bucket=bucket)
-    except ObjectNotFound as err:
-        raise SourceNotFound(f"{uri} does not exist", uri=uri) from err
-
-
-def _manifest(
-    request: ConvertRequest,
-    keys: ArtifactKeys,
-    result: ConversionResult,
-    src_digest: str,
-    versions: Mapping[str, str],
-    now: datetime,
-) -> Manifest:
-    inputs, outputs = result.info.signature()
-    return Manifest(
-        digest=keys.digest,
-        format=request.target.format,
-        sha256=file_sha256(result.model_path),
-        size_bytes=result.model_path.stat().st_size,
-        opset=result.info.opset,
-        inputs=inputs,
-        outputs=outputs,
-        versions=dict(versions),
-        source=SourceRef(uri=request.source.uri, digest=src_digest, format=request.source.format),
-        target=conversion_config(request.target),
-        quantization=result.quantization,
-        created_at=now.isoformat(),
-    )
-
-
-def _put_json(storage: Storage, key: str, text: str, bucket: str) -> None:
-    storage.put_bytes(key, text.encode(), bucket=bucket, content_type="application/json")
-
-
-def _existing_report(storage: Storage, keys: ArtifactKeys, bucket: str) -> Report | None:
-    try:
-        return Report.model_validate_json(storage.get_bytes(keys.report, bucket=bucket))
-    except ObjectNotFound:
-        return None
-    except ValueError:
-        return None
-
-
-def _report_failure(
-    storage: Storage,
-    bucket: str,
-    keys: ArtifactKeys,
-    request: WorkerRequest,
-    src_digest: str,
-    err: BaseException,
-    now: datetime,
-    *,
-    stage: str,
-) -> None:
-    """Best effort: a failure report under reports/ (never under artifacts/)."""
-    failure = classify(err)
-    previous = None
-    try:
-        previous = _existing_report(storage, keys, bucket)
-    except Exception:
-        previous = None
-    report = Report(
-        format=request.target.format,
-        digest=keys.digest,
-        source=SourceInfo(uri=request.source.uri, digest=src_digest, format=request.source.format),
-        passed=False,
-        conversion=(previous.conversion if previous else None)
-        if stage == "validation"
-        else ConversionSection(ok=False),
-        validation=previous.validation if previous and stage == "conversion" else None,
-        failure=FailureInfo.of(failure),
-        updated_at=now.isoformat(),
-    )
-    try:
-        _put_json(storage, keys.report, report.to_json(), bucket)
-    except Exception as report_err:
-        log.warning("failure report not written", error=str(report_err))

@@ -1,12 +1,13 @@
 """Validation: run reference and candidate on the same inputs, compare, benchmark, probe.
 
-Called by the validate Job pipeline and the `modelfleet validate` command. Reference is Paddle
+Called through `modelfleet.workers.steps.validate_target` (which picks the target's rule) by
+the validate Job pipeline and the `modelfleet validate` command. Reference is Paddle
 Inference for a Paddle source (ONNX Runtime for an ONNX source), candidate is ONNX Runtime CPU.
 In a convert-validate Job the Paddle reference was run by the converter child and is replayed
 here (`references.RecordedReference`: its outputs, and its benchmark timings of the same
 first sample with the same settings).
 Inputs are seeded samples from the input spec (`datasets.seeded_sample`) or a dataset `.npz`.
-The comparison itself is pure (`metrics`); this module only drives the runtimes.
+The comparison itself is pure (`modelfleet.comparison`); this module only drives the runtimes.
 """
 
 from __future__ import annotations
@@ -20,12 +21,7 @@ import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.comparison import SEMANTICS, ComparisonResult, Rule, compare_outputs
-from modelfleet.reports import (
-    BenchmarkSection,
-    OutputMetrics,
-    ToleranceInfo,
-    ValidationSection,
-)
+from modelfleet.reports import BenchmarkSection, ToleranceInfo, ValidationSection
 from modelfleet.workers import benchmark as bench
 from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
 from modelfleet.workers.errors import InvalidModel
@@ -94,6 +90,7 @@ def validate_model(
         [_concat([outs[k] for outs in candidates]) for k in range(len(names))],
         rule,
         quantized=quantized,
+        reference_names=ref_names,
     )
     bench_section = None
     if run_benchmark:
@@ -111,10 +108,7 @@ def validate_model(
         reference_runtime=reference.name,
         candidate_runtime=candidate.name,
         output_mapping="name" if how == "name" else "position",
-        outputs=[
-            OutputMetrics.of(result, ref_name)
-            for result, ref_name in zip(comparison.outputs, ref_names, strict=True)
-        ],
+        outputs=list(comparison.outputs),
         failures=comparison.failures(),
         benchmark=bench_section,
         max_abs=stats.get("max_abs"),

@@ -67,7 +67,7 @@ def target_digest(fingerprint: str, target: Target, worker_image: str) -> str:
 def validation_key(spec: ModelConversionSpec, target: Target) -> str:
     """What a validation depends on besides the artifact: a new key means a new validate Job,
     and only a report written under the same key counts as evidence (`_matches`)."""
-    return validation_settings_digest(spec.inputs, spec.validation, target)
+    return validation_settings_digest(spec.inputs, spec.validation, target.format, target.tolerance)
 
 
 def _read_json(storage: Storage, key: str) -> dict[str, Any] | None:

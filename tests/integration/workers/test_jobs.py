@@ -26,7 +26,8 @@ from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import Report, read_probe
 from modelfleet.storage import Storage
 from modelfleet.workers.errors import UnsupportedOperator
-from modelfleet.workers.jobs import SourceCache, run_convert, run_validate
+from modelfleet.workers.jobs import run_convert, run_validate
+from modelfleet.workers.objects import SourceCache
 from modelfleet.workers.sources import file_sha256
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from modelfleet.api.conversion import Tolerance
 from modelfleet.comparison import (
+    OutputResult,
     Rule,
     compare_output,
     compare_outputs,
@@ -136,3 +138,29 @@ def test_rollup_reports_worst_case() -> None:
     assert not result
     assert result.stats()["max_abs"] == pytest.approx(0.5)
     assert result.failures() and result.failures()[0].startswith("b:")
+
+
+# One output of a report.json written before OutputResult became the report's entry type.
+STORED_OUTPUT = {
+    "name": "out", "referenceName": "fetch_0", "passed": False, "dtype": "float32",
+    "maxAbs": "Infinity", "maxRel": 0.5, "meanAbs": 0.25, "l2": 1.5, "cosine": "NaN",
+    "mismatched": 2, "total": 3, "top1Agreement": None, "topKAgreement": None, "topK": None,
+    "failures": ["2/3 elements exceed atol=1e-05 and rtol=1e-05"],
+}  # fmt: skip
+
+
+def test_stored_report_output_reads_back_and_writes_the_same_fields() -> None:
+    result = OutputResult.model_validate(STORED_OUTPUT)
+    assert not result and math.isinf(result.max_abs) and math.isnan(result.cosine)
+    assert result.reference_name == "fetch_0" and result.failures == tuple(
+        STORED_OUTPUT["failures"]
+    )
+    assert json.loads(result.to_json()) == STORED_OUTPUT
+    assert list(json.loads(result.to_json())) == list(STORED_OUTPUT)
+
+
+def test_comparison_is_written_as_computed_with_its_reference_names() -> None:
+    result = compare_outputs(["a"], [f32(1, 2)], [f32(1, 2)], STRICT, reference_names=["x"])
+    written = json.loads(result.outputs[0].to_json())
+    assert written["name"] == "a" and written["referenceName"] == "x" and written["passed"]
+    assert compare_outputs(["a"], [f32(1)], [f32(1)], STRICT).outputs[0].reference_name is None

@@ -79,6 +79,7 @@ class Informer(Generic[V]):
         watch_seconds: int = 300,
         relist_after_watch: bool = False,
         backoff: Backoff = WATCH_BACKOFF,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         """`namespaces` empty: cluster-wide. `on_change(key, old, new)` runs on the watch
         thread for every object whose view was replaced (None: absent). A watch ends after
@@ -93,6 +94,7 @@ class Informer(Generic[V]):
         self.watch_seconds = max(1, int(watch_seconds))
         self.relist_after_watch = relist_after_watch
         self.backoff = backoff
+        self.page_size = page_size
         self._store: dict[Key, _Entry[V]] = {}
         self._lock = threading.Lock()
         self._listed: set[str | None] = set()
@@ -178,7 +180,7 @@ class Informer(Generic[V]):
         listed: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            query: list[tuple[str, Any]] = [("limit", PAGE_SIZE)]
+            query: list[tuple[str, Any]] = [("limit", self.page_size)]
             if token:
                 query.append(("continue", token))
             response = self._open(scope, LIST_TIMEOUT_S, query)
@@ -216,6 +218,7 @@ class Informer(Generic[V]):
                 ("allowWatchBookmarks", True),
                 ("timeoutSeconds", self.watch_seconds),
             ],
+            expires=True,
         )
         self._responses.add(response)
         try:
@@ -237,8 +240,16 @@ class Informer(Generic[V]):
             response.release_conn()
         return version
 
-    def _open(self, scope: str | None, timeout: float, query: list[tuple[str, Any]]) -> Any:
-        """The raw urllib3 response, its body not read yet."""
+    def _open(
+        self,
+        scope: str | None,
+        timeout: float,
+        query: list[tuple[str, Any]],
+        *,
+        expires: bool = False,
+    ) -> Any:
+        """The raw urllib3 response, its body not read yet. `expires`: a 410 answer means the
+        resourceVersion asked for is gone (WatchExpiredError)."""
         if self.field_selector:
             query = [*query, ("fieldSelector", self.field_selector)]
         request = self.api.param_serialize(
@@ -252,6 +263,8 @@ class Informer(Generic[V]):
         if response.status >= 400:
             body = response.data
             response.release_conn()
+            if expires and response.status == 410:
+                raise WatchExpiredError(_status_message(body))
             raise ApiException(status=response.status, reason=_status_message(body))
         return response
 

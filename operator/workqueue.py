@@ -25,13 +25,11 @@ class WorkQueue:
         on_error: Callable[[Hashable, Exception], None] | None = None,
         *,
         backoff: Backoff = RECONCILE_BACKOFF,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`process(key)` returns seconds until the key is due again, or None."""
         self._process = process
         self._on_error = on_error
         self._backoff = backoff
-        self._clock = clock
         self._due: dict[Hashable, float] = {}
         self._active: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -39,7 +37,7 @@ class WorkQueue:
 
     def add(self, key: Hashable, delay: float = 0.0) -> None:
         """Schedule `key`; an earlier schedule of the same key wins."""
-        due = self._clock() + delay
+        due = time.monotonic() + delay
         if key not in self._due or due < self._due[key]:
             self._due[key] = due
             self._wakeup.set()
@@ -48,7 +46,7 @@ class WorkQueue:
         await asyncio.gather(*(self._worker() for _ in range(workers)))
 
     def _take(self) -> tuple[Hashable | None, float]:
-        now = self._clock()
+        now = time.monotonic()
         ready = [(due, k) for k, due in self._due.items() if k not in self._active]
         if not ready:
             return None, 1.0

@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.backoff import Backoff
 from modelfleet.dev.joboutcomes import Outcome, attempt_outcome
+from modelfleet.errors import describe
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
@@ -81,7 +82,7 @@ class JobRunner:
                 try:
                     self.reconcile_once()
                 except (ApiException, OSError) as err:
-                    log.warning("job runner pass failed", error=str(err))
+                    log.warning("job runner pass failed", error=describe(err))
                 stop.wait(self.poll_interval_s)
         finally:
             for attempt in self._attempts.values():

@@ -2,12 +2,14 @@
 resourceVersion, a new LIST when the watch expires (410 Gone) or breaks, and a local store
 keyed by (namespace, name) that consumers read instead of asking the API server.
 
-Objects are read as raw JSON: the client's generated models cost ~2 ms an object at thousands
-of Leases (bench/FINDINGS.md) and do not exist for custom resources. Each informer is given
-the resource and a `parse` function that turns an object's JSON into the view its consumers
-need (a Lease's renewTime, a validated EdgeDevice); views are cached by resourceVersion, so a
-relist parses only what changed. An object `parse` rejects (ValueError, e.g. version skew
-with the writer) is logged and its last good view kept.
+Objects are read as raw JSON (`param_serialize` + `call_api`, lines split by the client's own
+`iter_resp_lines`), not through `kubernetes.watch.Watch`: the generated models are too slow for
+thousands of Leases and do not exist for custom resources, and one code path for any resource
+path keeps 410 handling and pagination in one place. Each informer is given the resource and a
+`parse` function that turns an object's JSON into the view its consumers need (a Lease's
+renewTime, a validated EdgeDevice); views are cached by resourceVersion, so a relist parses
+only what changed. An object `parse` rejects (ValueError, e.g. version skew with the writer) is
+logged and its last good view kept.
 
 Used by the operator's Lease table (`operator.rollout.leases`) and the agent's watch on its
 own EdgeDevice (`agent.devices`). One daemon thread per watched namespace (not an event

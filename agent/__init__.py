@@ -1,14 +1,18 @@
 """The device agent: keeps a device's models as its EdgeDevice says, and proves them first.
 
     commands     `modelfleet agent` (on the device), `modelfleet device provision` (admin)
-    runner       the loop: heartbeat and watch threads, one step per slot at a time
+    runner       the loop: registration, heartbeat and watch threads, a pass over every slot
+    slots        one slot: plan, report, one step at a time, failure records
+    steps        each step done: download, verify and store, load and probe, switch links
+    reporting    slot status writes (deferred Downloading, skipped when unchanged)
+    assignments  what the watched EdgeDevice assigns; whether a running step is stale
     reconcile    the pure core: next step and slot status from assignment + local state
     store        verified artifacts by sha256, `current`/`previous` links per slot
     download     presigned-URL downloads with retries and HTTP Range resume
     probe        ONNX Runtime load, probe run and the comparison rule
     devices      the device's own EdgeDevice: register, status patches, watch
     heartbeats   the device's Lease
-    facts        arch, OS, runtime, free disk
+    facts        arch, OS, runtime, free disk, and their refresh
     identity     per-device ServiceAccount, Role, admission policy, kubeconfig
     errors       classified failures = the slot status reasons
 

@@ -6,6 +6,7 @@ a command runs, so `modelfleet --help` stays fast.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -126,6 +127,7 @@ def agent_command(
 ) -> None:
     """Run the device agent: keep this device's models as its EdgeDevice says."""
     from modelfleet.agent.download import RetryPolicy
+    from modelfleet.agent.reconcile import ASSIGNMENT_BACKOFF
     from modelfleet.agent.runner import Agent, AgentSettings
     from modelfleet.kube import api_client
     from modelfleet.logs import configure_logging, get_logger
@@ -141,7 +143,7 @@ def agent_command(
         resync_seconds=resync_seconds,
         facts_seconds=facts_seconds,
         retry=RetryPolicy(attempts=download_attempts),
-        retry_base=timedelta(seconds=retry_seconds),
+        assignment_backoff=dataclasses.replace(ASSIGNMENT_BACKOFF, initial=retry_seconds),
         max_download_rate=max_download_rate,
         report_every_phase=report_every_phase,
         progress_grace_seconds=progress_grace_seconds,

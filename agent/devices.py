@@ -8,23 +8,26 @@ fields of an earlier phase (an old `reason`) do not linger; a removed slot is a 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
 from modelfleet.api.base import API_VERSION, GROUP, VERSION
 from modelfleet.api.device import DeviceFacts, EdgeDevice, SlotStatus
+from modelfleet.backoff import Backoff, retry
+from modelfleet.informers import Informer, Key, Resource
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
 PLURAL = EdgeDevice.PLURAL
+EDGE_DEVICES = Resource(GROUP, VERSION, PLURAL)
 TIMEOUT = 30.0
 """Seconds for one API call: a hung connection must not stall the agent."""
+API_BACKOFF = Backoff(initial=0.5, max=30.0)
+"""Registration, status writes and the watch: 0.5 s, doubling to 30 s while the API is away
+(a status write gives up after three attempts: the next pass writes it again)."""
 
 
 class DeviceApi:
@@ -97,79 +100,49 @@ class DeviceApi:
 
 
 class DeviceWatch:
-    """Keeps the latest EdgeDevice in memory: list, then watch from the list's version; a new
-    list on every error, on expiry (410) and every `relist_seconds` (the watch's timeout)."""
+    """The latest EdgeDevice, kept by the shared informer: a list, then a watch from the list's
+    version; a new list on every error, on expiry (410) and every `relist_seconds` (the
+    watch's timeout). `on_change` runs when the device's uid or spec changes, not on the status
+    writes the agent makes itself."""
 
     def __init__(
         self,
-        devices: DeviceApi,
+        api: client.ApiClient,
         *,
+        namespace: str,
+        name: str,
         on_change: Callable[[], None],
         relist_seconds: float = 300.0,
-        stop: threading.Event,
     ) -> None:
-        self.devices = devices
+        self.namespace = namespace
+        self.name = name
         self.on_change = on_change
-        self.relist_seconds = max(1, int(relist_seconds))
-        self.stop = stop
-        self._lock = threading.Lock()
-        self._device: EdgeDevice | None = None
-        self._synced = threading.Event()
+        self._informer = Informer(
+            api,
+            EDGE_DEVICES,
+            EdgeDevice.model_validate,
+            namespaces=(namespace,),
+            field_selector=f"metadata.name={name}",
+            on_change=self._changed,
+            watch_seconds=int(relist_seconds),
+            relist_after_watch=True,
+            backoff=API_BACKOFF,
+        )
 
     def latest(self) -> EdgeDevice | None:
-        with self._lock:
-            return self._device
+        return self._informer.get(self.namespace, self.name)
 
     def wait_synced(self, timeout: float) -> bool:
-        return self._synced.wait(timeout)
+        return self._informer.wait_synced(timeout)
 
-    def run(self) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                device, version = self.devices.read()
-                self._set(device)
-                self._synced.set()
-                self._watch(version)
-                failures = 0
-            except Exception as err:  # the watch must survive anything the server does
-                failures += 1
-                delay = min(0.5 * 2 ** (failures - 1), 30.0)
-                log.warning("device watch failed", error=_describe(err), retry_in_s=delay)
-                self.stop.wait(delay)
+    def start(self) -> None:
+        self._informer.start()
 
-    def _watch(self, version: str) -> None:
-        stream = watch.Watch()
-        for event in stream.stream(
-            self.devices.objects.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.devices.namespace,
-            PLURAL,
-            field_selector=self.devices.selector,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.relist_seconds,
-            _request_timeout=self.relist_seconds + 30,
-        ):
-            if self.stop.is_set():
-                stream.stop()
-                return
-            kind = event.get("type")
-            obj = event.get("object")
-            if kind in ("ADDED", "MODIFIED") and isinstance(obj, dict):
-                try:
-                    self._set(EdgeDevice.model_validate(obj))
-                except ValidationError as err:  # version skew with the controller
-                    log.error("EdgeDevice not understood; kept the last one", error=str(err))
-            elif kind == "DELETED":
-                self._set(None)
+    def stop(self) -> None:
+        self._informer.stop()
 
-    def _set(self, device: EdgeDevice | None) -> None:
-        with self._lock:
-            changed = _fingerprint(self._device) != _fingerprint(device)
-            self._device = device
-        if changed:
+    def _changed(self, _: Key, old: EdgeDevice | None, new: EdgeDevice | None) -> None:
+        if _fingerprint(old) != _fingerprint(new):
             self.on_change()
 
 
@@ -179,23 +152,18 @@ def _fingerprint(device: EdgeDevice | None) -> Any:
     return (device.metadata.get("uid"), device.spec.model_dump())
 
 
-def _describe(err: BaseException) -> str:
-    if isinstance(err, ApiException):
-        return f"HTTP {err.status} {err.reason}"
-    return f"{type(err).__name__}: {str(err)[:200]}"
-
-
 def retrying(what: str, call: Callable[[], Any], *, attempts: int = 3) -> Any:
     """Retry a short API call on transient failures (connection, 5xx, 429)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except ApiException as err:
-            if err.status not in (429, 500, 502, 503, 504) or attempt == attempts:
-                raise
-        except OSError:
-            if attempt == attempts:
-                raise
-        log.info("api call retry", what=what, attempt=attempt)
-        time.sleep(0.5 * attempt)
-    return None
+    return retry(
+        call,
+        backoff=API_BACKOFF,
+        retry_on=_transient,
+        attempts=attempts,
+        on_retry=lambda attempt, _, __: log.info("api call retry", what=what, attempt=attempt),
+    )
+
+
+def _transient(err: BaseException) -> bool:
+    if isinstance(err, ApiException):
+        return err.status in (429, 500, 502, 503, 504)
+    return isinstance(err, OSError)

@@ -4,8 +4,9 @@ The device holds no object-storage credentials: the rollout controller hands it 
 time-limited URLs. A download appends to `dest`; when the file already has bytes (a retry, or a
 restart after SIGKILL) it asks for the rest with `Range: bytes=<have>-` and appends on `206`,
 starts over on `200` (the server ignored the range). Connection errors, timeouts, 408, 429 and
-5xx are retried with exponential backoff and jitter; 4xx are not (`403` usually means the URL
-expired: the controller refreshes it and the new assignment is retried).
+5xx are retried with exponential backoff and ±20% jitter (`modelfleet.backoff`); 4xx are not
+(`403` usually means the URL expired: the controller refreshes it and the new assignment is
+retried).
 
 A URL is a secret: it is never logged and never appears in an error message.
 """
@@ -13,18 +14,18 @@ A URL is a secret: it is never logged and never appears in an error message.
 from __future__ import annotations
 
 import http.client
-import random
 import shutil
-import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from modelfleet.agent.errors import Cancelled, ChecksumMismatch, DownloadFailed
+from modelfleet.backoff import Backoff, retry
+from modelfleet.errors import describe
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
@@ -34,19 +35,16 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 DISK_RESERVE_BYTES = 16 * 1024 * 1024
 
 
+DOWNLOAD_BACKOFF = Backoff(initial=0.5, max=30.0, jitter=0.2)
+"""0.5 s, doubling to 30 s, each ±20%: devices that lost the same link do not return together."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
-    factor: float = 2.0
+    backoff: Backoff = field(default_factory=lambda: DOWNLOAD_BACKOFF)
     timeout: float = 30.0
     """Socket timeout per connect/read."""
-
-    def delay(self, attempt: int) -> float:
-        """Backoff before retry number `attempt` (1-based), with ±20% jitter."""
-        base = min(self.initial_delay * self.factor ** (attempt - 1), self.max_delay)
-        return float(base * random.uniform(0.8, 1.2))
 
 
 @dataclass
@@ -79,21 +77,31 @@ def download(
     limit = size if size is not None else max_bytes
     policy = policy or RetryPolicy()
     transfer = Transfer()
-    last_error = "no attempt made"
-    for attempt in range(1, policy.attempts + 1):
-        transfer.attempts = attempt
-        try:
-            _attempt(url, dest, limit, size is not None, policy, should_stop, max_rate, transfer)
-            return transfer
-        except _RetryableError as err:
-            last_error = str(err)
-        if attempt < policy.attempts:
-            delay = policy.delay(attempt)
-            log.info("download retry", attempt=attempt, delay_s=round(delay, 2), error=last_error)
-            sleep(delay)
-            if should_stop():
-                raise Cancelled("assignment changed while retrying")
-    raise DownloadFailed(f"download failed after {policy.attempts} attempts: {last_error}")
+
+    def attempt() -> Transfer:
+        transfer.attempts += 1
+        _attempt(url, dest, limit, size is not None, policy, should_stop, max_rate, transfer)
+        return transfer
+
+    def pause(seconds: float) -> None:
+        sleep(seconds)
+        if should_stop():
+            raise Cancelled("assignment changed while retrying")
+
+    def logged(attempt: int, error: BaseException, delay: float) -> None:
+        log.info("download retry", attempt=attempt, delay_s=round(delay, 2), error=str(error))
+
+    try:
+        return retry(
+            attempt,
+            backoff=policy.backoff,
+            retry_on=lambda err: isinstance(err, _RetryableError),
+            attempts=policy.attempts,
+            sleep=pause,
+            on_retry=logged,
+        )
+    except _RetryableError as err:
+        raise DownloadFailed(f"download failed after {policy.attempts} attempts: {err}") from None
 
 
 class _RetryableError(Exception):
@@ -134,7 +142,7 @@ def _attempt(
     except (ValueError, http.client.InvalidURL):  # their messages would quote the URL
         raise DownloadFailed("the URL is malformed") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
-        raise _RetryableError(_describe(err)) from None
+        raise _RetryableError(describe(err, quote=False)) from None
     with response:
         if response.status == 206 and have:
             if not _range_starts_at(response.headers.get("Content-Range", ""), have):
@@ -150,7 +158,7 @@ def _attempt(
         except (OSError, http.client.HTTPException) as err:
             if isinstance(err, OSError) and err.errno == 28:  # ENOSPC
                 raise DownloadFailed("no space left on the device") from None
-            raise _RetryableError(_describe(err)) from None
+            raise _RetryableError(describe(err, quote=False)) from None
     got = dest.stat().st_size
     if exact and got < limit:
         raise _RetryableError(f"connection closed after {got} of {limit} bytes")
@@ -202,17 +210,3 @@ def _check_disk(directory: Path, needed: int) -> None:
     free = shutil.disk_usage(directory).free
     if needed + DISK_RESERVE_BYTES > free:
         raise DownloadFailed(f"not enough disk space: {needed} bytes needed, {free} free")
-
-
-def _describe(err: BaseException) -> str:
-    """A one-line cause without the URL (urllib puts the reason, not the URL, in these)."""
-    if isinstance(err, urllib.error.URLError):
-        reason = err.reason
-        if isinstance(reason, BaseException):
-            return _describe(reason)
-        return f"connection failed: {reason}"
-    if isinstance(err, socket.timeout | TimeoutError):
-        return "timed out"
-    if isinstance(err, OSError) and err.strerror:
-        return f"{type(err).__name__}: {err.strerror}"
-    return type(err).__name__

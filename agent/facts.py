@@ -1,6 +1,7 @@
 """Device facts for `status.facts`: what a fleet operator selects and debugs by.
 
-Collected at start and refreshed by the runner (free disk changes as models come and go).
+Collected at registration and refreshed after the runner's passes, at most every
+`every_seconds` (free disk changes as models come and go); written only when they changed.
 ONNX Runtime is imported here, lazily, so `modelfleet --help` stays fast.
 """
 
@@ -8,13 +9,57 @@ from __future__ import annotations
 
 import platform
 import shutil
+from collections.abc import Callable
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from modelfleet.agent.devices import DeviceApi, retrying
 from modelfleet.api.device import DeviceFacts, RuntimeFacts
+from modelfleet.errors import describe
+from modelfleet.logs import get_logger
+
+log = get_logger(__name__)
 
 DISK_GRANULARITY = 1 << 20
 """Free disk is reported in whole MiB, so a few bytes of logs do not make a status write."""
+
+
+class FactsReporter:
+    def __init__(
+        self,
+        devices: DeviceApi,
+        data_dir: Path,
+        *,
+        every_seconds: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.devices = devices
+        self.data_dir = data_dir
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.facts: DeviceFacts | None = None
+        """What the EdgeDevice's status holds, as far as this agent knows."""
+        self.due = 0.0
+
+    def seed(self, facts: DeviceFacts | None) -> None:
+        self.facts = facts
+
+    def refresh(self, *, force: bool = False) -> None:
+        now = self.clock().timestamp()
+        if not force and now < self.due:
+            return
+        self.due = now + self.every_seconds
+        facts = collect_facts(self.data_dir)
+        if facts == self.facts:
+            return
+        try:
+            retrying("facts", lambda: self.devices.write_facts(facts))
+        except Exception as err:  # facts are informative; next refresh tries again
+            log.warning("facts write failed", error=describe(err))
+            return
+        self.facts = facts
+        log.info("facts updated", arch=facts.arch, onnxruntime=facts.runtime.onnxruntime)
 
 
 def collect_facts(data_dir: Path) -> DeviceFacts:

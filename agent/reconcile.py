@@ -32,10 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from modelfleet.api.device import ProbeResult, SlotAssignment, SlotPhase, SlotStatus
+from modelfleet.backoff import Backoff
 from modelfleet.conditions import format_time
 
 REASON_PROBE_PASSED = "ProbePassed"
 REASON_NO_PROBE = "NoProbe"
+ASSIGNMENT_BACKOFF = Backoff(initial=10.0, max=600.0)
+"""A failed download of one assignment is tried again after 10 s, doubling to 10 minutes."""
 
 
 @dataclass(frozen=True)
@@ -172,15 +175,14 @@ def failure_after(
     message: str,
     retryable: bool,
     now: datetime,
-    base_delay: timedelta = timedelta(seconds=10),
-    max_delay: timedelta = timedelta(minutes=10),
+    backoff: Backoff = ASSIGNMENT_BACKOFF,
 ) -> Failure:
-    """The failure record after one more failed attempt: retryable ones back off exponentially
-    (base, 2 * base, ... up to max), counted per assignment."""
+    """The failure record after one more failed attempt: retryable ones back off by `backoff`,
+    counted per assignment."""
     attempts = previous.attempts + 1 if previous is not None and previous.key == key else 1
     retry_at = None
     if retryable:
-        delay = min(base_delay * (2 ** (attempts - 1)), max_delay)
+        delay = timedelta(seconds=backoff.delay(attempts))
         retry_at = now + delay
         message = f"{message} (attempt {attempts}; retrying in {delay.total_seconds():.0f}s)"
     return Failure(key, reason, message, attempts, retry_at)

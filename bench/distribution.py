@@ -2,7 +2,7 @@
 
 N agents download one artifact at once through the agent's own code path
 (`modelfleet.agent.download.download`: presigned URL, 256 KiB chunks, a `should_stop` check
-per chunk that takes a lock as the runner's `_moved` does, staging file), one thread each.
+per chunk that takes a lock as `Assignments.moved` does, staging file), one thread each.
 The baseline, in the same run and the same way (N threads, same URL, each into its own file),
 is a raw GET with `shutil.copyfileobj` and a 1 MiB buffer. Aggregate throughput = N x size /
 wall time of the whole batch. Runs alternate (raw, agent, raw, agent) and the best of each is

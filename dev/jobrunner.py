@@ -24,11 +24,16 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from modelfleet.backoff import Backoff
 from modelfleet.dev.joboutcomes import Outcome, attempt_outcome
+from modelfleet.errors import describe
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
-_RETRY_DELAY_S = 1.0
+POD_BACKOFF = Backoff(initial=1.0, max=32.0)
+"""Before the next pod of a retried Job: 1 s after an ignored failure, then 2 s after the first
+counted one, doubling to 32 s (the Job controller waits 10 s doubling to 6 min: a dev loop
+wants its retries sooner)."""
 _PASSED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
@@ -77,7 +82,7 @@ class JobRunner:
                 try:
                     self.reconcile_once()
                 except (ApiException, OSError) as err:
-                    log.warning("job runner pass failed", error=str(err))
+                    log.warning("job runner pass failed", error=describe(err))
                 stop.wait(self.poll_interval_s)
         finally:
             for attempt in self._attempts.values():
@@ -169,7 +174,7 @@ class JobRunner:
         )
         if outcome.verdict == "Retry":
             self._failures[key] = failed
-            self._retry_at[key] = time.monotonic() + _RETRY_DELAY_S * 2 ** min(failed, 5)
+            self._retry_at[key] = time.monotonic() + POD_BACKOFF.delay(failed + 1)
             self._patch_status(job, {"active": 0, "ready": 0, "failed": failed})
             return
         self._finish(

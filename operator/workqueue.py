@@ -1,5 +1,7 @@
 """A coalescing, delaying work queue, like client-go's: many events for one key become one
-reconcile; a key is never processed by two workers at once; failures retry with backoff."""
+reconcile; a key is never processed by two workers at once; failures retry with backoff.
+
+The kopf handlers `add` keys; `run` starts the workers on the operator's event loop."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
+from modelfleet.backoff import Backoff
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
-_MAX_BACKOFF_S = 60.0
+RECONCILE_BACKOFF = Backoff(initial=1.0, max=60.0)
+"""A failing key is tried again after 1 s, doubling to a minute while it keeps failing."""
 
 
 class WorkQueue:
@@ -19,10 +23,13 @@ class WorkQueue:
         self,
         process: Callable[[Hashable], Awaitable[float | None]],
         on_error: Callable[[Hashable, Exception], None] | None = None,
+        *,
+        backoff: Backoff = RECONCILE_BACKOFF,
     ) -> None:
         """`process(key)` returns seconds until the key is due again, or None."""
         self._process = process
         self._on_error = on_error
+        self._backoff = backoff
         self._due: dict[Hashable, float] = {}
         self._active: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
@@ -66,7 +73,7 @@ class WorkQueue:
             except Exception as err:  # a failed pass is retried, never fatal
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
-                delay = min(0.5 * 2**failures, _MAX_BACKOFF_S)
+                delay = self._backoff.delay(failures)
                 log.warning(
                     "reconcile failed", key=str(key), error=repr(err), retry_in=delay, exc_info=err
                 )

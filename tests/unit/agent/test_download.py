@@ -12,9 +12,10 @@ import pytest
 
 from modelfleet.agent.download import RetryPolicy, download
 from modelfleet.agent.errors import Cancelled, ChecksumMismatch, DownloadFailed
+from modelfleet.backoff import Backoff
 
 BLOB = bytes(range(256)) * 4096  # 1 MiB: more than one read chunk
-FAST = RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.02, timeout=5)
+FAST = RetryPolicy(attempts=3, backoff=Backoff(0.01, max=0.02, jitter=0.2), timeout=5)
 SECRET = "X-Amz-Signature=topsecret"
 
 

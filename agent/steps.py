@@ -1,0 +1,170 @@
+"""The steps a slot plan asks for, done on disk and over the network.
+
+`plan_slot` (reconcile) decides; `Steps.execute` does one step: drop a slot (Deactivate),
+record a new revision of the active artifact (Adopt), fetch the artifact (Download), check its
+size and sha256 and move it into the store (Verify), or load and probe it and switch the
+slot's `current` link to it (Install). A step that the assignment moved away from stops early
+(`moved`, checked per downloaded chunk) with `Cancelled`; a failed one raises its classified
+`AgentError`. The slot loop (`slots`) calls this and keeps the failure records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from modelfleet.agent import probe as probing
+from modelfleet.agent.download import RetryPolicy, download
+from modelfleet.agent.errors import AgentError, ChecksumMismatch, ProbeFailed
+from modelfleet.agent.reconcile import (
+    Adopt,
+    Deactivate,
+    Download,
+    Install,
+    LocalSlot,
+    Verify,
+    activating_status,
+)
+from modelfleet.agent.store import Store, sha256_file
+from modelfleet.api.device import ProbeResult, SlotAssignment, SlotStatus
+from modelfleet.logs import get_logger
+
+log = get_logger(__name__)
+
+PROBE_LIMIT_BYTES = 256 * 1024 * 1024
+
+
+class Steps:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        retry: RetryPolicy,
+        max_download_rate: float | None,
+        moved: Callable[[str, SlotAssignment], bool],
+        report: Callable[[str, SlotStatus | None], None],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.retry = retry
+        self.max_download_rate = max_download_rate
+        self.moved = moved
+        self.report = report
+        self.clock = clock
+
+    def execute(self, slot: str, step: Deactivate | Adopt | Download | Verify | Install) -> bool:
+        """Do `step`; True when the slot is settled (dropped or activated), which ends any
+        failure recorded for it."""
+        if isinstance(step, Deactivate):
+            self.store.deactivate(slot)
+            log.info("slot deactivated", slot=slot)
+            return True
+        if isinstance(step, Adopt):
+            current, _ = self.store.read_slot(slot)
+            self._record(slot, step.assignment, current.probe if current else None)
+            log.info("revision adopted", slot=slot, revision=step.assignment.revision)
+        elif isinstance(step, Download):
+            self._download(slot, step.assignment)
+        elif isinstance(step, Verify):
+            self._verify(step.assignment)
+        else:
+            return self._install(slot, step.assignment)
+        return False
+
+    def _download(self, slot: str, assignment: SlotAssignment) -> None:
+        log.info(
+            "downloading",
+            slot=slot,
+            revision=assignment.revision,
+            sha256=assignment.sha256[:12],
+            size=assignment.size_bytes,
+        )
+        transfer = download(
+            assignment.url,
+            self.store.staging_path(assignment.sha256),
+            size=assignment.size_bytes,
+            policy=self.retry,
+            should_stop=lambda: self.moved(slot, assignment),
+            max_rate=self.max_download_rate,
+        )
+        log.info(
+            "downloaded", slot=slot, received=transfer.received, resumed_at=transfer.resumed_at
+        )
+
+    def _verify(self, assignment: SlotAssignment) -> None:
+        staged = self.store.staging_path(assignment.sha256)
+        size = staged.stat().st_size
+        if size != assignment.size_bytes:
+            self.store.discard(staged)
+            raise ChecksumMismatch(f"got {size} bytes, the assignment says {assignment.size_bytes}")
+        digest = sha256_file(staged)
+        if digest != assignment.sha256:
+            self.store.discard(staged)
+            raise ChecksumMismatch(
+                f"sha256 of the download is {digest}, the assignment says {assignment.sha256}"
+            )
+        self.store.commit(assignment.sha256, staged)
+
+    def _install(self, slot: str, assignment: SlotAssignment) -> bool:
+        sha = assignment.sha256
+        model = self.store.object_path(sha)
+        if sha256_file(model) != sha:  # the disk changed it: fetch it again
+            log.error("stored artifact corrupted; discarding it", slot=slot, sha256=sha[:12])
+            self.store.discard(model)
+            return False
+        session = probing.load_session(model)
+        result = self._probe(slot, assignment, session)
+        before, previous = self.store.read_slot(slot)
+        local = LocalSlot(current=before, previous=previous, stored=True)
+        self.report(slot, activating_status(assignment, local, self.clock()))
+        self._record(slot, assignment, result)
+        self.store.activate(slot, sha)
+        log.info(
+            "activated",
+            slot=slot,
+            revision=assignment.revision,
+            sha256=sha[:12],
+            previous=before.revision if before else None,
+            probe_max_abs=result.max_abs if result else None,
+        )
+        return True
+
+    def _probe(self, slot: str, assignment: SlotAssignment, session: object) -> ProbeResult | None:
+        sha = assignment.sha256
+        cached = self.store.probe_path(sha)
+        path = cached
+        if not cached.is_file():
+            if not assignment.probe_url:
+                log.warning("no probe assigned; activating after load only", slot=slot)
+                return None
+            path = self.store.staging_path(sha, ".probe.tmp")
+            download(
+                assignment.probe_url,
+                path,
+                size=None,
+                policy=self.retry,
+                should_stop=lambda: self.moved(slot, assignment),
+                max_bytes=PROBE_LIMIT_BYTES,
+            )
+        try:
+            arrays, meta = probing.read_probe(path)
+            verdict = probing.run_probe(session, arrays, meta, assignment.format)
+            if not verdict:
+                raise ProbeFailed(verdict.summary())
+        except AgentError:
+            if path != cached:
+                self.store.discard(path)
+            raise
+        self.store.keep_probe(sha, path)
+        log.info("probe passed", slot=slot, summary=verdict.summary())
+        return ProbeResult(max_abs=verdict.max_abs, latency_ms=round(verdict.latency_ms, 3))
+
+    def _record(self, slot: str, assignment: SlotAssignment, probe: ProbeResult | None) -> None:
+        self.store.record(
+            slot,
+            assignment.sha256,
+            revision=assignment.revision,
+            deployment=assignment.deployment,
+            fmt=assignment.format,
+            probe=probe,
+        )

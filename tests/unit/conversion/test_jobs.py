@@ -45,13 +45,13 @@ def conversion() -> ModelConversion:
 
 
 def test_job_names_are_deterministic_short_and_keyed_by_work() -> None:
-    first = job_name("a" * 60, "convert", "onnx-int8", "digest-1")
-    assert first == job_name("a" * 60, "convert", "onnx-int8", "digest-1")
-    assert first != job_name("a" * 60, "convert", "onnx-int8", "digest-2")
-    assert first != job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    first = job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    assert first == job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    assert first != job_name("a" * 60, "validate", "onnx-int8", "digest-2")
+    assert first != job_name("a" * 60, "validate", "onnx-fp16", "digest-1")
     combined = job_name("a" * 60, "convert-validate", "onnx-int8", "digest-1")
-    assert combined not in (first, job_name("a" * 60, "validate", "onnx-int8", "digest-1"))
-    assert "-cvl-int8-" in combined
+    assert combined != first
+    assert "-cvl-int8-" in combined and "-vl-int8-" in first
     assert max(len(first), len(combined)) <= 63
 
 
@@ -92,7 +92,7 @@ def test_job_view_tells_whether_a_job_validated_the_current_settings(
 
 
 def test_credentials_reach_the_job_only_through_secret_key_refs() -> None:
-    request = JobRequest("convert", Target(format="onnx-int8"), {"digest": "d"}, "d")
+    request = JobRequest("convert-validate", Target(format="onnx-int8"), {"digest": "d"}, "d")
     job = build_job(conversion(), request, SETTINGS)
     container = job["spec"]["template"]["spec"]["containers"][0]
     by_name = {e["name"]: e for e in container["env"]}
@@ -173,7 +173,7 @@ def test_operator_job_defaults_fill_what_the_job_template_leaves_unset() -> None
         '{"resources": {"limits": {"cpu": "2"}}, "nodeSelector": {"pool": "convert"}}'
     )
     settings = OperatorSettings(s3_endpoint="http://s3:9000", bucket="b", job_defaults=defaults)
-    request = JobRequest("convert", Target(format="onnx-int8"), {}, "d")
+    request = JobRequest("convert-validate", Target(format="onnx-int8"), {}, "d")
     pod = build_job(conversion(), request, settings)["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"] == {"limits": {"cpu": "2"}}
     assert pod["nodeSelector"] == {"pool": "convert"}

@@ -201,34 +201,6 @@ def test_validate_job_decides_once_it_exists_beside_a_convert_validate_job() -> 
     assert result.status.jobs == {"convert-validate-onnx": "cvl", "validate-onnx": "vl"}
 
 
-def test_running_convert_job_of_an_older_operator_is_waited_for() -> None:
-    result = plan(TargetObservation(ONNX, convert_job=JobView("j", "Active")))
-    assert result.status.phase == "Converting"
-    assert result.create_jobs == ()
-    assert result.status.jobs == {"convert-onnx": "j"}
-
-
-@pytest.mark.parametrize(
-    ("job", "report_failure", "reason"),
-    [
-        (JobView("j", "Failed", "UnsupportedOperator", "exit 12"), None, "UnsupportedOperator"),
-        (JobView("j", "Failed", "DeadlineExceeded", "too slow"), None, "DeadlineExceeded"),
-        (
-            JobView("j", "Failed", "BackoffLimitExceeded", ""),
-            ("InvalidModel", "model.pdiparams: truncated"),
-            "InvalidModel",
-        ),
-    ],
-)
-def test_failed_convert_job_of_an_older_operator_fails_with_its_reason(
-    job: JobView, report_failure: tuple[str, str] | None, reason: str
-) -> None:
-    result = plan(TargetObservation(ONNX, convert_job=job, conversion_failure=report_failure))
-    assert result.status.phase == "Failed"
-    assert condition(result, "Converted") == ("False", reason)
-    assert condition(result, "Ready") == ("False", reason)
-
-
 def test_stored_artifact_needs_no_convert_job_and_starts_validation() -> None:
     result = plan(TargetObservation(ONNX, artifact=ARTIFACT))
     assert result.create_jobs == (("validate", "onnx"),)

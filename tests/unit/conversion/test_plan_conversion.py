@@ -38,7 +38,7 @@ ARTIFACT = ArtifactStatus(
 FOUND = SourceObservation(True)
 
 
-def spec(approval: str = "auto") -> ModelConversionSpec:
+def make_spec(approval: str = "auto") -> ModelConversionSpec:
     return ModelConversionSpec(
         source=Source(uri="s3://modelfleet/models/m/"),
         inputs=[InputSpec(name="x", shape=[-1, 4])],
@@ -47,7 +47,7 @@ def spec(approval: str = "auto") -> ModelConversionSpec:
     )
 
 
-def evidence(passed: bool) -> ValidationEvidence:
+def make_evidence(passed: bool) -> ValidationEvidence:
     return ValidationEvidence(
         result=TargetValidation(format="onnx", passed=passed, max_abs=0.5 if not passed else 1e-7),
         failure_reason="" if passed else "ToleranceExceeded",
@@ -67,7 +67,7 @@ def plan(
 ) -> ConversionPlan:
     return plan_conversion(
         generation=generation,
-        spec=spec(approval),
+        spec=make_spec(approval),
         status=status,
         annotations=annotations or {},
         source=source,
@@ -210,7 +210,7 @@ def test_stored_artifact_needs_no_convert_job_and_starts_validation() -> None:
 
 
 def test_passed_validation_with_auto_approval_is_ready() -> None:
-    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(True)))
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True)))
     assert result.status.phase == "Succeeded"
     assert condition(result, "Approved") == ("True", "AutoApproved")
     assert condition(result, "Ready") == ("True", "Approved")
@@ -219,7 +219,7 @@ def test_passed_validation_with_auto_approval_is_ready() -> None:
 
 
 def test_tolerance_exceeded_fails_with_the_reports_words() -> None:
-    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(False)))
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(False)))
     assert result.status.phase == "Failed"
     assert condition(result, "Validated") == ("False", "ToleranceExceeded")
     ready = get_condition(result.status.conditions, "Ready")
@@ -238,7 +238,7 @@ def test_tolerance_exceeded_fails_with_the_reports_words() -> None:
 def test_manual_approval_is_per_generation(
     annotations: dict[str, str], phase: str, approved: tuple[str, str]
 ) -> None:
-    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(True))
+    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True))
     result = plan(observed, approval="manual", annotations=annotations, generation=2)
     assert result.status.phase == phase
     assert condition(result, "Approved") == approved

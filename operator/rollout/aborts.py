@@ -19,7 +19,7 @@ from modelfleet.api.deployment import DeploymentPhase
 from modelfleet.conditions import format_time, get_condition
 from modelfleet.operator.rollout.conditions import PROGRESSING, ROLLOUT_ABORTED, names
 from modelfleet.operator.rollout.fleet import Device
-from modelfleet.operator.rollout.passes import Context, Decision, Verdict, held_sizes
+from modelfleet.operator.rollout.passes import Context, Decision, Verdict
 from modelfleet.operator.rollout.plans import RollBack
 from modelfleet.operator.rollout.revisions import RolloutProgress, artifact_of
 from modelfleet.operator.rollout.stable_keeping import keep_to_stable
@@ -81,7 +81,7 @@ def aborted(
         return Decision(progress, verdict, others, next_step)
 
     progress = progress.with_record(revision, outcome="RolledBack")
-    target = artifact_of(stable_record, resolved=ctx.artifact, sizes=held_sizes(ctx, targeted))
+    target = artifact_of(stable_record, resolved=ctx.artifact)
     rollbacks = tuple(
         RollBack(d.name, ctx.slot, revision, stable, target)
         for d in targeted

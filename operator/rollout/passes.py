@@ -8,13 +8,12 @@ turns the final decision into the `Plan`. All of it is immutable data: no client
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from modelfleet.api.base import ConditionStatus
 from modelfleet.api.deployment import DeploymentPhase, EdgeDeploymentSpec, EdgeDeploymentStatus
-from modelfleet.operator.rollout.fleet import Device
 from modelfleet.operator.rollout.plans import Action
 from modelfleet.operator.rollout.revisions import ResolvedArtifact, RolloutProgress
 
@@ -55,9 +54,3 @@ class Decision:
     actions: tuple[Action, ...] = ()
     timers: tuple[float, ...] = ()
     """Seconds until something the decision waits for is due (bake, deadline, next step)."""
-
-
-def held_sizes(ctx: Context, targeted: Iterable[Device]) -> dict[str, int]:
-    """sha256 → size, from the assignments devices hold, for records that lack the size."""
-    assignments = (d.view.models.get(ctx.slot) for d in targeted)
-    return {a.sha256: a.size_bytes for a in assignments if a is not None}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from modelfleet.operator.rollout.conditions import ROLLOUT_COMPLETE
 from modelfleet.operator.rollout.fleet import Device
-from modelfleet.operator.rollout.passes import Context, Decision, Verdict, held_sizes
+from modelfleet.operator.rollout.passes import Context, Decision, Verdict
 from modelfleet.operator.rollout.plans import Action, AssignRevision, RollBack
 from modelfleet.operator.rollout.revisions import RolloutProgress, artifact_of
 from modelfleet.operator.rollout.waves import in_flight_limit
@@ -44,7 +44,7 @@ def keep_to_stable(
     record = progress.record(stable)
     if stable is None or record is None:
         return ()
-    target = artifact_of(record, resolved=ctx.artifact, sizes=held_sizes(ctx, targeted))
+    target = artifact_of(record, resolved=ctx.artifact)
     room = len(targeted)
     if stable == progress.current:
         pending = sum(

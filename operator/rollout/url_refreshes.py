@@ -13,7 +13,7 @@ from typing import Final
 
 from modelfleet.conditions import parse_time
 from modelfleet.operator.rollout.fleet import Device
-from modelfleet.operator.rollout.passes import Context, held_sizes
+from modelfleet.operator.rollout.passes import Context
 from modelfleet.operator.rollout.plans import Action, RefreshUrl
 from modelfleet.operator.rollout.revisions import RolloutProgress, artifact_of
 
@@ -39,6 +39,6 @@ def refresh_urls(
             or parse_time(expires) > horizon
         ):
             continue
-        target = artifact_of(record, resolved=ctx.artifact, sizes=held_sizes(ctx, targeted))
+        target = artifact_of(record, resolved=ctx.artifact)
         actions.append(RefreshUrl(device.name, ctx.slot, record.revision, target))
     return actions

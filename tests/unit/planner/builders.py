@@ -160,7 +160,8 @@ def make_status(
     completed: datetime | None = None,
     phase: str = "Progressing",
 ) -> EdgeDeploymentStatus:
-    """A status mid-rollout: revision n has make_artifact(n); the stable one has succeeded."""
+    """A status mid-rollout, its history as the planner records it: revision n has
+    make_artifact(n); the stable one has succeeded."""
     history = []
     for revision in sorted({r for r in (stable, current) if r is not None}):
         done = revision == stable
@@ -170,6 +171,8 @@ def make_status(
                 "sha256": sha(revision),
                 "format": "onnx",
                 "uri": make_artifact(revision).uri,
+                "sizeBytes": make_artifact(revision).size_bytes,
+                "probeUri": make_artifact(revision).probe_uri,
                 "startedAt": format_time(T0 - timedelta(days=2 if done else 0)),
                 "finishedAt": format_time(T0 - timedelta(days=1)) if done else None,
                 "outcome": "Succeeded" if done else "Progressing",

@@ -297,7 +297,7 @@ def test_new_devices_on_stable_get_the_stable_artifact() -> None:
     assert action.revision == 1 and action.artifact == make_artifact(1).ref
 
 
-def test_during_a_rollout_a_new_device_gets_stable_with_the_size_devices_know() -> None:
+def test_during_a_rollout_a_new_device_gets_the_stable_artifact_as_recorded() -> None:
     p = plan(
         [*with_rollout(10, healthy_on=1, pending_on=1), make_view("new-1")],
         status=make_status(current=2, stable=1, wave=1),
@@ -307,7 +307,7 @@ def test_during_a_rollout_a_new_device_gets_stable_with_the_size_devices_know() 
     assert len(catch_up) == 1 and isinstance(catch_up[0], AssignRevision)
     assert catch_up[0].revision == 1
     assert catch_up[0].artifact.sha256 == make_artifact(1).sha256
-    assert catch_up[0].artifact.size_bytes == 1000  # from devices that hold revision 1
+    assert catch_up[0].artifact.size_bytes == 1000  # recorded in revision 1's history record
 
 
 def test_a_device_another_deployment_holds_is_left_alone_and_named() -> None:

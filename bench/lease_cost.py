@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.fleet import NAMESPACE, SLOT, _settle
+from bench.fleet import NAMESPACE, SLOT, settle
 from bench.machine import cpu_seconds
 from bench.simulator import Credentials, Kube, Simulator
 
@@ -44,7 +44,7 @@ async def _measure(env: object, run_dir: Path, devices: int, seconds: float, pro
              "--nonblocking", "--duration", "20", "--output", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-    print(f"operator start-up: {await _settle(operator.pid, started):.1f} s", flush=True)
+    print(f"operator start-up: {await settle(operator.pid, started):.1f} s", flush=True)
     try:
         for label, interval in (("renewals every 10 s", 10.0), ("renewals every 60 s", 60.0)):
             sim.lease_interval = interval

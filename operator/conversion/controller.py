@@ -17,15 +17,11 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
-from modelfleet.jobrequests import (
-    ConvertRequest,
-    ConvertValidateRequest,
-    ValidateRequest,
-    WorkerRequest,
-)
+from modelfleet.jobrequests import ConvertValidateRequest, ValidateRequest, WorkerRequest
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
+from modelfleet.operator.conversion.conditions import READY
 from modelfleet.operator.conversion.jobs import (
     CONVERSION_LABEL,
     JobRequest,
@@ -52,7 +48,6 @@ from modelfleet.storage import Storage, StorageError
 log = get_logger(__name__)
 PLURAL = ModelConversion.PLURAL
 _REQUESTS: dict[Step, type[WorkerRequest]] = {
-    "convert": ConvertRequest,
     "validate": ValidateRequest,
     "convert-validate": ConvertValidateRequest,
 }
@@ -94,7 +89,7 @@ class ConversionController:
         except StorageError as err:
             log.warning("storage unavailable", namespace=namespace, name=name, error=str(err))
             return None
-        steps: tuple[Step, ...] = ("convert-validate", "convert", "validate")
+        steps: tuple[Step, ...] = ("convert-validate", "validate")
         requests: dict[tuple[Step, str], JobRequest] = {
             (step, t.format): self._job_request(conversion, step, t.format, digests[t.format])
             for t in spec.targets
@@ -108,7 +103,6 @@ class ConversionController:
                 artifact=t.artifact,
                 validation=t.validation,
                 conversion_failure=t.conversion_failure,
-                convert_job=jobs.get(("convert", t.target.format)),
                 validate_job=jobs.get(("validate", t.target.format)),
                 convert_validate_job=jobs.get(("convert-validate", t.target.format)),
             )
@@ -146,7 +140,7 @@ class ConversionController:
             or (before.observed_generation != plan.status.observed_generation)
         )
         if ended and changed:
-            ready = next((c for c in plan.status.conditions if c.type == "Ready"), None)
+            ready = next((c for c in plan.status.conditions if c.type == READY), None)
             metrics.CONVERSION_OUTCOMES.labels(phase, ready.reason if ready else "").inc()
         for (step, fmt), job in jobs.items():
             if job.duration_s is not None and job.name not in self._timed_jobs:

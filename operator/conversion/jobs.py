@@ -5,8 +5,7 @@ unchanged spec never creates a second Job, also across operator restarts: a repe
 answers 409 and the existing Job is observed instead.
 
 Steps: `convert-validate` (both in one worker process; the Job for a target with nothing
-stored yet), `validate` (an artifact is stored: cache hit or new validation settings) and
-`convert` (no longer created, still observed: a Job an older operator started).
+stored yet) and `validate` (an artifact is stored: cache hit or new validation settings).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from modelfleet.operator.settings import OperatorSettings
 from modelfleet.reasons import EXIT_CODES, RETRYABLE_REASONS
 from modelfleet.storage import ENV_ACCESS_KEY, ENV_BUCKET, ENV_ENDPOINT, ENV_REGION, ENV_SECRET_KEY
 
-Step = Literal["convert", "validate", "convert-validate"]
+Step = Literal["validate", "convert-validate"]
 CONTAINER = "worker"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 CONVERSION_LABEL = "modelfleet.io/conversion"
@@ -31,7 +30,7 @@ FORMAT_LABEL = "modelfleet.io/format"
 VALIDATION_KEY_ANNOTATION = "modelfleet.io/validation-key"
 """On a convert-validate Job: the validation settings it runs with (its name is keyed by the
 artifact only, so that new validation settings never start a second conversion)."""
-_SHORT_STEPS: dict[Step, str] = {"convert": "cv", "validate": "vl", "convert-validate": "cvl"}
+_SHORT_STEPS: dict[Step, str] = {"validate": "vl", "convert-validate": "cvl"}
 OPERATOR_NAME = "modelfleet-operator"
 # Classified failures that no retry can fix end the Job at once (podFailurePolicy FailJob).
 PERMANENT_EXIT_CODES = sorted(

@@ -1,7 +1,7 @@
 """Reads the world a ModelConversion depends on: its source listing, artifacts, reports, Jobs.
 
 The imperative half of the conversion controller: everything here does I/O and hands plain
-observations to the pure planner in `conversions`.
+observations to the pure planner (planner.py).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from modelfleet.api.conversion import (
 from modelfleet.artifacts import ArtifactKeys, Manifest, artifact_digest, converter_versions
 from modelfleet.conditions import parse_time
 from modelfleet.jobrequests import validation_settings_digest
+from modelfleet.operator.conversion.conditions import JOB_FAILED, TOLERANCE_EXCEEDED
 from modelfleet.operator.conversion.jobs import VALIDATION_KEY_ANNOTATION
 from modelfleet.operator.conversion.planner import (
     JobView,
@@ -102,7 +103,7 @@ def _evidence(
     result = TargetValidation(
         format=target.format,
         passed=section.passed,
-        reason="" if section.passed else "ToleranceExceeded",
+        reason="" if section.passed else TOLERANCE_EXCEEDED,
         max_abs=section.max_abs,
         max_rel=section.max_rel,
         l2=section.l2,
@@ -186,7 +187,7 @@ def job_view(job: Mapping[str, Any], *, validation_key: str | None = None) -> Jo
         if condition["type"] == "Complete":
             return JobView(name, "Succeeded", duration_s=duration, settings_current=current)
         if condition["type"] == "Failed":
-            reason = condition.get("reason", "JobFailed")
+            reason = condition.get("reason", JOB_FAILED)
             message = condition.get("message", "")
             code = exit_code_from_message(message)
             worker_reason = reason_for_exit_code(code) if code is not None else None

@@ -26,9 +26,9 @@ A convert-validate Job reads as the step it is in, from evidence alone:
 
 Its name is keyed by the artifact, not the validation settings, so new settings never start a
 second conversion; a finished one that validated with older settings (`settings_current` is
-False) says nothing about the current settings and is followed by a validate Job. A convert Job
-(started by an older operator) is still observed as before and no convert-validate Job is
-created beside it.
+False) says nothing about the current settings and is followed by a validate Job.
+
+Condition types and reasons are constants in conditions.py.
 """
 
 from __future__ import annotations
@@ -49,9 +49,25 @@ from modelfleet.api.conversion import (
     TargetValidation,
 )
 from modelfleet.conditions import set_condition
+from modelfleet.operator.conversion.conditions import (
+    APPROVED,
+    ARTIFACT_MISSING,
+    AUTO_APPROVED,
+    AWAITING_APPROVAL,
+    CONVERTED,
+    CONVERTING,
+    JOB_FAILED,
+    MANUALLY_APPROVED,
+    NOT_CONVERTED,
+    NOT_VALIDATED,
+    READY,
+    SOURCE_NOT_FOUND,
+    TOLERANCE_EXCEEDED,
+    VALIDATED,
+    VALIDATING,
+)
 from modelfleet.operator.conversion.jobs import Step
 
-CONVERTED, VALIDATED, APPROVED, READY = "Converted", "Validated", "Approved", "Ready"
 JobState = Literal["Active", "Succeeded", "Failed"]
 
 
@@ -80,7 +96,6 @@ class TargetObservation:
     target: Target
     artifact: ArtifactStatus | None = None
     validation: ValidationEvidence | None = None
-    convert_job: JobView | None = None
     validate_job: JobView | None = None
     convert_validate_job: JobView | None = None
     conversion_failure: tuple[str, str] | None = None
@@ -112,7 +127,7 @@ class _TargetVerdict:
 def _failed_job(step: Step, job: JobView, fallback: tuple[str, str] | None) -> _TargetVerdict:
     if fallback:
         return _TargetVerdict("Failed", *fallback)
-    reason = job.reason or "JobFailed"
+    reason = job.reason or JOB_FAILED
     return _TargetVerdict("Failed", reason, f"{step} Job {job.name} failed: {job.message}".strip())
 
 
@@ -120,7 +135,6 @@ def _job_names(target: TargetObservation) -> dict[str, str]:
     """status.jobs: `<step>-<format>` → Job name, for the Jobs of the current work."""
     fmt = target.target.format
     steps: tuple[tuple[Step, JobView | None], ...] = (
-        ("convert", target.convert_job),
         ("validate", target.validate_job),
         ("convert-validate", target.convert_validate_job),
     )
@@ -128,18 +142,17 @@ def _job_names(target: TargetObservation) -> dict[str, str]:
 
 
 def _judge_conversion(target: TargetObservation) -> _TargetVerdict:
-    """No artifact yet: the conversion Job (convert-validate, or an older operator's convert)."""
+    """No artifact yet: the convert-validate Job."""
     fmt = target.target.format
-    step: Step = "convert" if target.convert_job else "convert-validate"
-    job = target.convert_job or target.convert_validate_job
+    job = target.convert_validate_job
     if job is None:
-        return _TargetVerdict("Converting", "Converting", "", create=("convert-validate", fmt))
+        return _TargetVerdict("Converting", CONVERTING, "", create=("convert-validate", fmt))
     if job.state == "Active":
-        return _TargetVerdict("Converting", "Converting", f"{fmt}: Job {job.name} running")
+        return _TargetVerdict("Converting", CONVERTING, f"{fmt}: Job {job.name} running")
     if job.state == "Failed":
-        return _failed_job(step, job, target.conversion_failure)
+        return _failed_job("convert-validate", job, target.conversion_failure)
     return _TargetVerdict(
-        "Failed", "ArtifactMissing", f"{fmt}: Job {job.name} succeeded without a manifest"
+        "Failed", ARTIFACT_MISSING, f"{fmt}: Job {job.name} succeeded without a manifest"
     )
 
 
@@ -154,28 +167,28 @@ def _judge_validation(target: TargetObservation) -> _TargetVerdict:
     elif validate is None and combined is not None and combined.state != "Succeeded":
         job, step = combined, "convert-validate"
     else:  # nothing validated, or a Job succeeded without leaving matching evidence
-        return _TargetVerdict("Validating", "Validating", "", create=("validate", fmt))
+        return _TargetVerdict("Validating", VALIDATING, "", create=("validate", fmt))
     if job.state == "Active":
-        return _TargetVerdict("Validating", "Validating", f"{fmt}: Job {job.name} running")
+        return _TargetVerdict("Validating", VALIDATING, f"{fmt}: Job {job.name} running")
     if not job.settings_current:  # it failed validating settings the spec no longer has
-        return _TargetVerdict("Validating", "Validating", "", create=("validate", fmt))
+        return _TargetVerdict("Validating", VALIDATING, "", create=("validate", fmt))
     return _failed_job(step, job, None)
 
 
 def _judge_target(source: SourceObservation, target: TargetObservation) -> _TargetVerdict:
     fmt = target.target.format
     if not source.found:
-        return _TargetVerdict("Failed", "SourceNotFound", source.message)
+        return _TargetVerdict("Failed", SOURCE_NOT_FOUND, source.message)
     if target.artifact is None:
         verdict = _judge_conversion(target)
     elif target.validation is not None:
         evidence = target.validation
         if evidence.result.passed:
-            verdict = _TargetVerdict("Validated", "Validated", f"{fmt}: within tolerance")
+            verdict = _TargetVerdict("Validated", VALIDATED, f"{fmt}: within tolerance")
         else:
             verdict = _TargetVerdict(
                 "Failed",
-                evidence.failure_reason or "ToleranceExceeded",
+                evidence.failure_reason or TOLERANCE_EXCEEDED,
                 evidence.failure_message or f"{fmt}: outside tolerance",
             )
     else:
@@ -220,37 +233,37 @@ def _phase_and_conditions(
     if failed:
         phase = "Failed"
         if all_converted:
-            condition(CONVERTED, True, "Converted", f"artifacts stored for {formats}")
+            condition(CONVERTED, True, CONVERTED, f"artifacts stored for {formats}")
         else:
             condition(CONVERTED, False, failed.reason, failed.message)
         condition(VALIDATED, False, failed.reason, failed.message)
-        condition(APPROVED, False, "NotValidated", "only validated artifacts can be approved")
+        condition(APPROVED, False, NOT_VALIDATED, "only validated artifacts can be approved")
         condition(READY, False, failed.reason, failed.message)
     elif converting:
         phase = "Converting"
-        condition(CONVERTED, False, "Converting", converting.message or f"converting {formats}")
-        condition(VALIDATED, False, "NotConverted", "waiting for conversion")
-        condition(APPROVED, False, "NotValidated", "waiting for validation")
-        condition(READY, False, "Converting", "waiting for conversion")
+        condition(CONVERTED, False, CONVERTING, converting.message or f"converting {formats}")
+        condition(VALIDATED, False, NOT_CONVERTED, "waiting for conversion")
+        condition(APPROVED, False, NOT_VALIDATED, "waiting for validation")
+        condition(READY, False, CONVERTING, "waiting for conversion")
     elif validating:
         phase = "Validating"
-        condition(CONVERTED, True, "Converted", f"artifacts stored for {formats}")
-        condition(VALIDATED, False, "Validating", validating.message or f"validating {formats}")
-        condition(APPROVED, False, "NotValidated", "waiting for validation")
-        condition(READY, False, "Validating", "waiting for validation")
+        condition(CONVERTED, True, CONVERTED, f"artifacts stored for {formats}")
+        condition(VALIDATED, False, VALIDATING, validating.message or f"validating {formats}")
+        condition(APPROVED, False, NOT_VALIDATED, "waiting for validation")
+        condition(READY, False, VALIDATING, "waiting for validation")
     else:
-        condition(CONVERTED, True, "Converted", f"artifacts stored for {formats}")
-        condition(VALIDATED, True, "Validated", f"every target within tolerance: {formats}")
+        condition(CONVERTED, True, CONVERTED, f"artifacts stored for {formats}")
+        condition(VALIDATED, True, VALIDATED, f"every target within tolerance: {formats}")
         if approval is not None:
             phase = "Succeeded"
-            how = "AutoApproved" if approval == "auto" else "ManuallyApproved"
+            how = AUTO_APPROVED if approval == "auto" else MANUALLY_APPROVED
             condition(APPROVED, True, how, f"generation {generation} approved")
-            condition(READY, True, "Approved", "validated artifacts approved for deployment")
+            condition(READY, True, APPROVED, "validated artifacts approved for deployment")
         else:
             phase = "AwaitingApproval"
             message = f"run `modelfleet approve` to approve generation {generation}"
-            condition(APPROVED, False, "AwaitingApproval", message)
-            condition(READY, False, "AwaitingApproval", message)
+            condition(APPROVED, False, AWAITING_APPROVAL, message)
+            condition(READY, False, AWAITING_APPROVAL, message)
 
     return phase, conditions
 

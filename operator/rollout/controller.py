@@ -29,6 +29,7 @@ from modelfleet.conditions import format_time
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
+from modelfleet.operator.conversion.conditions import READY as CONVERSION_READY
 from modelfleet.operator.rollout.expectations import Expectations
 from modelfleet.operator.rollout.ordering import selector_matches
 from modelfleet.operator.rollout.planner import (
@@ -134,7 +135,7 @@ def resolve_artifact(
             return None, f"ModelConversion {model.conversion} not found"
         raise
     status = raw.get("status") or {}
-    ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+    ready = next((c for c in status.get("conditions", []) if c["type"] == CONVERSION_READY), None)
     current = status.get("observedGeneration") == raw["metadata"]["generation"]
     if not ready or ready["status"] != "True" or not current:
         phase = status.get("phase", "Pending")

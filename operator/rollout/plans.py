@@ -16,8 +16,9 @@ from modelfleet.api.deployment import EdgeDeploymentStatus
 class ArtifactRef:
     """Which bytes a device should run. The handler presigns `uri` and `probe_uri`.
 
-    `size_bytes` and `probe_uri` can be None for a revision recorded before RevisionRecord
-    carried them (the size is then taken from devices that hold the artifact, where any do).
+    `probe_uri` is None for an artifact without a probe (a pinned artifact stored outside the
+    artifact layout). `size_bytes` is None only for a history record without `sizeBytes`,
+    which the schema allows but this operator never writes.
     """
 
     sha256: str

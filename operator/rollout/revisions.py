@@ -18,7 +18,6 @@ so that a rollback never moves devices needlessly:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -154,15 +153,13 @@ def track_artifact(
     return _trimmed(progress, history_limit)
 
 
-def artifact_of(
-    record: RevisionRecord, *, resolved: ResolvedArtifact | None, sizes: Mapping[str, int]
-) -> ArtifactRef:
-    """A history record's artifact. Records written before RevisionRecord carried the size
-    take it from `sizes` (sha256 → bytes, e.g. from devices that hold the artifact)."""
+def artifact_of(record: RevisionRecord, *, resolved: ResolvedArtifact | None) -> ArtifactRef:
+    """A history record's artifact: the resolved one when it is the same, else as recorded."""
     if resolved is not None and resolved.sha256 == record.sha256:
         return resolved.ref
-    size = record.size_bytes if record.size_bytes is not None else sizes.get(record.sha256)
-    return ArtifactRef(record.sha256, record.uri, record.format, size, record.probe_uri)
+    return ArtifactRef(
+        record.sha256, record.uri, record.format, record.size_bytes, record.probe_uri
+    )
 
 
 def _trimmed(progress: RolloutProgress, limit: int) -> RolloutProgress:

@@ -33,7 +33,7 @@ from modelfleet.reasons import EXIT_CODES
 SETTINGS = OperatorSettings(s3_endpoint="http://127.0.0.1:9000", bucket="modelfleet")
 
 
-def conversion() -> ModelConversion:
+def make_conversion() -> ModelConversion:
     return ModelConversion(
         metadata={"name": "a" * 60, "namespace": "ns", "uid": "u-1"},
         spec=ModelConversionSpec(
@@ -45,13 +45,13 @@ def conversion() -> ModelConversion:
 
 
 def test_job_names_are_deterministic_short_and_keyed_by_work() -> None:
-    first = job_name("a" * 60, "convert", "onnx-int8", "digest-1")
-    assert first == job_name("a" * 60, "convert", "onnx-int8", "digest-1")
-    assert first != job_name("a" * 60, "convert", "onnx-int8", "digest-2")
-    assert first != job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    first = job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    assert first == job_name("a" * 60, "validate", "onnx-int8", "digest-1")
+    assert first != job_name("a" * 60, "validate", "onnx-int8", "digest-2")
+    assert first != job_name("a" * 60, "validate", "onnx-fp16", "digest-1")
     combined = job_name("a" * 60, "convert-validate", "onnx-int8", "digest-1")
-    assert combined not in (first, job_name("a" * 60, "validate", "onnx-int8", "digest-1"))
-    assert "-cvl-int8-" in combined
+    assert combined != first
+    assert "-cvl-int8-" in combined and "-vl-int8-" in first
     assert max(len(first), len(combined)) <= 63
 
 
@@ -59,13 +59,13 @@ def test_convert_validate_job_runs_that_command_and_names_its_validation_setting
     request = JobRequest(
         "convert-validate", Target(format="onnx-int8"), {"digest": "d"}, "d", validation_key="v1"
     )
-    job = build_job(conversion(), request, SETTINGS)
+    job = build_job(make_conversion(), request, SETTINGS)
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][-1] == "convert-validate"
     assert job["metadata"]["labels"][STEP_LABEL] == "convert-validate"
     assert job["metadata"]["annotations"] == {VALIDATION_KEY_ANNOTATION: "v1"}
     plain = build_job(
-        conversion(), JobRequest("validate", Target(format="onnx"), {}, "k"), SETTINGS
+        make_conversion(), JobRequest("validate", Target(format="onnx"), {}, "k"), SETTINGS
     )
     assert "annotations" not in plain["metadata"]
 
@@ -92,8 +92,8 @@ def test_job_view_tells_whether_a_job_validated_the_current_settings(
 
 
 def test_credentials_reach_the_job_only_through_secret_key_refs() -> None:
-    request = JobRequest("convert", Target(format="onnx-int8"), {"digest": "d"}, "d")
-    job = build_job(conversion(), request, SETTINGS)
+    request = JobRequest("convert-validate", Target(format="onnx-int8"), {"digest": "d"}, "d")
+    job = build_job(make_conversion(), request, SETTINGS)
     container = job["spec"]["template"]["spec"]["containers"][0]
     by_name = {e["name"]: e for e in container["env"]}
     for secret_var in ("MODELFLEET_S3_ACCESS_KEY", "MODELFLEET_S3_SECRET_KEY"):
@@ -106,7 +106,7 @@ def test_credentials_reach_the_job_only_through_secret_key_refs() -> None:
 
 def test_permanent_worker_failures_fail_the_job_without_retry() -> None:
     request = JobRequest("validate", Target(format="onnx-int8"), {}, "k")
-    policy = build_job(conversion(), request, SETTINGS)["spec"]["podFailurePolicy"]
+    policy = build_job(make_conversion(), request, SETTINGS)["spec"]["podFailurePolicy"]
     assert EXIT_CODES["ToleranceExceeded"] in PERMANENT_EXIT_CODES
     assert EXIT_CODES["StorageError"] not in PERMANENT_EXIT_CODES
     outcome = attempt_outcome(
@@ -173,11 +173,11 @@ def test_operator_job_defaults_fill_what_the_job_template_leaves_unset() -> None
         '{"resources": {"limits": {"cpu": "2"}}, "nodeSelector": {"pool": "convert"}}'
     )
     settings = OperatorSettings(s3_endpoint="http://s3:9000", bucket="b", job_defaults=defaults)
-    request = JobRequest("convert", Target(format="onnx-int8"), {}, "d")
-    pod = build_job(conversion(), request, settings)["spec"]["template"]["spec"]
+    request = JobRequest("convert-validate", Target(format="onnx-int8"), {}, "d")
+    pod = build_job(make_conversion(), request, settings)["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"] == {"limits": {"cpu": "2"}}
     assert pod["nodeSelector"] == {"pool": "convert"}
-    own = conversion()
+    own = make_conversion()
     own.spec.job_template.node_selector = {"pool": "gpu"}
     assert build_job(own, request, settings)["spec"]["template"]["spec"]["nodeSelector"] == {
         "pool": "gpu"

@@ -38,7 +38,7 @@ ARTIFACT = ArtifactStatus(
 FOUND = SourceObservation(True)
 
 
-def spec(approval: str = "auto") -> ModelConversionSpec:
+def make_spec(approval: str = "auto") -> ModelConversionSpec:
     return ModelConversionSpec(
         source=Source(uri="s3://modelfleet/models/m/"),
         inputs=[InputSpec(name="x", shape=[-1, 4])],
@@ -47,7 +47,7 @@ def spec(approval: str = "auto") -> ModelConversionSpec:
     )
 
 
-def evidence(passed: bool) -> ValidationEvidence:
+def make_evidence(passed: bool) -> ValidationEvidence:
     return ValidationEvidence(
         result=TargetValidation(format="onnx", passed=passed, max_abs=0.5 if not passed else 1e-7),
         failure_reason="" if passed else "ToleranceExceeded",
@@ -67,7 +67,7 @@ def plan(
 ) -> ConversionPlan:
     return plan_conversion(
         generation=generation,
-        spec=spec(approval),
+        spec=make_spec(approval),
         status=status,
         annotations=annotations or {},
         source=source,
@@ -201,34 +201,6 @@ def test_validate_job_decides_once_it_exists_beside_a_convert_validate_job() -> 
     assert result.status.jobs == {"convert-validate-onnx": "cvl", "validate-onnx": "vl"}
 
 
-def test_running_convert_job_of_an_older_operator_is_waited_for() -> None:
-    result = plan(TargetObservation(ONNX, convert_job=JobView("j", "Active")))
-    assert result.status.phase == "Converting"
-    assert result.create_jobs == ()
-    assert result.status.jobs == {"convert-onnx": "j"}
-
-
-@pytest.mark.parametrize(
-    ("job", "report_failure", "reason"),
-    [
-        (JobView("j", "Failed", "UnsupportedOperator", "exit 12"), None, "UnsupportedOperator"),
-        (JobView("j", "Failed", "DeadlineExceeded", "too slow"), None, "DeadlineExceeded"),
-        (
-            JobView("j", "Failed", "BackoffLimitExceeded", ""),
-            ("InvalidModel", "model.pdiparams: truncated"),
-            "InvalidModel",
-        ),
-    ],
-)
-def test_failed_convert_job_of_an_older_operator_fails_with_its_reason(
-    job: JobView, report_failure: tuple[str, str] | None, reason: str
-) -> None:
-    result = plan(TargetObservation(ONNX, convert_job=job, conversion_failure=report_failure))
-    assert result.status.phase == "Failed"
-    assert condition(result, "Converted") == ("False", reason)
-    assert condition(result, "Ready") == ("False", reason)
-
-
 def test_stored_artifact_needs_no_convert_job_and_starts_validation() -> None:
     result = plan(TargetObservation(ONNX, artifact=ARTIFACT))
     assert result.create_jobs == (("validate", "onnx"),)
@@ -238,7 +210,7 @@ def test_stored_artifact_needs_no_convert_job_and_starts_validation() -> None:
 
 
 def test_passed_validation_with_auto_approval_is_ready() -> None:
-    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(True)))
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True)))
     assert result.status.phase == "Succeeded"
     assert condition(result, "Approved") == ("True", "AutoApproved")
     assert condition(result, "Ready") == ("True", "Approved")
@@ -247,7 +219,7 @@ def test_passed_validation_with_auto_approval_is_ready() -> None:
 
 
 def test_tolerance_exceeded_fails_with_the_reports_words() -> None:
-    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(False)))
+    result = plan(TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(False)))
     assert result.status.phase == "Failed"
     assert condition(result, "Validated") == ("False", "ToleranceExceeded")
     ready = get_condition(result.status.conditions, "Ready")
@@ -266,7 +238,7 @@ def test_tolerance_exceeded_fails_with_the_reports_words() -> None:
 def test_manual_approval_is_per_generation(
     annotations: dict[str, str], phase: str, approved: tuple[str, str]
 ) -> None:
-    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=evidence(True))
+    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True))
     result = plan(observed, approval="manual", annotations=annotations, generation=2)
     assert result.status.phase == phase
     assert condition(result, "Approved") == approved

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
 from modelfleet.conditions import get_condition
-from modelfleet.operator.rollout.planner import (
+from modelfleet.operator.rollout.conditions import (
     PROGRESS_DEADLINE_EXCEEDED,
     PROGRESSING,
     ROLLOUT_ABORTED,
+)
+from modelfleet.operator.rollout.planner import (
     AssignRevision,
     DeviceView,
     Plan,
@@ -21,21 +23,21 @@ from modelfleet.operator.rollout.planner import (
     RollBack,
 )
 from modelfleet.operator.rollout.waves import in_flight_limit
-from tests.unit.planner.conftest import (
+from tests.unit.planner.builders import (
     NAME,
     T0,
-    Fleet,
-    artifact,
-    assignment,
-    failed,
-    healthy,
+    make_artifact,
+    make_assignment,
+    make_failed,
+    make_healthy,
+    make_pending,
     make_spec,
+    make_status,
+    make_view,
     names,
-    pending,
     plan,
-    status_at,
-    view,
 )
+from tests.unit.planner.simulated_fleet import Fleet
 
 KINDS = ["new", "stable", "pending", "healthy", "failed", "away-stable", "away-pending", "stuck"]
 
@@ -44,21 +46,21 @@ def device(name: str, kind: str) -> DeviceView:
     """One device of a fleet on stable revision 1 that is rolling out revision 2."""
     match kind:
         case "new":
-            return view(name)
+            return make_view(name)
         case "stable":
-            return healthy(name, 1)
+            return make_healthy(name, 1)
         case "pending":
-            return pending(name, 2, previous=1)
+            return make_pending(name, 2, previous=1)
         case "healthy":
-            return healthy(name, 2)
+            return make_healthy(name, 2)
         case "failed":
-            return failed(name, 2, previous=1)
+            return make_failed(name, 2, previous=1)
         case "away-stable":
-            return healthy(name, 1, online=False)
+            return make_healthy(name, 1, online=False)
         case "away-pending":
-            return pending(name, 2, previous=1, online=False)
+            return make_pending(name, 2, previous=1, online=False)
         case _:  # heartbeating, but silent on its revision for a long time
-            stuck = pending(name, 2, previous=1)
+            stuck = make_pending(name, 2, previous=1)
             status = stuck.slots[NAME].model_copy(
                 update={"last_update_time": (T0 - timedelta(hours=2)).isoformat()}
             )
@@ -103,7 +105,7 @@ def rollouts(
     devices = [device(name, kind) for name, kind in zip(names(len(kinds)), kinds, strict=True)]
     spec = draw(specs())
     wave = draw(st.integers(0, len(spec.strategy.waves) - 1))
-    return devices, spec, status_at(current=2, stable=1, wave=wave)
+    return devices, spec, make_status(current=2, stable=1, wave=wave)
 
 
 def applied(devices: list[DeviceView], p: Plan) -> list[DeviceView]:
@@ -113,9 +115,9 @@ def applied(devices: list[DeviceView], p: Plan) -> list[DeviceView]:
         d = by_name[action.device]
         models = dict(d.models)
         if isinstance(action, AssignRevision):
-            models[action.slot] = assignment(action.revision)
+            models[action.slot] = make_assignment(action.revision)
         elif isinstance(action, RollBack):
-            models[action.slot] = assignment(action.to_revision)
+            models[action.slot] = make_assignment(action.to_revision)
         elif isinstance(action, ReleaseSlot):
             models.pop(action.slot)
         by_name[d.name] = DeviceView(
@@ -150,7 +152,7 @@ def test_never_more_than_max_in_flight(
     case: tuple[list[DeviceView], EdgeDeploymentSpec, EdgeDeploymentStatus],
 ) -> None:
     devices, spec, status = case
-    p = plan(devices, spec=spec, status=status, art=artifact(2))
+    p = plan(devices, spec=spec, status=status, art=make_artifact(2))
     targeted = p.status.counts.targeted
     limit = in_flight_limit(spec.strategy.max_in_flight, targeted)
     before, after = in_flight(devices, 2), in_flight(applied(devices, p), 2)
@@ -172,7 +174,7 @@ def test_an_abort_rolls_back_exactly_the_devices_that_moved(
     case: tuple[list[DeviceView], EdgeDeploymentSpec, EdgeDeploymentStatus],
 ) -> None:
     devices, spec, status = case
-    p = plan(devices, spec=spec, status=status, art=artifact(2))
+    p = plan(devices, spec=spec, status=status, art=make_artifact(2))
     record = p.status.history[-1]
     assume(record.finished_at is not None and record.outcome != "Succeeded")  # aborted now
     moved = {d.name for d in devices if d.models.get(NAME) and d.models[NAME].revision == 2}
@@ -193,8 +195,8 @@ def test_the_plan_does_not_depend_on_the_order_devices_are_listed_in(
     devices, spec, status = case
     shuffled = list(devices)
     shuffler.shuffle(shuffled)
-    first = plan(devices, spec=spec, status=status, art=artifact(2))
-    again = plan(shuffled, spec=spec, status=status, art=artifact(2))
+    first = plan(devices, spec=spec, status=status, art=make_artifact(2))
+    again = plan(shuffled, spec=spec, status=status, art=make_artifact(2))
     assert first == again
 
 
@@ -204,7 +206,7 @@ def test_planning_again_after_applying_never_assigns_twice(
 ) -> None:
     """A restart re-plans from its own status and the devices as the actions left them."""
     devices, spec, status = case
-    art = artifact(3 if new_artifact else 2)
+    art = make_artifact(3 if new_artifact else 2)
     first = plan(devices, spec=spec, status=status, art=art)
     after = {d.name: d for d in applied(devices, first)}
     second = plan(list(after.values()), spec=spec, status=first.status, art=art)
@@ -230,7 +232,7 @@ def test_once_nothing_is_left_to_do_planning_again_changes_nothing(
 ) -> None:
     """No status churn: without device or clock changes the planner reaches a fixed point."""
     devices, spec, status = case
-    art = artifact(3 if new_artifact else 2)
+    art = make_artifact(3 if new_artifact else 2)
     for _ in range(10):
         p = plan(devices, spec=spec, status=status, art=art)
         devices, status = applied(devices, p), p.status
@@ -253,10 +255,10 @@ def test_whole_rollouts_end_succeeded_or_rolled_back_and_respect_max_in_flight(
     size: int, spec: EdgeDeploymentSpec, bad_share: float, away_share: float, seed: int
 ) -> None:
     rng = random.Random(seed)
-    fleet = Fleet(spec=spec, art=artifact(1))
+    fleet = Fleet(spec=spec, art=make_artifact(1))
     fleet.add(*names(size))
     fleet.run(promote=True)  # revision 1 with nothing failing: the stable base
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     for name, d in fleet.devices.items():
         d.slow = rng.randint(0, 2)
         if rng.random() < bad_share:

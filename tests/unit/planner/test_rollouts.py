@@ -1,22 +1,22 @@
-"""Whole rollouts, pass by pass, against the simulated fleet in conftest."""
+"""Whole rollouts, pass by pass, against the simulated fleet (simulated_fleet.py)."""
 
 from __future__ import annotations
 
 from modelfleet.conditions import get_condition, parse_time
-from modelfleet.operator.rollout.planner import (
+from modelfleet.operator.rollout.conditions import (
     AWAITING_PROMOTION,
     CONFLICT,
     PROGRESS_DEADLINE_EXCEEDED,
     PROGRESSING,
     ROLLOUT_ABORTED,
-    AssignRevision,
-    RollBack,
 )
-from tests.unit.planner.conftest import Fleet, artifact, make_spec, names, progressing
+from modelfleet.operator.rollout.planner import AssignRevision, RollBack
+from tests.unit.planner.builders import make_artifact, make_spec, names, progressing
+from tests.unit.planner.simulated_fleet import Fleet
 
 
 def rollout_to_stable(fleet: Fleet, n: int = 1) -> None:
-    fleet.art = artifact(n)
+    fleet.art = make_artifact(n)
     final = fleet.run()
     assert final.status.phase == "Succeeded", final.status
 
@@ -52,8 +52,8 @@ def test_a_failing_revision_aborts_in_the_first_wave_and_returns_the_moved_devic
 ) -> None:
     fleet.add(*names(20))
     rollout_to_stable(fleet, 1)
-    fleet.art = artifact(2)
-    fleet.bad.add(artifact(2).sha256)
+    fleet.art = make_artifact(2)
+    fleet.bad.add(make_artifact(2).sha256)
     final = fleet.run(until={"RolledBack"})
     assert final.status.current_revision == 2 and final.status.stable_revision == 1
     moved = {
@@ -76,7 +76,7 @@ def test_a_failing_revision_aborts_in_the_first_wave_and_returns_the_moved_devic
 
 def test_a_failing_first_revision_has_nothing_to_roll_back_to(fleet: Fleet) -> None:
     fleet.add(*names(10))
-    fleet.bad.add(artifact(1).sha256)
+    fleet.bad.add(make_artifact(1).sha256)
     final = fleet.run(until={"Degraded"})
     assert final.status.stable_revision is None
     assert sorted(v for v in fleet.revisions().values() if v) == [1]
@@ -84,18 +84,18 @@ def test_a_failing_first_revision_has_nothing_to_roll_back_to(fleet: Fleet) -> N
 
 
 def test_without_automatic_rollback_an_abort_leaves_devices_where_they_are() -> None:
-    fleet = Fleet(spec=make_spec(automatic=False, waves=[2, "100%"]), art=artifact(1))
+    fleet = Fleet(spec=make_spec(automatic=False, waves=[2, "100%"]), art=make_artifact(1))
     fleet.add(*names(10))
     rollout_to_stable(fleet, 1)
-    fleet.art = artifact(2)
-    fleet.bad.add(artifact(2).sha256)
+    fleet.art = make_artifact(2)
+    fleet.bad.add(make_artifact(2).sha256)
     final = fleet.run(until={"Degraded"})
     assert sorted(fleet.revisions().values()) == [1] * 8 + [2] * 2
     assert "automatic rollback is off" in final.status.conditions[0].message
 
 
 def test_failures_under_the_threshold_do_not_stop_the_rollout() -> None:
-    fleet = Fleet(spec=make_spec(waves=["50%", "100%"], threshold=20), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=["50%", "100%"], threshold=20), art=make_artifact(1))
     fleet.add(*names(10))
     fleet.bad_on.add(names(10)[3])
     final = fleet.run()
@@ -125,7 +125,7 @@ def test_offline_devices_do_not_block_and_catch_up_when_they_return(fleet: Fleet
 def test_a_late_joiner_gets_the_stable_revision_at_once(fleet: Fleet) -> None:
     fleet.add(*names(10))
     rollout_to_stable(fleet, 1)
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     fleet.step()  # revision 2 starts: its canary wave
     fleet.add("late-joiner")
     p = fleet.step()
@@ -135,7 +135,7 @@ def test_a_late_joiner_gets_the_stable_revision_at_once(fleet: Fleet) -> None:
 
 
 def test_on_the_first_rollout_new_devices_join_the_waves() -> None:
-    fleet = Fleet(spec=make_spec(waves=[1, "100%"], bake=60), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=[1, "100%"], bake=60), art=make_artifact(1))
     fleet.add(*names(5))
     fleet.step()
     fleet.add("late-joiner")
@@ -146,7 +146,7 @@ def test_on_the_first_rollout_new_devices_join_the_waves() -> None:
 
 
 def test_pause_between_waves_waits_for_promotion() -> None:
-    fleet = Fleet(spec=make_spec(pause="betweenWaves"), art=artifact(1))
+    fleet = Fleet(spec=make_spec(pause="betweenWaves"), art=make_artifact(1))
     fleet.add(*names(20))
     p = fleet.run(until={"Paused"})
     assert p.status.wave == 0 and p.status.counts.updated == 1
@@ -161,12 +161,12 @@ def test_pause_between_waves_waits_for_promotion() -> None:
 
 
 def test_a_leftover_promotion_does_not_promote_the_next_revision() -> None:
-    fleet = Fleet(spec=make_spec(pause="betweenWaves", waves=[1, "100%"]), art=artifact(1))
+    fleet = Fleet(spec=make_spec(pause="betweenWaves", waves=[1, "100%"]), art=make_artifact(1))
     fleet.add(*names(4))
     fleet.run(until={"Paused"})
     fleet.promote()
     fleet.run()
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     p = fleet.run(until={"Paused"})
     assert p.status.current_revision == 2 and p.status.wave == 0
 
@@ -183,7 +183,7 @@ def test_spec_paused_freezes_the_deployment(fleet: Fleet) -> None:
 
 
 def test_max_in_flight_limits_each_batch() -> None:
-    fleet = Fleet(spec=make_spec(waves=["100%"], max_in_flight=3), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=["100%"], max_in_flight=3), art=make_artifact(1))
     fleet.add(*names(10))
     for d in fleet.devices.values():
         d.slow = 2
@@ -194,7 +194,7 @@ def test_max_in_flight_limits_each_batch() -> None:
 
 
 def test_bake_holds_each_wave() -> None:
-    fleet = Fleet(spec=make_spec(waves=[1, "100%"], bake=30), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=[1, "100%"], bake=30), art=make_artifact(1))
     fleet.add(*names(4))
     fleet.run(seconds=5)
     wave1_started = next(p for p in fleet.plans if p.status.wave == 1).status.wave_started_at
@@ -206,7 +206,7 @@ def test_bake_holds_each_wave() -> None:
 
 
 def test_a_stuck_wave_passes_the_progress_deadline() -> None:
-    fleet = Fleet(spec=make_spec(waves=[1, "100%"], deadline=60, timeout=600), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=[1, "100%"], deadline=60, timeout=600), art=make_artifact(1))
     fleet.add(*names(4))
     for d in fleet.devices.values():
         d.slow = 10_000  # downloads forever, heartbeating
@@ -218,12 +218,12 @@ def test_a_stuck_wave_passes_the_progress_deadline() -> None:
 
 
 def test_a_device_that_never_reports_times_out_as_failed() -> None:
-    fleet = Fleet(spec=make_spec(waves=[1, "100%"], timeout=60), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=[1, "100%"], timeout=60), art=make_artifact(1))
     fleet.add(*names(4))
     rollout_to_stable(fleet, 1)
     for d in fleet.devices.values():
         d.slow = 10_000
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     p = fleet.run(until={"RolledBack"}, seconds=10)
     assert "Timeout" in p.status.conditions[0].message
 
@@ -233,11 +233,11 @@ def test_reverting_the_spec_to_the_stable_artifact_returns_devices_without_a_new
 ) -> None:
     fleet.add(*names(20))
     rollout_to_stable(fleet, 1)
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     fleet.step()
     fleet.step()
     assert 2 in fleet.revisions().values()
-    fleet.art = artifact(1)  # git revert
+    fleet.art = make_artifact(1)  # git revert
     p = fleet.run()
     assert p.status.current_revision == p.status.stable_revision == 1
     assert [r.outcome for r in p.status.history] == ["Succeeded", "RolledBack"]
@@ -251,15 +251,15 @@ def test_reverting_to_an_older_artifact_is_a_new_revision(fleet: Fleet) -> None:
     rollout_to_stable(fleet, 1)
     assert fleet.status is not None
     assert fleet.status.current_revision == 3
-    assert fleet.status.history[-1].sha256 == artifact(1).sha256
+    assert fleet.status.history[-1].sha256 == make_artifact(1).sha256
 
 
 def test_a_new_artifact_mid_rollout_supersedes_the_current_one(fleet: Fleet) -> None:
     fleet.add(*names(20))
     rollout_to_stable(fleet, 1)
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     fleet.step()
-    fleet.art = artifact(3)
+    fleet.art = make_artifact(3)
     final = fleet.run()
     assert final.status.current_revision == final.status.stable_revision == 3
     assert [r.outcome for r in final.status.history] == ["Succeeded", "Superseded", "Succeeded"]
@@ -292,16 +292,16 @@ def test_no_approved_artifact_holds_the_rollout(fleet: Fleet) -> None:
     for _ in range(5):
         p = fleet.step()
         assert not [a for a in p.actions if isinstance(a, AssignRevision)]
-    fleet.art = artifact(1)
+    fleet.art = make_artifact(1)
     assert fleet.run().status.phase == "Succeeded"
 
 
 def test_a_regression_during_bake_aborts() -> None:
-    fleet = Fleet(spec=make_spec(waves=[2, "100%"]), art=artifact(1))
+    fleet = Fleet(spec=make_spec(waves=[2, "100%"]), art=make_artifact(1))
     fleet.add(*names(10))
     rollout_to_stable(fleet, 1)
     fleet.spec = make_spec(waves=[2, "100%"], bake=300)
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     p = fleet.step()
     while not p.status.wave_completed_at:
         p = fleet.step()
@@ -320,7 +320,7 @@ def test_a_canary_that_goes_offline_is_replaced_by_the_next_device(fleet: Fleet)
     fleet.spec = make_spec(waves=[1, "100%"], timeout=60, deadline=600)
     fleet.add(*names(6))
     rollout_to_stable(fleet, 1)
-    fleet.art = artifact(2)
+    fleet.art = make_artifact(2)
     first = fleet.plan()
     (canary,) = [a.device for a in first.actions]
     fleet.apply(first)
@@ -336,7 +336,7 @@ def test_a_lost_status_resumes_without_reusing_revision_numbers(fleet: Fleet) ->
     rollout_to_stable(fleet, 1)
     rollout_to_stable(fleet, 2)
     fleet.status = None  # e.g. the resource was restored from a backup without status
-    fleet.art = artifact(3)
+    fleet.art = make_artifact(3)
     final = fleet.run()
     assert final.status.current_revision == final.status.stable_revision == 3
     assert set(fleet.revisions().values()) == {3}

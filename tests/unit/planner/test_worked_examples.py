@@ -1,6 +1,6 @@
 """Single passes of the planner, one named case per worked example (as Argo's canary tests).
 
-Revision n has artifact(n); "stable 1" means revision 1 succeeded before. Device names are
+Revision n has make_artifact(n); "stable 1" means revision 1 succeeded before. Device names are
 cam-000... and the planner visits them in its own hash order, so the cases count devices
 rather than name them, except where a name matters.
 """
@@ -25,20 +25,20 @@ from modelfleet.operator.rollout.planner import (
     RefreshUrl,
     ReleaseSlot,
 )
-from tests.unit.planner.conftest import (
+from tests.unit.planner.builders import (
     T0,
-    artifact,
     assigned,
-    assignment,
-    failed,
-    healthy,
+    make_artifact,
+    make_assignment,
+    make_failed,
+    make_healthy,
+    make_pending,
     make_spec,
+    make_status,
+    make_view,
     names,
-    pending,
     plan,
     rolled_back,
-    status_at,
-    view,
 )
 
 
@@ -60,7 +60,7 @@ class Example:
             self.devices,
             spec=self.spec,
             status=self.status,
-            art=artifact(self.art) if self.art else None,
+            art=make_artifact(self.art) if self.art else None,
             annotations=self.annotations,
         )
 
@@ -68,8 +68,8 @@ class Example:
 def fleet_of(count: int, revision: int | None = None) -> list[DeviceView]:
     """`count` online devices, healthy on `revision` (or never assigned)."""
     if revision is None:
-        return [view(n) for n in names(count)]
-    return [healthy(n, revision) for n in names(count)]
+        return [make_view(n) for n in names(count)]
+    return [make_healthy(n, revision) for n in names(count)]
 
 
 def with_rollout(
@@ -79,13 +79,13 @@ def with_rollout(
     devices = []
     for i, name in enumerate(names(count)):
         if i < healthy_on:
-            devices.append(healthy(name, current))
+            devices.append(make_healthy(name, current))
         elif i < healthy_on + pending_on:
-            devices.append(pending(name, current, previous=1))
+            devices.append(make_pending(name, current, previous=1))
         elif i < healthy_on + pending_on + failed_on:
-            devices.append(failed(name, current, previous=1))
+            devices.append(make_failed(name, current, previous=1))
         else:
-            devices.append(healthy(name, 1))
+            devices.append(make_healthy(name, 1))
     return devices
 
 
@@ -107,40 +107,40 @@ EXAMPLES = {
     ),
     "20 devices, stable 1, canary healthy on 2, no bake → wave 1 (50%) assigns 9 more": Example(
         with_rollout(20, healthy_on=1),
-        status=status_at(current=2, stable=1, wave=0),
+        status=make_status(current=2, stable=1, wave=0),
         art=2,
         assigns=9,
     ),
     "20 devices, wave 1 with 3 in flight and maxInFlight 5 → assigns 2": Example(
         with_rollout(20, healthy_on=1, pending_on=3),
         spec=make_spec(max_in_flight=5),
-        status=status_at(current=2, stable=1, wave=1),
+        status=make_status(current=2, stable=1, wave=1),
         art=2,
         assigns=2,
     ),
     "20 devices, wave 1 with 5 in flight and maxInFlight 5 → assigns nothing": Example(
         with_rollout(20, healthy_on=1, pending_on=5),
         spec=make_spec(max_in_flight=5),
-        status=status_at(current=2, stable=1, wave=1),
+        status=make_status(current=2, stable=1, wave=1),
         art=2,
     ),
     "20 devices, canary healthy, bake 60s, completed 30s ago → waits, baking": Example(
         with_rollout(20, healthy_on=1),
         spec=make_spec(bake=60),
-        status=status_at(current=2, stable=1, completed=T0 - timedelta(seconds=30)),
+        status=make_status(current=2, stable=1, completed=T0 - timedelta(seconds=30)),
         art=2,
         reason="WaveBaking",
     ),
     "20 devices, canary healthy, bake 60s, completed 60s ago → wave 1 assigns 9": Example(
         with_rollout(20, healthy_on=1),
         spec=make_spec(bake=60),
-        status=status_at(current=2, stable=1, completed=T0 - timedelta(seconds=60)),
+        status=make_status(current=2, stable=1, completed=T0 - timedelta(seconds=60)),
         art=2,
         assigns=9,
     ),
     "4 devices, canary failed (1 of 1 > 10%) → abort, the canary rolls back": Example(
         with_rollout(4, healthy_on=0, failed_on=1),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=2,
         rollbacks=1,
         phase="RollingBack",
@@ -148,14 +148,14 @@ EXAMPLES = {
     ),
     "10 devices in the last wave, 1 of 10 failed, threshold 10% → not above it: continues": Example(
         with_rollout(10, healthy_on=9, failed_on=1),
-        status=status_at(current=2, stable=1, wave=2),
+        status=make_status(current=2, stable=1, wave=2),
         art=2,
         phase="Succeeded",
         reason="RolloutComplete",
     ),
     "10 devices in the last wave, 2 of 10 failed, threshold 10% → abort, all 10 roll back": Example(
         with_rollout(10, healthy_on=8, failed_on=2),
-        status=status_at(current=2, stable=1, wave=2),
+        status=make_status(current=2, stable=1, wave=2),
         art=2,
         rollbacks=10,
         phase="RollingBack",
@@ -163,7 +163,7 @@ EXAMPLES = {
     "threshold 0: 1 failure among 9 healthy aborts": Example(
         with_rollout(10, healthy_on=9, failed_on=1),
         spec=make_spec(threshold=0),
-        status=status_at(current=2, stable=1, wave=2),
+        status=make_status(current=2, stable=1, wave=2),
         art=2,
         rollbacks=10,
         phase="RollingBack",
@@ -171,31 +171,31 @@ EXAMPLES = {
     "threshold 100: even 5 of 5 failed never aborts (the deadline still applies)": Example(
         with_rollout(10, healthy_on=0, failed_on=5),
         spec=make_spec(threshold=100),
-        status=status_at(current=2, stable=1, wave=1),
+        status=make_status(current=2, stable=1, wave=1),
         art=2,
     ),
     "in flight counts as attempted: 1 failed, 9 in flight, threshold 10% → continues": Example(
         with_rollout(10, pending_on=9, failed_on=1),
-        status=status_at(current=2, stable=1, wave=2),
+        status=make_status(current=2, stable=1, wave=2),
         art=2,
     ),
     "first rollout, canary failed, no stable revision → Degraded, nothing moves": Example(
-        [failed("cam-000", 1), *fleet_of(3)[1:]],
-        status=status_at(current=1),
+        [make_failed("cam-000", 1), *fleet_of(3)[1:]],
+        status=make_status(current=1),
         phase="Degraded",
         reason="RolloutAborted",
     ),
     "automatic rollback off, canary failed → Degraded, the canary stays": Example(
         with_rollout(4, failed_on=1),
         spec=make_spec(automatic=False),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=2,
         phase="Degraded",
     ),
     "betweenWaves, wave 0 complete, not promoted → Paused": Example(
         with_rollout(20, healthy_on=1),
         spec=make_spec(pause="betweenWaves"),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=2,
         phase="Paused",
         reason="AwaitingPromotion",
@@ -203,7 +203,7 @@ EXAMPLES = {
     "betweenWaves, promoted 2/0 → wave 1 assigns 9": Example(
         with_rollout(20, healthy_on=1),
         spec=make_spec(pause="betweenWaves"),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=2,
         annotations={PROMOTE_ANNOTATION: "2/0"},
         assigns=9,
@@ -211,7 +211,7 @@ EXAMPLES = {
     "betweenWaves, a leftover promotion 1/0 of revision 1 → still Paused": Example(
         with_rollout(20, healthy_on=1),
         spec=make_spec(pause="betweenWaves"),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=2,
         annotations={PROMOTE_ANNOTATION: "1/0"},
         phase="Paused",
@@ -219,7 +219,7 @@ EXAMPLES = {
     "no pause after the last wave: 20 healthy on 2 in wave 2 → Succeeded": Example(
         with_rollout(20, healthy_on=20),
         spec=make_spec(pause="betweenWaves"),
-        status=status_at(current=2, stable=1, wave=2),
+        status=make_status(current=2, stable=1, wave=2),
         art=2,
         phase="Succeeded",
     ),
@@ -231,28 +231,28 @@ EXAMPLES = {
     ),
     "no approved artifact mid-rollout → holds: nothing assigned, nothing rolled back": Example(
         with_rollout(20, healthy_on=1),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=None,
         reason="WaitingForArtifact",
     ),
     "no approved artifact, yet the canary failed → still rolls back": Example(
         with_rollout(20, failed_on=1),
-        status=status_at(current=2, stable=1),
+        status=make_status(current=2, stable=1),
         art=None,
         rollbacks=1,
         phase="RollingBack",
     ),
     "the selector matches nothing → waits for devices": Example(
-        [view("cam-000", labels={"fleet": "other"})], reason="NoDevicesSelected"
+        [make_view("cam-000", labels={"fleet": "other"})], reason="NoDevicesSelected"
     ),
     "3 of 10 devices offline, single wave, first rollout → assigns the 7 online": Example(
-        fleet_of(7) + [view(n, online=False) for n in names(3, "away")],
+        fleet_of(7) + [make_view(n, online=False) for n in names(3, "away")],
         spec=make_spec(waves=["100%"]),
         assigns=7,
     ),
     "stable 1, 2 new devices → they get revision 1 at once": Example(
-        [*fleet_of(5, 1), view("new-1"), view("new-2")],
-        status=status_at(current=1, stable=1, wave=2),
+        [*fleet_of(5, 1), make_view("new-1"), make_view("new-2")],
+        status=make_status(current=1, stable=1, wave=2),
         assigns=2,
         phase="Succeeded",
     ),
@@ -273,46 +273,46 @@ def test_worked_example(example: Example) -> None:
 
 
 def test_the_canary_is_the_first_device_in_hash_order_not_by_name() -> None:
-    p = plan(fleet_of(20), art=artifact(1))
+    p = plan(fleet_of(20), art=make_artifact(1))
     (canary,) = assigned(p)
     assert canary != "cam-000"  # with this uid the hash puts another device first
 
 
 def test_an_offline_canary_is_skipped_for_the_next_device() -> None:
-    first = plan(fleet_of(20), art=artifact(1))
+    first = plan(fleet_of(20), art=make_artifact(1))
     (canary,) = assigned(first)
-    devices = [view(n, online=n != canary) for n in names(20)]
-    (replacement,) = assigned(plan(devices, art=artifact(1)))
+    devices = [make_view(n, online=n != canary) for n in names(20)]
+    (replacement,) = assigned(plan(devices, art=make_artifact(1)))
     assert replacement != canary
 
 
 def test_new_devices_on_stable_get_the_stable_artifact() -> None:
     p = plan(
-        [*fleet_of(5, 1), view("new-1")],
-        status=status_at(current=1, stable=1, wave=2),
-        art=artifact(1),
+        [*fleet_of(5, 1), make_view("new-1")],
+        status=make_status(current=1, stable=1, wave=2),
+        art=make_artifact(1),
     )
     (action,) = p.actions
     assert isinstance(action, AssignRevision) and action.device == "new-1"
-    assert action.revision == 1 and action.artifact == artifact(1).ref
+    assert action.revision == 1 and action.artifact == make_artifact(1).ref
 
 
-def test_during_a_rollout_a_new_device_gets_stable_with_the_size_devices_know() -> None:
+def test_during_a_rollout_a_new_device_gets_the_stable_artifact_as_recorded() -> None:
     p = plan(
-        [*with_rollout(10, healthy_on=1, pending_on=1), view("new-1")],
-        status=status_at(current=2, stable=1, wave=1),
-        art=artifact(2),
+        [*with_rollout(10, healthy_on=1, pending_on=1), make_view("new-1")],
+        status=make_status(current=2, stable=1, wave=1),
+        art=make_artifact(2),
     )
     catch_up = [a for a in p.actions if a.device == "new-1"]
     assert len(catch_up) == 1 and isinstance(catch_up[0], AssignRevision)
     assert catch_up[0].revision == 1
-    assert catch_up[0].artifact.sha256 == artifact(1).sha256
-    assert catch_up[0].artifact.size_bytes == 1000  # from devices that hold revision 1
+    assert catch_up[0].artifact.sha256 == make_artifact(1).sha256
+    assert catch_up[0].artifact.size_bytes == 1000  # recorded in revision 1's history record
 
 
 def test_a_device_another_deployment_holds_is_left_alone_and_named() -> None:
-    devices = [*fleet_of(4), view("taken", revision=7, deployment="other-detector")]
-    p = plan(devices, spec=make_spec(waves=["100%"]), art=artifact(1))
+    devices = [*fleet_of(4), make_view("taken", revision=7, deployment="other-detector")]
+    p = plan(devices, spec=make_spec(waves=["100%"]), art=make_artifact(1))
     assert "taken" not in {a.device for a in p.actions}
     conflict = get_condition(p.status.conditions, CONFLICT)
     assert conflict is not None and conflict.status == "True"
@@ -322,7 +322,7 @@ def test_a_device_another_deployment_holds_is_left_alone_and_named() -> None:
 
 def test_a_conflict_message_stays_short_on_a_big_fleet() -> None:
     devices = fleet_of(500)
-    p = plan(devices, art=artifact(1), other_claims={n: ["other"] for n in names(500)})
+    p = plan(devices, art=make_artifact(1), other_claims={n: ["other"] for n in names(500)})
     conflict = get_condition(p.status.conditions, CONFLICT)
     assert conflict is not None and "and 490 more" in conflict.message
     assert len(conflict.message) < 1000
@@ -331,8 +331,8 @@ def test_a_conflict_message_stays_short_on_a_big_fleet() -> None:
 def test_an_abort_message_names_failed_devices_and_what_happened() -> None:
     p = plan(
         with_rollout(40, healthy_on=0, failed_on=12),
-        status=status_at(current=2, stable=1, wave=1),
-        art=artifact(2),
+        status=make_status(current=2, stable=1, wave=1),
+        art=make_artifact(2),
     )
     progressing = get_condition(p.status.conditions, PROGRESSING)
     assert progressing is not None
@@ -344,22 +344,22 @@ def test_an_abort_message_names_failed_devices_and_what_happened() -> None:
 
 
 def test_once_every_device_is_back_on_stable_the_phase_is_rolled_back() -> None:
-    status = status_at(current=2, stable=1, phase="RollingBack")
+    status = make_status(current=2, stable=1, phase="RollingBack")
     status.history[-1].outcome = "RolledBack"
     status.history[-1].finished_at = format_time(T0)
-    p = plan(fleet_of(10, 1), status=status, art=artifact(2))
+    p = plan(fleet_of(10, 1), status=status, art=make_artifact(2))
     assert p.status.phase == "RolledBack" and p.actions == ()
 
 
 def test_a_deselected_device_is_released() -> None:
-    devices = [*fleet_of(3, 1), healthy("moved-away", 1, labels={"fleet": "lab"})]
-    p = plan(devices, status=status_at(current=1, stable=1, wave=2), art=artifact(1))
+    devices = [*fleet_of(3, 1), make_healthy("moved-away", 1, labels={"fleet": "lab"})]
+    p = plan(devices, status=make_status(current=1, stable=1, wave=2), art=make_artifact(1))
     assert p.actions == (ReleaseSlot("moved-away", "detector"),)
     assert p.status.counts.targeted == 3
 
 
 def test_a_pending_device_whose_url_is_about_to_expire_gets_a_fresh_one() -> None:
-    device = pending("cam-000", 2, previous=1)
+    device = make_pending("cam-000", 2, previous=1)
     expiring = device.models["detector"].model_copy(
         update={"url_expires_at": format_time(T0 + timedelta(minutes=2))}
     )
@@ -370,19 +370,19 @@ def test_a_pending_device_whose_url_is_about_to_expire_gets_a_fresh_one() -> Non
         slots=device.slots,
         lease_renew_time=device.lease_renew_time,
     )
-    p = plan([device], status=status_at(current=2, stable=1), art=artifact(2))
-    assert p.actions == (RefreshUrl("cam-000", "detector", 2, artifact(2).ref),)
+    p = plan([device], status=make_status(current=2, stable=1), art=make_artifact(2))
+    assert p.actions == (RefreshUrl("cam-000", "detector", 2, make_artifact(2).ref),)
 
 
 def test_requeue_after_covers_bake_and_device_timeouts() -> None:
     baking = plan(
         with_rollout(20, healthy_on=1),
         spec=make_spec(bake=60),
-        status=status_at(current=2, stable=1, completed=T0 - timedelta(seconds=45)),
-        art=artifact(2),
+        status=make_status(current=2, stable=1, completed=T0 - timedelta(seconds=45)),
+        art=make_artifact(2),
     )
     assert baking.requeue_after == pytest.approx(15)
-    first = plan(fleet_of(20), spec=make_spec(timeout=120), art=artifact(1))
+    first = plan(fleet_of(20), spec=make_spec(timeout=120), art=make_artifact(1))
     assert first.requeue_after is not None and 0 < first.requeue_after <= 121
 
 
@@ -394,7 +394,7 @@ def test_a_device_view_reads_an_edge_device_and_its_metadata() -> None:
                 "labels": {"fleet": "cams", "site": "north"},
                 "creationTimestamp": "2024-05-01T11:00:00Z",
             },
-            "spec": {"models": {"detector": assignment(3).to_wire()}},
+            "spec": {"models": {"detector": make_assignment(3).to_wire()}},
             "status": {"slots": {"detector": {"activeRevision": 3, "phase": "Healthy"}}},
         }
     )
@@ -414,8 +414,8 @@ def test_advancing_a_wave_clears_its_completion_time() -> None:
     p = plan(
         with_rollout(20, healthy_on=1),
         spec=make_spec(bake=60),
-        status=status_at(current=2, stable=1, completed=T0 - timedelta(seconds=60)),
-        art=artifact(2),
+        status=make_status(current=2, stable=1, completed=T0 - timedelta(seconds=60)),
+        art=make_artifact(2),
     )
     assert p.status.wave == 1
     assert p.status.wave_completed_at is None and p.status.wave_started_at == format_time(T0)

@@ -1,0 +1,95 @@
+"""The plan a pass returns: its actions in rollout order, the new status and when to plan again.
+
+Status holds aggregates only: counts, conditions (Progressing, Ready, Available, Conflict;
+device names in messages are capped at NAMES_IN_MESSAGES, conditions.py), the wave and the
+history. Counts are of the devices as they will be once the actions are applied, so the
+status written before the actions already says what they do. The requeue is the earliest
+timer: the step's own (bake, deadline, next step) or a device the rollout waits on timing
+out. Called once per pass by `plan_rollout` (planner.py) with the step's final decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from modelfleet.api.deployment import EdgeDeploymentStatus
+from modelfleet.conditions import as_utc
+from modelfleet.operator.rollout.conditions import rollout_conditions
+from modelfleet.operator.rollout.fleet import Device, count, observe
+from modelfleet.operator.rollout.ordering import order_key
+from modelfleet.operator.rollout.passes import Context, Decision
+from modelfleet.operator.rollout.plans import Action, AssignRevision, Plan, RollBack
+
+
+def assemble_plan(
+    ctx: Context,
+    decision: Decision,
+    targeted: list[Device],
+    conflicts: list[tuple[str, list[str]]],
+) -> Plan:
+    """The new status, from the devices as they will be once the actions are applied."""
+    progress, verdict = decision.progress, decision.verdict
+    actions = sorted(decision.actions, key=lambda a: (order_key(ctx.uid, a.device), a.slot))
+    after = _after(ctx, targeted, actions)
+    counts = count(after, progress.current)
+    status = EdgeDeploymentStatus(
+        phase=decision.verdict.phase,
+        observed_generation=ctx.generation,
+        slot=ctx.slot,
+        current_revision=progress.current,
+        stable_revision=progress.stable,
+        wave=progress.wave if progress.current is not None else None,
+        wave_started_at=progress.wave_started_at,
+        wave_completed_at=progress.wave_completed_at,
+        promoted_wave=progress.promoted_wave,
+        counts=counts,
+        conditions=rollout_conditions(
+            ctx.previous.conditions,
+            progressing=(
+                decision.verdict.status,
+                decision.verdict.reason,
+                decision.verdict.message,
+            ),
+            succeeded=verdict.phase == "Succeeded",
+            stable=progress.stable,
+            healthy=counts.healthy,
+            slot=ctx.slot,
+            conflicts=conflicts,
+            now=ctx.now,
+            generation=ctx.generation,
+        ),
+        history=list(progress.history),
+    )
+    timers = [*decision.timers, *_device_timers(ctx, after)]
+    requeue = max(0.0, min(timers)) if timers and not ctx.spec.paused else None
+    return Plan(status=status, actions=tuple(actions), requeue_after=requeue)
+
+
+def _after(ctx: Context, targeted: list[Device], actions: Iterable[Action]) -> list[Device]:
+    """The targeted devices once `actions` are applied, before their agents have reacted."""
+    moves: dict[str, int] = {}
+    for action in actions:
+        if isinstance(action, AssignRevision):
+            moves[action.device] = action.revision
+        elif isinstance(action, RollBack):
+            moves[action.device] = action.to_revision
+    return [
+        observe(
+            d.view, ctx.slot, moves[d.name], timeout=ctx.timeout, now=ctx.now, assigned_now=True
+        )
+        if d.name in moves
+        else d
+        for d in targeted
+    ]
+
+
+def _device_timers(ctx: Context, devices: list[Device]) -> list[float]:
+    """When a device the rollout waits on next times out or goes offline: plan again then."""
+    timers: list[float] = []
+    for device in devices:
+        if device.online and device.state == "pending":
+            for moment in (device.since, device.heartbeat):
+                if moment is not None:
+                    due = as_utc(moment) + ctx.timeout - ctx.now
+                    timers.append(due.total_seconds() + 1)
+    return timers

@@ -130,8 +130,13 @@ def artifact_digest(
     *,
     settings: Settings | None = None,
 ) -> str:
-    """sha256 over (source digest, conversion config, converter versions) and, when they
-    differ from what the target requests, the settings used (`Settings.delta`); pure.
+    """sha256 over (source digest, conversion config, converter versions); pure.
+
+    With `settings` (what an automatic remedy produced the file with), the config is the
+    target as those settings make it (their opset and float sets, so the digest equals that
+    of a spec asking for them directly) plus the repairs applied; with the requested settings
+    the digest is the one computed without them. The reference configuration changes the
+    evidence, not the file: the report records it, the digest does not.
 
     >>> from modelfleet.api.conversion import Target
     >>> d = artifact_digest("ab" * 32, Target(format="onnx"), {"paddle2onnx": "2.1.0"})
@@ -139,15 +144,19 @@ def artifact_digest(
     ...                              {"paddle2onnx": "2.1.0"})
     (64, True)
     """
+    extra: dict[str, Any] = {}
+    if settings is not None:
+        target = settings.applied_to(target)
+        delta = settings.delta(Settings.requested(target))
+        extra = {key: value for key, value in delta.items() if key != "reference"}
     payload = {
         "schema": MANIFEST_SCHEMA_VERSION,
         "source": source_digest,
         "target": conversion_config(target),
         "versions": dict(sorted(versions.items())),
     }
-    used = settings.delta(Settings.requested(target)) if settings is not None else {}
-    if used:
-        payload["settings"] = used
+    if extra:
+        payload["settings"] = extra
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from modelfleet.api.conversion import Target, TargetFormat
+from modelfleet.api.conversion import KeepFloat, Target, TargetFormat
 
 Stage = Literal["source", "export", "transform", "load", "reference", "validation"]
 ReferenceConfig = Literal["default", "no-onednn"]
@@ -74,6 +74,13 @@ class Settings:
             float_nodes=tuple(keep.nodes) if keep else (),
             float_op_types=tuple(keep.op_types) if keep else (),
         )
+
+    def applied_to(self, target: Target) -> Target:
+        """`target` asking for these settings' opset and float sets (what a spec can say)."""
+        keep = None
+        if self.float_nodes or self.float_op_types:
+            keep = KeepFloat(nodes=list(self.float_nodes), op_types=list(self.float_op_types))
+        return target.model_copy(update={"opset": self.opset, "keep_float": keep})
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -204,9 +204,12 @@ def _verdict(outcome: Outcome[object]) -> str:
     reason = evidence.reason if evidence else "failed"
     if evidence is not None and evidence.nan:
         return f"{reason} (NaN)"
+    numbers = []
     if outcome.cosine is not None and not math.isnan(outcome.cosine):
-        return f"{reason} (cosine {outcome.cosine:.6f}, max abs {outcome.max_abs:.3g})"
-    return reason
+        numbers.append(f"cosine {outcome.cosine:.6f}")
+    if outcome.max_abs is not None and not math.isnan(outcome.max_abs):
+        numbers.append(f"max abs {outcome.max_abs:.3g}")
+    return f"{reason} ({', '.join(numbers)})" if numbers else reason
 
 
 def _record(tried: Tried[T], requested: Settings) -> RemedyAttempt:

@@ -21,7 +21,7 @@ from modelfleet.api.conversion import TargetFormat
 from modelfleet.remedies import Budget, Evidence, GraphFacts, Settings, Stage, alternatives
 from modelfleet.remedies import exclusion_steps as int8_steps
 from modelfleet.reports import KeptFloat, RemediesSection, RemedyAttempt, ValidationSection
-from modelfleet.workers.errors import classify
+from modelfleet.workers.errors import WorkerError, classify
 
 T = TypeVar("T")
 Mode = Literal["auto", "none"]
@@ -110,8 +110,9 @@ def run_remedies(
 ) -> RemedyResult[T]:
     """Try alternatives after `first_failure` (the requested settings' outcome) until one
     passes or `budget` is spent; `rank` is called at most once, only for an int8 tolerance
-    miss. A classified failure raised by `attempt` is recorded like a returned one; storage
-    trouble is not a conversion defect and propagates."""
+    miss. A classified failure (`WorkerError`) raised by `attempt` is recorded like a returned
+    one; storage trouble is not a conversion defect and propagates, and so does anything
+    unclassified (a bug, not evidence about the settings)."""
     start = clock()
     tried: list[Tried[T]] = []
     evidence = first_failure.evidence
@@ -145,11 +146,10 @@ def _attempt(
 ) -> Outcome[T]:
     try:
         return attempt(settings)
-    except Exception as err:
-        failure = classify(err)
-        if failure.reason == "StorageError":
+    except WorkerError as err:
+        if err.reason == "StorageError":
             raise
-        return Outcome(False, Evidence(failure.reason, failure.message, stage))
+        return Outcome(False, Evidence(err.reason, err.message, stage))
 
 
 def outcome_of_error(err: BaseException, stage: Stage) -> Outcome[T]:

@@ -126,10 +126,15 @@ def _norm_above(producer: Mapping[str, Any], output: str, depth: int = 8) -> Any
 
 
 def float_node_names(model: Any, settings: Settings) -> list[str]:
-    """The nodes of `model` the settings keep in float: those named that exist, and every
-    node of a named op type, in graph order."""
+    """The nodes of `model` the settings keep in float, in graph order: those named, those
+    ORT's pre-processing fused from a named one (`MatMul.0/MatMulAddFusion`), and every node
+    of a named op type."""
     named, types = set(settings.float_nodes), set(settings.float_op_types)
-    return [n.name for n in model.graph.node if n.name in named or n.op_type in types]
+    return [
+        n.name
+        for n in model.graph.node
+        if n.name in named or n.name.split("/", 1)[0] in named or n.op_type in types
+    ]
 
 
 def to_fp16_keeping(src: Path, dst: Path, settings: Settings) -> list[str]:

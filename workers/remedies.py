@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from modelfleet.api.conversion import TargetFormat
 from modelfleet.remedies import Budget, Evidence, GraphFacts, Settings, Stage, alternatives
@@ -197,7 +197,7 @@ def _nan(value: float | None) -> bool:
     return value is not None and math.isnan(value)
 
 
-def _verdict(outcome: Outcome[object]) -> str:
+def _verdict(outcome: Outcome[Any]) -> str:
     if outcome.passed:
         return "passed"
     evidence = outcome.evidence

@@ -7,9 +7,9 @@ is pure, so the order of what is tried is testable without a converter.
 
 Why this order (measured, FIELD-NOTES and `docs/remedies.md`):
 
-- Exporter defects first get the *repair* of known paddle2onnx defects at the requested opset:
-  paddle2onnx 2.1.0 reads the float64 `epsilon` of PIR `group_norm` (and `instance_norm`) into
-  an uninitialised float, so every export writes a random InstanceNormalization epsilon (NaN,
+- Wrong numbers from a graph with InstanceNormalization nodes first get the *repair* of
+  known paddle2onnx defects at the requested opset: paddle2onnx 2.1.0 reads the float64
+  `epsilon` of PIR `group_norm` (and `instance_norm`) into an uninitialised float, so every export writes a random InstanceNormalization epsilon (NaN,
   near-zero outputs, or almost right). The opset does not matter (one mapper serves all), so
   other opsets only re-roll that value; the repair copies the program's epsilon and is exact.
 - Then other opsets, the ones that select different paddle2onnx mapper code paths first: 13
@@ -17,7 +17,8 @@ Why this order (measured, FIELD-NOTES and `docs/remedies.md`):
   first full form), 18 (Reduce* axes as inputs), then 16 and 15 (few mapper changes).
 - fp16: `keep_io_types` is already always on, so the alternatives keep parts in float32: the
   nodes around the diverging node when one is named, then the op types fp16 is known to break
-  (Resize's empty scales/sizes inputs, recurrent cells, normalisation statistics).
+  (Resize's empty scales/sizes inputs, recurrent cells, normalisation statistics), growing.
+  A converter crash or a graph ONNX Runtime rejects (`transform`, `load`) starts there.
 - int8: the most damaging nodes (a ranking from the divergence step) are kept in float in
   growing groups (1, 2, 4, ...), most damaging first, until the target passes or the budget
   (attempts, share of nodes kept in float) is spent.
@@ -182,20 +183,23 @@ def alternatives(
     if not remediable(evidence):
         return []
     graph = graph or GraphFacts()
-    tried: list[Settings] = []
     if evidence.stage == "reference" or evidence.reason == "ReferenceFailed":
         return [replace(requested, reference="no-onednn")]
+    paddle = source_format == "paddle"
+    numbers = evidence.stage == "validation"  # the file was made and loads: wrong numbers
+    tried: list[Settings] = []
+    if paddle and numbers and (not graph.op_types or "InstanceNormalization" in graph.op_types):
+        tried.append(replace(requested, repairs=REPAIRS))
     if fmt == "onnx-fp16":
         tried.extend(_fp16_float_sets(evidence, requested, graph))
-    if source_format == "paddle":
-        tried.append(replace(requested, repairs=REPAIRS))
+    if paddle:
         too_old = evidence.reason == "UnsupportedOperator"
         tried.extend(
             replace(requested, opset=opset)
             for opset in OPSET_LADDER
             if opset != requested.opset and not (too_old and opset < requested.opset)
         )
-    if evidence.reason == "ToleranceExceeded" and source_format == "paddle":
+    if paddle and numbers:
         tried.append(replace(requested, reference="no-onednn"))
     return _unique(tried, requested)
 

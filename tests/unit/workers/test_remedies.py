@@ -100,6 +100,10 @@ def test_fp32_exporter_defect_tries_the_repair_then_other_opsets_then_the_refere
     assert [s.opset for s in plan[1:6]] == [13, 11, 18, 16, 15]
     assert plan[-1] == Settings(17, reference="no-onednn")
     assert len(set(plan)) == len(plan) and REQUESTED not in plan
+    no_norms = GraphFacts(frozenset({"Conv", "Relu"}), 10)
+    assert alternatives("onnx", NAN, REQUESTED, graph=no_norms)[0] == Settings(13)
+    crash = Evidence("ConverterCrashed", "paddle2onnx was killed by SIGSEGV", "export")
+    assert [s.opset for s in alternatives("onnx", crash, REQUESTED)] == [13, 11, 18, 16, 15]
 
 
 def test_onnx_source_gets_no_paddle_remedies() -> None:
@@ -112,7 +116,7 @@ def test_unremediable_failures_get_nothing() -> None:
     assert not remediable(spec) and alternatives("onnx", spec, REQUESTED) == []
     assert not remediable(unsupported)
     too_old = Evidence("UnsupportedOperator", "opset 11 is too old for this model", "export")
-    assert [s.opset for s in alternatives("onnx", too_old, Settings(11))][1:] == [13, 18, 16, 15]
+    assert [s.opset for s in alternatives("onnx", too_old, Settings(11))] == [13, 18, 16, 15]
 
 
 def test_a_failing_reference_is_retried_without_onednn() -> None:
@@ -133,7 +137,14 @@ def test_fp16_keeps_the_diverging_node_then_fragile_op_types_in_float() -> None:
     assert plan[0].float_nodes == ("Resize.0", "Conv.2")
     assert plan[1].float_op_types == ("Resize",)
     assert plan[2].float_op_types == ("Resize", "LSTM")
-    assert plan[3] == Settings(17, REPAIRS)
+    assert plan[3] == Settings(13)  # no InstanceNormalization: nothing to repair
+    rejected = Evidence("InvalidModel", "Resize: Either sizes or scales", "load")
+    norms = GraphFacts(frozenset({"Resize", "InstanceNormalization"}), 40)
+    plan = alternatives("onnx-fp16", rejected, REQUESTED, graph=norms)
+    assert plan[0].float_op_types == ("Resize",)  # wrong numbers are not the trouble here
+    assert Settings(17, REPAIRS) not in plan
+    wrong = alternatives("onnx-fp16", NAN, REQUESTED, graph=norms)
+    assert wrong[0] == Settings(17, REPAIRS) and wrong[1].float_op_types == ("Resize",)
 
 
 def test_int8_exclusion_grows_in_ranking_order_within_the_float_share() -> None:

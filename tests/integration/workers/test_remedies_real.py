@@ -22,6 +22,7 @@ from modelfleet.workers.repairs import (
     program_norm_epsilons,
     quantize_static_keeping,
     repair_norm_epsilon,
+    to_fp16_keeping,
 )
 from modelfleet.workers.runtimes import OrtRunner, Runner, reference_runner
 from modelfleet.workers.sources import SourceModel, locate_source
@@ -131,6 +132,33 @@ def test_groupnorm_export_is_remedied_and_recorded(tmp_path: Path) -> None:
     assert [t.change for t in section.tried] == ["repair norm-epsilon"]
     assert section.applied_change == "repair norm-epsilon"
     assert result.status_lines() == ["repair norm-epsilon: passed"]
+
+    # fp16 of the repaired graph, InstanceNormalization kept in float32, passes fp16's rule
+    fp16 = tmp_path / "fp16.onnx"
+    keep = Settings(17, REPAIRS, (), ("InstanceNormalization",))
+    assert to_fp16_keeping(outcome.result, fp16, keep) == ["InstanceNormalization.0"]
+    _assert_reads_float32(fp16, "InstanceNormalization")
+    checked = validate_model(
+        reference=reference,
+        candidate=OrtRunner(fp16, threads=1),
+        specs=sample.input_specs(),
+        validation=QUICK,
+        rule=effective_rule("onnx-fp16", None),
+        quantized=False,
+        run_benchmark=False,
+    )
+    assert checked.passed, checked.section.failures
+
+
+def _assert_reads_float32(path: Path, op_type: str) -> None:
+    """Every input of each `op_type` node comes through a Cast to float32 (fp16 blocked)."""
+    graph = onnx.load(str(path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    for node in (n for n in graph.node if n.op_type == op_type):
+        for name in node.input:
+            cast = producer[name]
+            assert cast.op_type == "Cast", (node.name, name)
+            assert next(a.i for a in cast.attribute if a.name == "to") == onnx.TensorProto.FLOAT
 
 
 def test_other_opsets_alone_only_reroll_the_epsilon(tmp_path: Path) -> None:

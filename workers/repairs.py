@@ -18,15 +18,50 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from modelfleet.remedies import GraphFacts, Settings
+from modelfleet.api.conversion import TargetFormat
+from modelfleet.remedies import REPAIR_NORM_EPSILON, GraphFacts, Settings
 from modelfleet.workers.datasets import Feeds
 from modelfleet.workers.errors import InvalidModel
 from modelfleet.workers.quantize import topological_sort
 
 NORM_OPS = ("group_norm", "instance_norm")
+Quantization = Literal["static", "dynamic"]
 _OUTPUT_NAME = "p2o.pd_op.{op}.{n}.0"
+
+
+def produce(
+    fp32: Path,
+    fmt: TargetFormat,
+    settings: Settings,
+    out: Path,
+    *,
+    program: Path | None,
+    work_dir: Path,
+    quantization: Quantization = "static",
+    calibration: Sequence[Feeds] = (),
+) -> list[str]:
+    """Write `out` for `fmt` from a paddle2onnx export at `settings.opset` (`fp32`, repaired in
+    place when the settings ask and `program` is the Paddle program); the nodes kept in float.
+
+    The remedy's `attempt` is: `convert_model` to `onnx` at the settings' opset, this, then
+    `inspect_onnx` and the validation of `out`.
+    """
+    import shutil
+
+    if REPAIR_NORM_EPSILON in settings.repairs and program is not None:
+        repair_norm_epsilon(fp32, program)
+    if fmt == "onnx":
+        shutil.copyfile(fp32, out)
+        return []
+    if fmt == "onnx-fp16":
+        return to_fp16_keeping(fp32, out, settings)
+    if quantization == "dynamic":
+        return quantize_dynamic_keeping(fp32, out, settings)
+    if not calibration:
+        raise InvalidModel("static int8 quantization needs calibration samples")
+    return quantize_static_keeping(fp32, out, calibration, work_dir, settings)
 
 
 def graph_facts(path: Path) -> GraphFacts:

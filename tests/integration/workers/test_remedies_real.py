@@ -19,9 +19,8 @@ from modelfleet.workers.convert import convert_model
 from modelfleet.workers.remedies import Outcome, outcome_of_validation, run_remedies
 from modelfleet.workers.repairs import (
     graph_facts,
+    produce,
     program_norm_epsilons,
-    quantize_static_keeping,
-    repair_norm_epsilon,
     to_fp16_keeping,
 )
 from modelfleet.workers.runtimes import OrtRunner, Runner, reference_runner
@@ -74,25 +73,20 @@ def _fp32_attempt(
         result = convert_model(
             source, Target(format="onnx", opset=settings.opset), out, specs=sample.input_specs()
         )
-        if REPAIR_NORM in settings.repairs:
-            repair_norm_epsilon(result.model_path, source.model_file)
+        final = out / "final.onnx"
+        produce(result.model_path, "onnx", settings, final, program=source.model_file, work_dir=out)
         outcome = validate_model(
             reference=reference,
-            candidate=OrtRunner(result.model_path, threads=1),
+            candidate=OrtRunner(final, threads=1),
             specs=sample.input_specs(),
             validation=QUICK,
             rule=effective_rule("onnx", None),
             quantized=False,
             run_benchmark=False,
         )
-        return outcome_of_validation(
-            outcome.section, result=result.model_path, size_bytes=result.model_path.stat().st_size
-        )
+        return outcome_of_validation(outcome.section, result=final, size_bytes=final.stat().st_size)
 
     return attempt
-
-
-REPAIR_NORM = REPAIRS[0]
 
 
 def test_groupnorm_export_is_remedied_and_recorded(tmp_path: Path) -> None:
@@ -195,7 +189,10 @@ def test_int8_keeps_the_ranked_nodes_in_float(cnn: SampleModel, tmp_path: Path) 
         work = tmp_path / f"int8-{next(runs)}"
         work.mkdir()
         out = work / "model.onnx"
-        kept = quantize_static_keeping(model_path, out, calibration, work, settings)
+        kept = produce(
+            model_path, "onnx-int8", settings, out, program=None, work_dir=work,
+            calibration=calibration,
+        )  # fmt: skip
         _assert_float(out, kept, quantized={"Conv.0", "Conv.1", "MatMul.0/MatMulAddFusion"})
         outcome = validate_model(
             reference=reference,

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from modelfleet.remedies import Settings
 from modelfleet.workers.errors import InvalidModel
 from modelfleet.workers.repairs import (
     float_node_names,
+    produce,
     program_norm_epsilons,
     repair_norm_epsilon,
 )
@@ -114,3 +117,43 @@ def test_float_sets_name_nodes_fused_ones_and_op_types(tmp_path: Path) -> None:
     model = helper.make_model(graph)
     settings = Settings(17, (), ("MatMul.0", "Gone.7"), ("Resize",))
     assert float_node_names(model, settings) == ["MatMul.0/MatMulAddFusion", "Resize.0"]
+
+
+def _matmuls(path: Path) -> Path:
+    """x → MatMul.0 → Relu → MatMul.1 → y with 16x16 float weights."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.normal(size=(16, 16)).astype(np.float32), f"w{k}")
+        for k in range(2)
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w0"], ["a"], name="MatMul.0"),
+            helper.make_node("Relu", ["a"], ["b"], name="Relu.0"),
+            helper.make_node("MatMul", ["b", "w1"], ["y"], name="MatMul.1"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+        weights,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["onnx-fp16", "onnx-int8"])
+def test_produce_keeps_the_named_nodes_in_float(tmp_path: Path, fmt: str) -> None:
+    fp32 = _matmuls(tmp_path / "fp32.onnx")
+    out = tmp_path / "out.onnx"
+    settings = Settings(17, (), ("MatMul.1",))
+    kept = produce(fp32, fmt, settings, out, program=None, work_dir=tmp_path,
+                   quantization="dynamic")  # type: ignore[arg-type]  # fmt: skip
+    assert kept == ["MatMul.1"]
+    graph = onnx.load(str(out)).graph
+    by_name = {n.name: n for n in graph.node}
+    assert by_name["MatMul.1"].op_type == "MatMul" and "w1" in by_name["MatMul.1"].input
+    weights = {t.name: t.data_type for t in graph.initializer}
+    assert weights["w1"] == TensorProto.FLOAT  # kept: float32 weights
+    assert weights.get("w0") != TensorProto.FLOAT  # MatMul.0 was transformed
+    y = onnxruntime.InferenceSession(str(out)).run(None, {"x": np.ones((1, 16), np.float32)})
+    assert y[0].shape == (1, 16)

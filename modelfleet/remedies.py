@@ -9,9 +9,10 @@ Why this order (measured, FIELD-NOTES and `docs/remedies.md`):
 
 - Wrong numbers from a graph with InstanceNormalization nodes first get the *repair* of
   known paddle2onnx defects at the requested opset: paddle2onnx 2.1.0 reads the float64
-  `epsilon` of PIR `group_norm` (and `instance_norm`) into an uninitialised float, so every export writes a random InstanceNormalization epsilon (NaN,
-  near-zero outputs, or almost right). The opset does not matter (one mapper serves all), so
-  other opsets only re-roll that value; the repair copies the program's epsilon and is exact.
+  `epsilon` of PIR `group_norm` (and `instance_norm`) into an uninitialised float, so every
+  export writes a random InstanceNormalization epsilon (NaN, near-zero outputs, or almost
+  right). The opset does not matter (one mapper serves all), so other opsets only re-roll
+  that value; the repair copies the program's epsilon and is exact.
 - Then other opsets, the ones that select different paddle2onnx mapper code paths first: 13
   (axes become inputs of Squeeze/Unsqueeze/Split/ReduceSum), 11 (the oldest paths, Resize's
   first full form), 18 (Reduce* axes as inputs), then 16 and 15 (few mapper changes).

@@ -29,7 +29,9 @@ Mode = Literal["auto", "none"]
 
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """One attempt's verdict; `result` is what the caller publishes when it passed."""
+    """One attempt's verdict; `result` is what the caller publishes when it passed;
+    `kept_float`: the nodes the file really keeps in float (`repairs.produce` returns them;
+    a ranked name fused away by ORT's pre-processing is not among them)."""
 
     passed: bool
     evidence: Evidence | None = None
@@ -38,6 +40,7 @@ class Outcome(Generic[T]):
     size_bytes: int | None = None
     latency_p50_ms: float | None = None
     result: T | None = None
+    kept_float: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,8 +77,10 @@ class RemedyResult(Generic[T]):
         """The report's `remedies` section."""
         applied, outcome = self.applied, self.outcome
         kept = None
-        if applied is not None and (applied.float_nodes or applied.float_op_types):
-            kept = KeptFloat(nodes=list(applied.float_nodes), op_types=list(applied.float_op_types))
+        if applied is not None and outcome is not None:
+            nodes = outcome.kept_float if outcome.kept_float is not None else applied.float_nodes
+            if nodes or applied.float_op_types:
+                kept = KeptFloat(nodes=list(nodes), op_types=list(applied.float_op_types))
         return RemediesSection(
             mode=self.mode,
             requested=self.requested.to_wire(),
@@ -163,6 +168,7 @@ def outcome_of_validation(
     *,
     result: T | None = None,
     size_bytes: int | None = None,
+    kept_float: tuple[str, ...] | None = None,
     diverging_node: str | None = None,
     neighbours: tuple[str, ...] = (),
 ) -> Outcome[T]:
@@ -190,6 +196,7 @@ def outcome_of_validation(
         size_bytes=size_bytes,
         latency_p50_ms=latency,
         result=result if section.passed else None,
+        kept_float=kept_float,
     )
 
 

@@ -22,8 +22,8 @@ from modelfleet.remedies import (
     remediable,
 )
 from modelfleet.reports import Report, SourceInfo
-from modelfleet.workers.errors import InvalidModel
-from modelfleet.workers.remedies import Outcome, run_remedies
+from modelfleet.workers.errors import InvalidModel, UnsupportedOperator
+from modelfleet.workers.remedies import Outcome, outcome_of_error, run_remedies
 
 VERSIONS = {"paddle2onnx": "2.1.0", "onnx": "1.17.0"}
 SRC = "ab" * 32
@@ -254,3 +254,13 @@ def test_int8_tolerance_miss_follows_the_ranking_which_is_asked_once() -> None:
     assert [t.settings.float_nodes for t in result.tried] == [("Conv.4",), ("Conv.4", "Conv.1")]
     section = result.section()
     assert section.kept_float is not None and section.kept_float.nodes == ["Conv.4", "Conv.1"]
+
+
+def test_a_classified_error_is_the_first_failure() -> None:
+    too_old = UnsupportedOperator(["roll"], message="opset 11 is too old for this model: roll")
+    first: Outcome[str] = outcome_of_error(too_old, "export")
+    assert first.evidence == Evidence("UnsupportedOperator", too_old.message, "export")
+    tried = run_remedies(
+        first, lambda s: Outcome(s.opset == 18), None, Budget(), fmt="onnx", requested=Settings(11)
+    )
+    assert [t.settings.opset for t in tried.tried] == [13, 18]

@@ -11,8 +11,12 @@ reads the manifest). Layout, as in DESIGN.md:
 
 `digest = sha256(source digest + conversion config of the target + converter versions)`, see
 `artifact_digest`. Only what changes the produced file enters the digest: the target's format,
-opset, quantization mode and calibration (uri, samples); tolerances and validation settings do
-not (changing them re-validates, it does not re-convert).
+opset, quantization mode, calibration (uri, samples) and the nodes kept in float (only when
+the target names some); tolerances and validation settings do not (changing them re-validates,
+it does not re-convert). When an automatic remedy produced the file with other settings than
+the requested ones (`modelfleet.remedies.Settings`), `artifact_digest(..., settings=)` covers
+them too; with the requested settings the digest is the one computed without them, so targets
+that needed no remedy keep their digests.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from modelfleet.api.conversion import Target, TargetFormat
+from modelfleet.remedies import Settings
 from modelfleet.storage import ObjectExists
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -95,12 +100,16 @@ def conversion_config(target: Target) -> dict[str, Any]:
         quantization = target.quantization or "static"
         if target.calibration is not None and quantization == "static":
             calibration = {"uri": target.calibration.uri, "samples": target.calibration.samples}
-    return {
+    config: dict[str, Any] = {
         "format": target.format,
         "opset": target.opset,
         "quantization": quantization,
         "calibration": calibration,
     }
+    keep = target.keep_float
+    if keep is not None and (keep.nodes or keep.op_types):
+        config["keepFloat"] = {"nodes": list(keep.nodes), "opTypes": list(keep.op_types)}
+    return config
 
 
 def converter_versions() -> dict[str, str]:
@@ -114,8 +123,20 @@ def converter_versions() -> dict[str, str]:
     return versions
 
 
-def artifact_digest(source_digest: str, target: Target, versions: Mapping[str, str]) -> str:
+def artifact_digest(
+    source_digest: str,
+    target: Target,
+    versions: Mapping[str, str],
+    *,
+    settings: Settings | None = None,
+) -> str:
     """sha256 over (source digest, conversion config, converter versions); pure.
+
+    With `settings` (what an automatic remedy produced the file with), the config is the
+    target as those settings make it (their opset and float sets, so the digest equals that
+    of a spec asking for them directly) plus the repairs applied; with the requested settings
+    the digest is the one computed without them. The reference configuration changes the
+    evidence, not the file: the report records it, the digest does not.
 
     >>> from modelfleet.api.conversion import Target
     >>> d = artifact_digest("ab" * 32, Target(format="onnx"), {"paddle2onnx": "2.1.0"})
@@ -123,12 +144,19 @@ def artifact_digest(source_digest: str, target: Target, versions: Mapping[str, s
     ...                              {"paddle2onnx": "2.1.0"})
     (64, True)
     """
+    extra: dict[str, Any] = {}
+    if settings is not None:
+        target = settings.applied_to(target)
+        delta = settings.delta(Settings.requested(target))
+        extra = {key: value for key, value in delta.items() if key != "reference"}
     payload = {
         "schema": MANIFEST_SCHEMA_VERSION,
         "source": source_digest,
         "target": conversion_config(target),
         "versions": dict(sorted(versions.items())),
     }
+    if extra:
+        payload["settings"] = extra
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

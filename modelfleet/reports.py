@@ -126,6 +126,45 @@ class ValidationSection(Document):
     )
 
 
+class RemedyAttempt(Document):
+    """One alternative tried after the requested settings failed."""
+
+    settings: dict[str, Any] = Field(description="`modelfleet.remedies.Settings.to_wire()`.")
+    change: str = Field(description="What differs from the requested settings, in words.")
+    passed: bool
+    reason: str = ""
+    message: str = ""
+    max_abs: float | None = None
+    cosine: float | None = None
+    seconds: float = 0.0
+
+
+class KeptFloat(Document):
+    nodes: list[str] = Field(default_factory=list)
+    op_types: list[str] = Field(default_factory=list)
+
+
+class RemediesSection(Document):
+    """What automatic remedies did for this target (`modelfleet.workers.remedies`).
+
+    `trigger`: the requested settings' failed attempt. `tried`: every alternative in order.
+    `applied`: the settings of the published file (None: nothing passed, or remedies off).
+    For fp16/int8: `keptFloat` (what stayed in float32) and the result's size and latency.
+    """
+
+    mode: Literal["auto", "none"]
+    requested: dict[str, Any]
+    trigger: RemedyAttempt
+    tried: list[RemedyAttempt] = Field(default_factory=list)
+    applied: dict[str, Any] | None = None
+    applied_change: str | None = None
+    budget_spent: bool = False
+    kept_float: KeptFloat | None = None
+    size_bytes: int | None = None
+    latency_p50_ms: float | None = None
+    seconds: float = 0.0
+
+
 class SourceInfo(Document):
     uri: str
     digest: str | None = None
@@ -140,6 +179,7 @@ class Report(Document):
     passed: bool | None = None
     conversion: ConversionSection | None = None
     validation: ValidationSection | None = None
+    remedies: RemediesSection | None = None
     failure: FailureInfo | None = None
     updated_at: str
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -84,6 +84,22 @@ class Tolerance(ApiModel):
     top_k: int = Field(default=1, ge=1, le=100)
 
 
+class KeepFloat(ApiModel):
+    """Parts of the graph the user wants kept in float32 (fp16: not converted; int8: not
+    quantized)."""
+
+    nodes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list,
+        max_length=256,
+        description="ONNX node names (as paddle2onnx names them, e.g. `Conv.3`) kept in float.",
+    )
+    op_types: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="ONNX op types (e.g. `Resize`, `LayerNormalization`) kept in float.",
+    )
+
+
 class Target(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": validations(
@@ -104,6 +120,11 @@ class Target(ApiModel):
                 ".calibration",
             ),
             cel(
+                "!has(self.keepFloat) || self.format != 'onnx'",
+                "keepFloat applies only to onnx-fp16 and onnx-int8",
+                ".keepFloat",
+            ),
+            cel(
                 "!has(self.tolerance) || !has(self.tolerance.topKAgreement) "
                 "|| self.format == 'onnx-int8'",
                 "topKAgreement applies only to quantized targets",
@@ -117,6 +138,19 @@ class Target(ApiModel):
     quantization: Literal["static", "dynamic"] | None = None
     calibration: Calibration | None = None
     tolerance: Tolerance | None = None
+    remedies: Literal["auto", "none"] = Field(
+        default="auto",
+        description="auto: when the target fails on a converter defect or misses its tolerance, "
+        "try alternatives (a repair of known paddle2onnx defects, other opsets, fp16 with parts "
+        "kept in float32, int8 with the most error-prone nodes kept in float, the oneDNN-free "
+        "Paddle reference) and publish the first that passes; the report and status list what "
+        "was tried. none: publish nothing but the requested settings.",
+    )
+    keep_float: KeepFloat | None = Field(
+        default=None,
+        description="Nodes and op types kept in float32: not converted to fp16, not quantized "
+        "to int8. Changes the produced file, so it enters the artifact digest.",
+    )
 
 
 class Benchmark(ApiModel):
@@ -185,6 +219,12 @@ class TargetValidation(ApiModel):
     source_latency: LatencyStats | None = None
     target_latency: LatencyStats | None = None
     speedup: float | None = None
+    remedies: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="What automatic remedies tried, in order (`<settings>: <verdict>`), the "
+        "last one being the one published when the target passed.",
+    )
 
 
 class ArtifactStatus(ApiModel):

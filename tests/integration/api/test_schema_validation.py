@@ -168,6 +168,16 @@ INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
         _mc(_set("targets.0.tolerance.minCosine", 1.5)),
         "spec.targets[0].tolerance.minCosine",
     ),
+    (
+        "keepFloat on fp32",
+        _mc(_set("targets.0.keepFloat", {"opTypes": ["Resize"]})),
+        "spec.targets[0].keepFloat",
+    ),
+    (
+        "unknown remedies mode",
+        _mc(_set("targets.0.remedies", "always")),
+        "spec.targets[0].remedies",
+    ),
     ("unknown approval", _mc(_set("approval", "maybe")), "spec.approval"),
     ("no targets", _mc(_delete("targets")), "spec.targets"),
     ("unknown spec field", _mc(_set("colour", "blue")), "spec.colour"),

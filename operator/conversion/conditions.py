@@ -28,6 +28,9 @@ VALIDATING: Final = "Validating"
 NOT_CONVERTED: Final = "NotConverted"
 NOT_VALIDATED: Final = "NotValidated"
 AWAITING_APPROVAL: Final = "AwaitingApproval"
+SLOWER_THAN_FLOAT: Final = "SlowerThanFloat"
+"""Condition type and reason: an fp16 or int8 artifact's median latency is above the fp32
+artifact's on the validation machine; `approval: auto` then waits for `modelfleet approve`."""
 # Approved reasons.
 AUTO_APPROVED: Final = "AutoApproved"
 MANUALLY_APPROVED: Final = "ManuallyApproved"

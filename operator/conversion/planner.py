@@ -61,6 +61,7 @@ from modelfleet.operator.conversion.conditions import (
     NOT_CONVERTED,
     NOT_VALIDATED,
     READY,
+    SLOWER_THAN_FLOAT,
     SOURCE_NOT_FOUND,
     TOLERANCE_EXCEEDED,
     VALIDATED,
@@ -197,6 +198,34 @@ def _judge_target(source: SourceObservation, target: TargetObservation) -> _Targ
     return verdict
 
 
+def slower_than_float(validations: Sequence[TargetValidation]) -> str | None:
+    """Which reduced-precision artifacts are slower than the fp32 one, as a message; pure.
+
+    fp16 and int8 exist to be faster (or smaller) on the device: one whose median latency on
+    the validation machine is above the fp32 artifact's (measured by the same worker image)
+    is worth a human look before it ships. Needs an `onnx` target in the same conversion.
+
+    >>> fast = LatencyStats(p50_ms=2.0, p90_ms=2.0, p99_ms=2.0)
+    >>> slow = LatencyStats(p50_ms=3.0, p90_ms=3.0, p99_ms=3.0)
+    >>> slower_than_float([
+    ...     TargetValidation(format="onnx", passed=True, target_latency=fast),
+    ...     TargetValidation(format="onnx-int8", passed=True, target_latency=slow)])
+    'onnx-int8 median 3.000 ms > onnx (fp32) median 2.000 ms'
+    """
+    fp32 = next((v for v in validations if v.format == "onnx" and v.target_latency), None)
+    if fp32 is None or fp32.target_latency is None:
+        return None
+    slower = [
+        f"{v.format} median {v.target_latency.p50_ms:.3f} ms > onnx (fp32) median "
+        f"{fp32.target_latency.p50_ms:.3f} ms"
+        for v in validations
+        if v.format in ("onnx-fp16", "onnx-int8")
+        and v.target_latency is not None
+        and v.target_latency.p50_ms > fp32.target_latency.p50_ms
+    ]
+    return "; ".join(slower) or None
+
+
 def _first(verdicts: Sequence[_TargetVerdict], state: str) -> _TargetVerdict | None:
     return next((v for v in verdicts if v.state == state), None)
 
@@ -208,14 +237,16 @@ def _phase_and_conditions(
     formats: str,
     all_converted: bool,
     approval: str | None,
+    slower: str | None,
     generation: int,
     now: datetime,
 ) -> tuple[ConversionPhase, list[Condition]]:
-    """Phase and the four conditions; `approval` is None while approval is still missing."""
+    """Phase and the four conditions (and SlowerThanFloat when it applies); `approval` is None
+    while approval is still missing, and `auto` does not approve a slower reduced precision."""
     failed = _first(verdicts, "Failed")
     converting = _first(verdicts, "Converting")
     validating = _first(verdicts, "Validating")
-    conditions: list[Condition] = list(previous)
+    conditions = [c for c in previous if slower is not None or c.type != SLOWER_THAN_FLOAT]
 
     def condition(kind: str, ok: bool, reason: str, message: str) -> None:
         nonlocal conditions
@@ -254,7 +285,14 @@ def _phase_and_conditions(
     else:
         condition(CONVERTED, True, CONVERTED, f"artifacts stored for {formats}")
         condition(VALIDATED, True, VALIDATED, f"every target within tolerance: {formats}")
-        if approval is not None:
+        if slower is not None:
+            condition(SLOWER_THAN_FLOAT, True, SLOWER_THAN_FLOAT, slower)
+        if approval == "auto" and slower is not None:
+            phase = "AwaitingApproval"
+            message = f"{slower}: run `modelfleet approve` to approve generation {generation}"
+            condition(APPROVED, False, SLOWER_THAN_FLOAT, message)
+            condition(READY, False, SLOWER_THAN_FLOAT, message)
+        elif approval is not None:
             phase = "Succeeded"
             how = AUTO_APPROVED if approval == "auto" else MANUALLY_APPROVED
             condition(APPROVED, True, how, f"generation {generation} approved")
@@ -288,12 +326,15 @@ def plan_conversion(
         generation
     )
 
+    validations = [t.validation.result for t in targets if t.validation is not None]
+    manually_approved = annotations.get(APPROVED_GENERATION_ANNOTATION) == str(generation)
     phase, conditions = _phase_and_conditions(
         previous.conditions,
         verdicts,
         formats=", ".join(t.target.format for t in targets),
         all_converted=all(t.artifact is not None for t in targets),
-        approval=spec.approval if approved else None,
+        approval="manual" if manually_approved else spec.approval if approved else None,
+        slower=slower_than_float(validations),
         generation=generation,
         now=now,
     )
@@ -307,7 +348,7 @@ def plan_conversion(
             observed_generation=generation,
             conditions=conditions,
             artifacts=[t.artifact for t in targets if t.artifact is not None],
-            validation=[t.validation.result for t in targets if t.validation is not None],
+            validation=validations,
             jobs=jobs,
         ),
         create_jobs=creates,

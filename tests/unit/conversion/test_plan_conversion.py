@@ -10,6 +10,7 @@ from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.conversion import (
     ArtifactStatus,
     InputSpec,
+    LatencyStats,
     ModelConversionSpec,
     ModelConversionStatus,
     Source,
@@ -273,3 +274,63 @@ def test_transition_time_is_kept_while_a_condition_holds() -> None:
     after = get_condition(later.status.conditions, "Ready")
     assert before is not None and after is not None
     assert after.last_transition_time == before.last_transition_time
+
+
+def _timed(fmt: str, p50_ms: float) -> TargetObservation:
+    latency = LatencyStats(p50_ms=p50_ms, p90_ms=p50_ms, p99_ms=p50_ms)
+    result = TargetValidation(format=fmt, passed=True, target_latency=latency)  # type: ignore[arg-type]
+    artifact = ARTIFACT.model_copy(update={"format": fmt})
+    return TargetObservation(
+        Target(format=fmt),  # type: ignore[arg-type]
+        artifact=artifact,
+        validation=ValidationEvidence(result=result, failure_reason="", failure_message=""),
+    )
+
+
+def _plan_all(
+    targets: list[TargetObservation], annotations: dict[str, str] | None = None
+) -> ConversionPlan:
+    return plan_conversion(
+        generation=3,
+        spec=make_spec().model_copy(update={"targets": [t.target for t in targets]}),
+        status=None,
+        annotations=annotations or {},
+        source=FOUND,
+        targets=targets,
+        now=NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    ("int8_ms", "fp16_ms", "slower"),
+    [
+        (1.0, 1.5, None),
+        (2.5, 1.5, "onnx-int8 median 2.500 ms > onnx (fp32) median 2.000 ms"),
+        (2.5, 2.1, "onnx-int8 median 2.500 ms > onnx (fp32) median 2.000 ms; "
+                   "onnx-fp16 median 2.100 ms > onnx (fp32) median 2.000 ms"),
+    ],
+    ids=["faster", "int8 slower", "both slower"],
+)  # fmt: skip
+def test_reduced_precision_slower_than_fp32_is_flagged_and_not_auto_approved(
+    int8_ms: float, fp16_ms: float, slower: str | None
+) -> None:
+    targets = [_timed("onnx", 2.0), _timed("onnx-int8", int8_ms), _timed("onnx-fp16", fp16_ms)]
+    result = _plan_all(targets)
+    found = get_condition(result.status.conditions, "SlowerThanFloat")
+    if slower is None:
+        assert found is None
+        assert result.status.phase == "Succeeded"
+        return
+    assert found is not None and found.message == slower
+    assert result.status.phase == "AwaitingApproval"
+    assert condition(result, "Ready") == ("False", "SlowerThanFloat")
+    approved = _plan_all(targets, {APPROVED_GENERATION_ANNOTATION: "3"})
+    assert approved.status.phase == "Succeeded"
+    assert condition(approved, "Approved") == ("True", "ManuallyApproved")
+    assert get_condition(approved.status.conditions, "SlowerThanFloat") is not None
+
+
+def test_slower_than_float_needs_an_fp32_target_to_compare_with() -> None:
+    result = _plan_all([_timed("onnx-int8", 9.0)])
+    assert get_condition(result.status.conditions, "SlowerThanFloat") is None
+    assert result.status.phase == "Succeeded"

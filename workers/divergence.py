@@ -249,8 +249,9 @@ def localize(
         span=tuple(nodewise.span(model, failed, checks)),
         failures=failed.result.failures,
     )
-    reason = "; ".join(notes) or None
-    return Localization(divergence, reason, ranking, len(checks), seconds, tuple(notes))
+    return Localization(
+        divergence, "; ".join(notes) or None, ranking, len(checks), seconds, tuple(notes)
+    )
 
 
 def _checks(

@@ -203,7 +203,8 @@ def instrumented(model: Any, names: Iterable[str]) -> bytes:
     for name in dict.fromkeys(names):
         if name not in present:
             copy.graph.output.append(onnx.ValueInfoProto(name=name))
-    return copy.SerializeToString()
+    data: bytes = copy.SerializeToString()
+    return data
 
 
 def run_tensors(

@@ -48,11 +48,14 @@ from modelfleet.workers.nodewise import Array, Check, GraphIndex, NodeError, Pai
 
 MODULE = "modelfleet.workers.divergence"
 REQUEST, INPUTS, RESULT, LOG = "request.json", "inputs.npz", "result.json", "child.log"
-_START_MARGIN_S = 60.0  # the child's imports (Paddle: seconds) on top of its work budget
 
 
 @dataclass(frozen=True)
 class Budget:
+    """Bounds of one localization: samples run, tensors compared (the first in topological
+    order), wall-clock seconds of the child (killed past it; it stops comparing at half of it,
+    keeping the rest for its imports and for writing what it found), nodes ranked."""
+
     samples: int = 2
     tensors: int = 1000
     seconds: float = 300.0
@@ -163,7 +166,7 @@ def _in_child(
                 for name, value in sample.items()
             }
             np.savez(directory / INPUTS, allow_pickle=False, **arrays)
-            return _run_child(directory, budget.seconds + _START_MARGIN_S, started)
+            return _run_child(directory, budget.seconds, started)
     except Exception as err:  # diagnostic only: whatever went wrong becomes its reason
         return Localization.none(f"localization failed: {_short(err)}", started)
 
@@ -184,7 +187,7 @@ def _run_child(directory: Path, timeout: float, started: float) -> Localization:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            return Localization.none(f"localization ran past {timeout:.0f}s", started)
+            return Localization.none(f"localization ran past {timeout:g}s", started)
     result = directory / RESULT
     if result.is_file():
         return from_wire(json.loads(result.read_text()))
@@ -231,12 +234,14 @@ def localize(
     if skipped:
         notes.append(f"{skipped} tensors skipped: shapes differ between the two sides")
     ranking = tuple(nodewise.rank(model, checks, budget.ranking))
+    criterion = nodewise.node_rule(rule).describe()
     failed = nodewise.first_failure(checks)
     seconds = time.monotonic() - started
     if failed is None:
-        why = "every compared tensor is within the per-node criterion"
-        if paddle is not None:
-            why += " (the difference is in Paddle Inference's optimized run, not the export)"
+        why = f"every compared tensor is within the per-node criterion ({criterion})"
+        if ranking:
+            top = ranking[0]
+            why += f"; largest relative L2 added: {top.delta:.2g} by {top.node} ({top.op_type})"
         reason = "; ".join([why, *notes])
         return Localization(None, reason, ranking, len(checks), seconds, tuple(notes))
     divergence = Divergence(
@@ -266,8 +271,8 @@ def _checks(
     checks: list[Check] = []
     skipped = 0
     for pair in pairs:
-        if time.monotonic() - started > budget.seconds:
-            notes.append(f"stopped comparing after {budget.seconds:.0f}s")
+        if time.monotonic() - started > budget.seconds / 2:
+            notes.append(f"stopped comparing after {budget.seconds / 2:.0f}s")
             break
         ref, cand = references[pair.reference], candidates[pair.tensor]
         if np.asarray(ref).size != np.asarray(cand).size:

@@ -72,6 +72,14 @@ class NodeRule:
     max_relative_l2: float | None
     min_cosine: float | None
 
+    def describe(self) -> str:
+        parts = (
+            [] if self.max_relative_l2 is None else [f"relative L2 <= {self.max_relative_l2:.2g}"]
+        )
+        if self.min_cosine is not None:
+            parts.append(f"cosine >= {self.min_cosine:g}")
+        return ", ".join(parts or ["no NaN"])
+
 
 @dataclass(frozen=True)
 class Check:

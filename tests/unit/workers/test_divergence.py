@@ -226,6 +226,19 @@ def test_failures_become_a_reason_not_an_exception(tmp_path: Path) -> None:
     assert no_samples.divergence is None and no_samples.reason
 
 
+def test_a_child_past_its_time_is_killed_and_named(tmp_path: Path) -> None:
+    onnx.save(mlp(), tmp_path / "fp32.onnx")
+    late = locate_against_onnx(
+        tmp_path / "fp32.onnx",
+        tmp_path / "fp32.onnx",
+        samples=samples(),
+        rule=FP32,
+        budget=Budget(seconds=0.05),
+    )
+    assert late.divergence is None
+    assert late.reason == "localization ran past 0.05s"
+
+
 def test_report_carries_divergence_in_camel_case() -> None:
     found = divergence.Divergence("Add.2", "Add", "p2o.pd_op.group_norm.0.0", math.nan, math.nan,
                                   "pd_op.group_norm #0", ("Reshape.1", "Add.2"))  # fmt: skip

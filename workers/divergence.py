@@ -196,48 +196,85 @@ def _run_child(directory: Path, timeout: float, started: float) -> Localization:
     return Localization.none(f"localization child {how}: {last}", started)
 
 
-def localize(
-    candidate: Any, reference: Any | None, samples: Sequence[Mapping[str, Array]], rule: Rule,
-    *, budget: Budget = Budget(), paddle: tuple[Path, Path] | None = None,
-) -> Localization:  # fmt: skip
-    """In this process: `candidate` (ModelProto) against `reference` (ModelProto) or, with
-    `paddle` = (model file, params file), against the Paddle program. Exceptions propagate."""
+def localize_onnx(
+    candidate: Any,
+    reference: Any,
+    samples: Sequence[Mapping[str, Array]],
+    rule: Rule,
+    *,
+    budget: Budget = Budget(),
+) -> Localization:
+    """In this process: `candidate` against `reference` (ModelProtos). Exceptions propagate."""
     started = time.monotonic()
     samples = list(samples)[: budget.samples]
     model = GraphIndex(candidate.graph)
     notes: list[str] = []
-    if paddle is not None:
-        from modelfleet.workers.paddle_program import fetch_tensors
-
-        produced = (name for node in model.nodes for name in node.output)
-        keys = {n: n for n in produced if n.startswith("p2o.") and n not in model.static}
-        keys.update({name: f"fetch:{i}" for i, name in enumerate(model.outputs)})
-        program = fetch_tensors(paddle[0], paddle[1], samples, list(keys.values()))
-        if program.unreliable:
-            notes.append(f"{len(program.unreliable)} tensors read by in-place ops not compared")
-        present = {n: k for n, k in keys.items() if k in program.values}
-        pairs = nodewise.named_pairs(model, present, program.sources)
-        references: Mapping[str, Array] = program.values
-    else:
-        assert reference is not None
-        pairs = nodewise.onnx_pairs(model, GraphIndex(reference.graph))
-        references = {}
+    pairs = _capped(nodewise.onnx_pairs(model, GraphIndex(reference.graph)), budget, notes)
     if not pairs:
         return Localization.none("no tensors of the two models could be matched", started)
+    references = nodewise.run_tensors(reference, [p.reference for p in pairs], samples)
+    return _conclude(model, pairs, references, candidate, samples, rule, budget, notes, started)
+
+
+def localize_paddle(
+    candidate: Any,
+    model_file: Path,
+    params_file: Path,
+    samples: Sequence[Mapping[str, Array]],
+    rule: Rule,
+    *,
+    budget: Budget = Budget(),
+) -> Localization:
+    """In this process: `candidate` (paddle2onnx's ModelProto) against the Paddle program it
+    was exported from (imports Paddle). Exceptions propagate."""
+    from modelfleet.workers.paddle_program import fetch_tensors
+
+    started = time.monotonic()
+    samples = list(samples)[: budget.samples]
+    model = GraphIndex(candidate.graph)
+    notes: list[str] = []
+    produced = (name for node in model.nodes for name in node.output)
+    keys = {n: n for n in produced if n.startswith("p2o.") and n not in model.static}
+    keys.update({name: f"fetch:{i}" for i, name in enumerate(model.outputs)})
+    everything = nodewise.named_pairs(model, keys, {})
+    wanted = {p.reference for p in _capped(everything, budget, notes)}
+    program = fetch_tensors(model_file, params_file, samples, sorted(wanted))
+    if program.unreliable:
+        notes.append(f"{len(program.unreliable)} tensors read by in-place ops not compared")
+    present = {n: k for n, k in keys.items() if k in program.values}
+    pairs = nodewise.named_pairs(model, present, program.sources)
+    if not pairs:
+        return Localization.none("no tensors of the program could be matched", started)
+    return _conclude(model, pairs, program.values, candidate, samples, rule, budget, notes, started)
+
+
+def _capped(pairs: list[Pair], budget: Budget, notes: list[str]) -> list[Pair]:
     if len(pairs) > budget.tensors:
         notes.append(f"compared the first {budget.tensors} of {len(pairs)} tensors")
-        pairs = pairs[: budget.tensors]
+    return pairs[: budget.tensors]
+
+
+def _conclude(
+    model: GraphIndex,
+    pairs: list[Pair],
+    references: Mapping[str, Array],
+    candidate: Any,
+    samples: Sequence[Mapping[str, Array]],
+    rule: Rule,
+    budget: Budget,
+    notes: list[str],
+    started: float,
+) -> Localization:
+    """Run the candidate, compare in its topological order, name the first failure, rank."""
     candidates = nodewise.run_tensors(candidate, [p.tensor for p in pairs], samples)
-    if paddle is None:
-        references = nodewise.run_tensors(reference, [p.reference for p in pairs], samples)
     checks, skipped = _checks(pairs, references, candidates, rule, started, budget, notes)
     if skipped:
         notes.append(f"{skipped} tensors skipped: shapes differ between the two sides")
     ranking = tuple(nodewise.rank(model, checks, budget.ranking))
-    criterion = nodewise.node_rule(rule).describe()
     failed = nodewise.first_failure(checks)
     seconds = time.monotonic() - started
     if failed is None:
+        criterion = nodewise.node_rule(rule).describe()
         why = f"every compared tensor is within the per-node criterion ({criterion})"
         if ranking:
             top = ranking[0]
@@ -254,9 +291,8 @@ def localize(
         span=tuple(nodewise.span(model, failed, checks)),
         failures=failed.result.failures,
     )
-    return Localization(
-        divergence, "; ".join(notes) or None, ranking, len(checks), seconds, tuple(notes)
-    )
+    noted = "; ".join(notes) or None
+    return Localization(divergence, noted, ranking, len(checks), seconds, tuple(notes))
 
 
 def _checks(
@@ -333,11 +369,11 @@ def main(directory: Path) -> int:
             ]
         candidate = onnx.load(request["candidate"])
         if request["mode"] == "paddle":
-            paddle = (Path(request["model"]), Path(request["params"]))
-            result = localize(candidate, None, samples, rule, budget=budget, paddle=paddle)
+            model, params = Path(request["model"]), Path(request["params"])
+            result = localize_paddle(candidate, model, params, samples, rule, budget=budget)
         else:
             reference = onnx.load(request["reference"])
-            result = localize(candidate, reference, samples, rule, budget=budget)
+            result = localize_onnx(candidate, reference, samples, rule, budget=budget)
     except Exception as err:
         result = Localization.none(f"localization failed: {_short(err)}", started)
     partial = directory / f"{RESULT}.partial"

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from modelfleet.comparison import Rule, effective_rule
 from modelfleet.reports import DivergenceInfo, ValidationSection
 from modelfleet.workers import divergence, nodewise, quantize
-from modelfleet.workers.divergence import Budget, localize, locate_against_onnx
+from modelfleet.workers.divergence import Budget, localize_onnx, locate_against_onnx
 from modelfleet.workers.nodewise import GraphIndex
 
 FP32 = effective_rule("onnx", None)
@@ -80,7 +80,7 @@ def edit_weight(model: onnx.ModelProto, name: str, how: str) -> onnx.ModelProto:
 
 
 def test_identical_models_name_no_node() -> None:
-    result = localize(mlp(), mlp(), samples(), FP32)
+    result = localize_onnx(mlp(), mlp(), samples(), FP32)
     assert result.divergence is None
     assert result.reason is not None and "within the per-node criterion" in result.reason
     assert result.compared == 6  # h1, a1, h2, h2b, a2, y: every compute output
@@ -97,7 +97,7 @@ def test_identical_models_name_no_node() -> None:
     ],
 )
 def test_injected_fault_names_its_node(weight: str, how: str, node: str, op_type: str) -> None:
-    result = localize(edit_weight(mlp(), weight, how), mlp(), samples(), FP32)
+    result = localize_onnx(edit_weight(mlp(), weight, how), mlp(), samples(), FP32)
     found = result.divergence
     assert found is not None, result.reason
     assert (found.node, found.op_type) == (node, op_type)
@@ -110,7 +110,7 @@ def test_nan_is_named_where_it_appears() -> None:
     broken = mlp()
     relu = next(n for n in broken.graph.node if n.name == "relu2")
     relu.op_type = "Log"  # log of negative pre-activations: NaN from here on
-    found = localize(broken, mlp(), samples(), FP32).divergence
+    found = localize_onnx(broken, mlp(), samples(), FP32).divergence
     assert found is not None
     assert (found.node, found.op_type, found.output) == ("relu2", "Log", "a2")
     assert math.isnan(found.cosine)
@@ -122,7 +122,7 @@ def test_fp16_names_are_kept_and_a_faithful_copy_passes(tmp_path: Path) -> None:
     fp16 = onnx.load(tmp_path / "fp16.onnx")
     pairs = nodewise.onnx_pairs(GraphIndex(fp16.graph), GraphIndex(mlp().graph))
     assert [p.output for p in pairs] == ["h1", "a1", "h2", "h2b", "a2", "y"]  # y behind a Cast
-    result = localize(fp16, mlp(), samples(), FP16)
+    result = localize_onnx(fp16, mlp(), samples(), FP16)
     assert result.divergence is None, result.describe()
     assert result.compared == 6
 
@@ -130,7 +130,7 @@ def test_fp16_names_are_kept_and_a_faithful_copy_passes(tmp_path: Path) -> None:
 def test_fp16_fault_is_named(tmp_path: Path) -> None:
     onnx.save(edit_weight(mlp(), "w2", "swap"), tmp_path / "fp32.onnx")
     quantize.to_fp16(tmp_path / "fp32.onnx", tmp_path / "fp16.onnx")
-    found = localize(onnx.load(tmp_path / "fp16.onnx"), mlp(), samples(), FP16).divergence
+    found = localize_onnx(onnx.load(tmp_path / "fp16.onnx"), mlp(), samples(), FP16).divergence
     assert found is not None and found.node == "mm2"
 
 
@@ -150,14 +150,14 @@ def test_int8_compares_what_consumers_read(tmp_path: Path) -> None:
     assert by_output["y"].tensor == "y"  # the graph output, after its Q/DQ pair
     quantized = [p for p in pairs if p.tensor.endswith("_DequantizeLinear_Output")]
     assert quantized, [p.tensor for p in pairs]
-    result = localize(int8, mlp(), samples(), INT8)
+    result = localize_onnx(int8, mlp(), samples(), INT8)
     assert result.divergence is None, result.describe()
     assert result.ranking and all(e.error < 0.1 for e in result.ranking)
 
 
 def test_int8_calibrated_on_a_narrow_range_diverges_at_the_first_node(tmp_path: Path) -> None:
     int8 = qdq(tmp_path, 0.02)  # activations saturate on real inputs
-    result = localize(int8, mlp(), samples(), INT8)
+    result = localize_onnx(int8, mlp(), samples(), INT8)
     found = result.divergence
     assert found is not None
     assert found.node == "mm1"
@@ -191,7 +191,7 @@ def test_check_is_scale_free_and_flattens_same_size_shapes() -> None:
 
 
 def test_budget_caps_the_tensors_compared() -> None:
-    result = localize(mlp(), mlp(), samples(), FP32, budget=Budget(tensors=2))
+    result = localize_onnx(mlp(), mlp(), samples(), FP32, budget=Budget(tensors=2))
     assert result.compared == 2
     assert any("first 2 of 6" in note for note in result.notes)
 

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from modelfleet.comparison import Rule, effective_rule
 from modelfleet.reports import DivergenceInfo, ValidationSection
-from modelfleet.workers import divergence, nodewise, quantize
+from modelfleet.workers import divergence, nodewise, paddle_program, quantize
 from modelfleet.workers.divergence import Budget, localize_onnx, locate_against_onnx
 from modelfleet.workers.nodewise import GraphIndex
 
@@ -237,6 +237,30 @@ def test_a_child_past_its_time_is_killed_and_named(tmp_path: Path) -> None:
     )
     assert late.divergence is None
     assert late.reason == "localization ran past 0.05s"
+
+
+def test_describe_names_the_layer_as_exported() -> None:
+    found = divergence.Divergence("Add.2", "Add", "p2o.pd_op.group_norm.0.0", math.nan, math.nan,
+                                  "pd_op.group_norm #0",
+                                  ("Reshape.1", "InstanceNormalization.0", "Add.2"))  # fmt: skip
+    assert found.describe() == (
+        "first diverging node Add.2 (Add from pd_op.group_norm #0) output "
+        "p2o.pd_op.group_norm.0.0: max abs nan, cosine nan "
+        "(layer: Reshape.1, InstanceNormalization.0, Add.2)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "source"),
+    [
+        ("p2o.pd_op.group_norm.0.0", "pd_op.group_norm #0"),
+        ("p2o.pd_op.batch_norm_.12.0", "pd_op.batch_norm_ #12"),
+        ("fetch:0", None),
+        ("Add.1", None),
+    ],
+)
+def test_paddle2onnx_names_map_to_program_ops(key: str, source: str | None) -> None:
+    assert paddle_program.source_of(key) == source
 
 
 def test_report_carries_divergence_in_camel_case() -> None:

@@ -197,3 +197,15 @@ def test_int8_calibrated_on_the_wrong_range_is_named(cnn: SampleModel, tmp_path:
     assert found.op_type == "Conv" and found.cosine < 0.99
     assert result.ranking[0].node == found.node
     assert np.isfinite(result.ranking[0].delta) and result.ranking[0].delta > 0
+
+
+def test_faithful_fp16_matches_its_fp32_node_by_node(cnn: SampleModel, tmp_path: Path) -> None:
+    fp32 = _convert(cnn, tmp_path / "fp32")
+    fp16 = _convert(cnn, tmp_path / "fp16", "onnx-fp16")
+    feeds = validation_samples(cnn.input_specs(), QUICK, None)
+    result = locate_against_onnx(fp16, fp32, samples=feeds, rule=effective_rule("onnx-fp16", None))
+    assert result.divergence is None
+    assert result.reason is not None and "within the per-node criterion" in result.reason
+    names = {e.output for e in result.ranking}
+    assert {"p2o.pd_op.conv2d.0.0", "p2o.pd_op.conv2d.1.0"} <= names  # names kept by fp16
+    assert result.compared >= 12

@@ -100,6 +100,21 @@ class ToleranceInfo(Document):
         return cls(**rule.__dict__)
 
 
+class DivergenceInfo(Document):
+    """The first node, in the candidate's topological order, whose output departs from the
+    reference beyond the per-node criterion (`modelfleet.workers.divergence`): `node` and
+    `opType` are the ONNX node, `output` its tensor; `sourceOp` the Paddle op it was exported
+    from (fp32 against Paddle), `span` the nodes computing it from tensors that still agreed."""
+
+    node: str
+    op_type: str
+    output: str
+    max_abs: float
+    cosine: float
+    source_op: str | None = None
+    span: list[str] = Field(default_factory=list)
+
+
 class ValidationSection(Document):
     passed: bool
     semantics: str
@@ -124,6 +139,7 @@ class ValidationSection(Document):
         description="modelfleet.jobrequests.validation_settings_digest of the request validated: "
         "the operator reuses this report only for a spec with the same digest.",
     )
+    divergence: DivergenceInfo | None = None  # only when the target failed and a node was named
 
 
 class RemedyAttempt(Document):

@@ -85,6 +85,8 @@ def check_plan(meta: Mapping[str, Any], fmt: str, has_candidate: bool) -> CheckP
         top_k_agreement=_optional_float(_pick(tolerance, "topKAgreement", None)),
         top_k=int(_pick(tolerance, "topK", 1)),
         elementwise=bool(_pick(tolerance, "elementwise", True)),
+        max_normalized_error=_optional_float(_pick(tolerance, "maxNormalizedError", None)),
+        max_relative_l2=_optional_float(_pick(tolerance, "maxRelativeL2", None)),
     )
     declared = str(meta.get("format") or fmt)
     quantized = declared in QUANTIZED_FORMATS or fmt in QUANTIZED_FORMATS or not rule.elementwise

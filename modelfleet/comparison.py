@@ -33,8 +33,10 @@ from modelfleet.api.conversion import TargetFormat, Tolerance
 from modelfleet.artifacts import Document
 
 SEMANTICS = (
-    "Polygraphy: an element fails only if |c-r| > atol AND |c-r|/|r| > rtol; NaN always fails; "
-    "cosine >= minCosine when set; quantized targets: top-k agreement >= topKAgreement when set"
+    "Polygraphy: an element fails only if |c-r| > atol AND |c-r|/|r| > rtol (decides when "
+    "elementwise); NaN always fails; max|c-r|/max|r| <= maxNormalizedError and "
+    "||c-r||/||r|| <= maxRelativeL2 when set; cosine >= minCosine when set; quantized targets: "
+    "top-k agreement >= topKAgreement when set"
 )
 
 Array = npt.NDArray[Any]
@@ -50,21 +52,34 @@ class Rule:
     top_k_agreement: float | None = None
     top_k: int = 1
     elementwise: bool = True
+    max_normalized_error: float | None = None
+    max_relative_l2: float | None = None
+
+
+DEFAULT_RULES: dict[str, Rule] = {
+    "onnx": Rule(atol=1e-5, rtol=1e-5, elementwise=False,
+                 max_normalized_error=5e-5, max_relative_l2=5e-5),
+    "onnx-fp16": Rule(atol=1e-2, rtol=1e-2, elementwise=False, min_cosine=0.99999,
+                      max_normalized_error=1e-2, max_relative_l2=1e-2),
+    "onnx-int8": Rule(atol=1e-1, rtol=1e-1, elementwise=False, min_cosine=0.995,
+                      max_normalized_error=0.5, max_relative_l2=0.2),
+}  # fmt: skip
+"""Per-format defaults, chosen on the model zoo (docs/tolerances.md): every faithful
+conversion passes with >= 3x headroom and every fault injected into an fp32 artifact fails by
+>= 9x. Errors are normalised by the reference's scale (max |r|, ||r||): a fixed atol rejects
+faithful deep nets whose logits reach hundreds (ResNet-50: 4% of elements over 1e-5 at a
+max abs ÷ max |r| of 1.1e-6). The element rule is still reported, not decisive; int8 top-k
+agreement is opt-in (`topKAgreement`), since the last axis is not a class axis for dense or
+sequence outputs."""
 
 
 def effective_rule(fmt: TargetFormat, tolerance: Tolerance | None) -> Rule:
-    """Per-format defaults when the target has no tolerance.
-
-    onnx: atol=rtol=1e-5. onnx-fp16: atol=rtol=1e-2, cosine >= 0.999. onnx-int8: cosine >=
-    0.99 and top-1 agreement >= 0.99, element rule informational.
-    """
+    """The format's defaults when the target has no tolerance, else the user's tolerance:
+    the element rule decides unless an aggregate gate makes it informational (a normalised
+    or relative-L2 bound, or for int8 a cosine or top-k gate)."""
     if tolerance is None:
-        if fmt == "onnx-fp16":
-            return Rule(atol=1e-2, rtol=1e-2, min_cosine=0.999)
-        if fmt == "onnx-int8":
-            return Rule(atol=1e-1, rtol=1e-1, min_cosine=0.99, top_k_agreement=0.99,
-                        elementwise=False)  # fmt: skip
-        return Rule(atol=1e-5, rtol=1e-5)
+        return DEFAULT_RULES[fmt]
+    scaled = tolerance.max_normalized_error is not None or tolerance.max_relative_l2 is not None
     gated = tolerance.min_cosine is not None or tolerance.top_k_agreement is not None
     return Rule(
         atol=tolerance.atol,
@@ -72,7 +87,9 @@ def effective_rule(fmt: TargetFormat, tolerance: Tolerance | None) -> Rule:
         min_cosine=tolerance.min_cosine,
         top_k_agreement=tolerance.top_k_agreement,
         top_k=tolerance.top_k,
-        elementwise=not (fmt == "onnx-int8" and gated),
+        elementwise=not (scaled or (fmt == "onnx-int8" and gated)),
+        max_normalized_error=tolerance.max_normalized_error,
+        max_relative_l2=tolerance.max_relative_l2,
     )
 
 
@@ -96,6 +113,8 @@ class OutputResult(Document):
     top1_agreement: float | None = None
     top_k_agreement: float | None = None
     top_k: int | None = None
+    normalized_error: float | None = None
+    relative_l2: float | None = None
     failures: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
@@ -164,6 +183,14 @@ def compare_output(
     if not finite.all():
         l2 = math.inf
     cos = cosine_similarity(r, c)
+    normalized = _scaled(max_abs, float(np.max(np.abs(r[np.isfinite(r)]), initial=0.0)))
+    relative = _scaled(l2, float(np.linalg.norm(r[np.isfinite(r)])))
+    for value, bound, label in (
+        (normalized, rule.max_normalized_error, "max abs / max |reference|"),
+        (relative, rule.max_relative_l2, "relative L2"),
+    ):
+        if bound is not None and not value <= bound:
+            failures.append(f"{label} {value:.3g} > {bound:g}")
     if rule.elementwise and mismatched and not (nan_ref or nan_cand):
         failures.append(
             f"{mismatched}/{r.size} elements exceed atol={rule.atol:g} and rtol={rule.rtol:g}"
@@ -193,8 +220,20 @@ def compare_output(
         top1_agreement=top1,
         top_k_agreement=topk,
         top_k=k,
+        normalized_error=normalized,
+        relative_l2=relative,
         failures=tuple(failures),
     )
+
+
+def _scaled(error: float, scale: float) -> float:
+    """An error relative to the reference's scale; an all-zero reference scales nothing (any
+    error is infinite, none is zero), NaN stays NaN."""
+    if math.isnan(error):
+        return math.nan
+    if scale > 0:
+        return error / scale
+    return 0.0 if error == 0 else math.inf
 
 
 def _broken(name: str, reference_name: str | None, ref: Array, why: str) -> OutputResult:

@@ -94,6 +94,8 @@ class ToleranceInfo(Document):
     top_k_agreement: float | None = None
     top_k: int = 1
     elementwise: bool = True
+    max_normalized_error: float | None = None
+    max_relative_l2: float | None = None
 
     @classmethod
     def of(cls, rule: Rule) -> ToleranceInfo:

@@ -73,7 +73,8 @@ class Calibration(ApiModel):
 
 
 class Tolerance(ApiModel):
-    """Polygraphy semantics: an element fails only if it exceeds both atol and rtol."""
+    """Polygraphy semantics: an element fails only if it exceeds both atol and rtol. Omitted,
+    the format's defaults apply (scale-free bounds chosen on the model zoo; docs/tolerances.md)."""
 
     atol: float = Field(default=1e-5, ge=0)
     rtol: float = Field(default=1e-5, ge=0)
@@ -82,6 +83,15 @@ class Tolerance(ApiModel):
         default=None, ge=0, le=1, description="Minimum share of samples whose top-k match."
     )
     top_k: int = Field(default=1, ge=1, le=100)
+    max_normalized_error: float | None = Field(
+        default=None,
+        ge=0,
+        description="Maximum of max|c-r| / max|r| per output (scale-free); when set, or "
+        "maxRelativeL2 is, the element rule (atol, rtol) is reported but does not decide.",
+    )
+    max_relative_l2: float | None = Field(
+        default=None, ge=0, description="Maximum of ||c-r|| / ||r|| per output (scale-free)."
+    )
 
 
 class KeepFloat(ApiModel):

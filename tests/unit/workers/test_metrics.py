@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from modelfleet.api.conversion import Tolerance
@@ -126,11 +127,49 @@ def test_quantized_gate_uses_top_k_not_elements() -> None:
     assert result.outputs[0].top1_agreement == pytest.approx(0.5)  # row 2 flips class 0 → 2
 
 
-def test_format_defaults() -> None:
-    assert effective_rule("onnx", None) == Rule(atol=1e-5, rtol=1e-5)
-    assert effective_rule("onnx-fp16", None).min_cosine == 0.999
+def test_format_defaults_are_scale_free() -> None:
+    fp32 = effective_rule("onnx", None)
+    assert (fp32.max_normalized_error, fp32.max_relative_l2, fp32.elementwise) == (
+        5e-5,
+        5e-5,
+        False,
+    )
+    fp16 = effective_rule("onnx-fp16", None)
+    assert (fp16.max_normalized_error, fp16.max_relative_l2, fp16.min_cosine) == (
+        1e-2,
+        1e-2,
+        0.99999,
+    )
     int8 = effective_rule("onnx-int8", None)
-    assert int8.top_k_agreement == 0.99 and not int8.elementwise
+    assert int8.top_k_agreement is None and not int8.elementwise and int8.min_cosine == 0.995
+
+
+@pytest.mark.parametrize(
+    ("reference", "candidate", "passed"),
+    [
+        # ResNet-50 shaped: logits up to 360, float noise 4e-4 (1.1e-6 of the scale) passes
+        (np.linspace(-360, 360, 1000), np.linspace(-360, 360, 1000) + 4e-4, True),
+        # the same logits with one class 1% off: 3.6 / 360 = 1e-2 fails
+        (np.linspace(-360, 360, 1000), np.r_[np.linspace(-360, 360, 1000)[:-1], 363.6], False),
+        # tiny outputs (MobileNetV3 logits ~0.01): scale-free, 1e-8 noise passes
+        (np.full(10, 0.01), np.full(10, 0.01) + 1e-8, True),
+        (np.zeros(4), np.zeros(4), True),  # all-zero reference, exact candidate
+        (np.zeros(4), np.array([0, 0, 0, 1e-9]), False),  # any error on a zero scale
+        (np.array([1.0, np.nan]), np.array([1.0, np.nan]), False),  # NaN always fails
+    ],
+    ids=["deep logits", "one logit off", "tiny outputs", "zeros", "zero scale", "nan"],
+)
+def test_fp32_default_judges_relative_to_the_reference_scale(
+    reference: npt.NDArray[Any], candidate: npt.NDArray[Any], passed: bool
+) -> None:
+    result = compare_output("y", reference, candidate, effective_rule("onnx", None))
+    assert result.passed is passed, result.failures
+
+
+def test_a_scaled_bound_in_a_users_tolerance_makes_the_element_rule_informational() -> None:
+    scaled = effective_rule("onnx", Tolerance(max_relative_l2=1e-3))
+    assert not scaled.elementwise and scaled.max_relative_l2 == 1e-3
+    assert effective_rule("onnx", Tolerance(atol=1e-3)).elementwise
 
 
 def test_rollup_reports_worst_case() -> None:
@@ -155,8 +194,10 @@ def test_stored_report_output_reads_back_and_writes_the_same_fields() -> None:
     assert result.reference_name == "fetch_0" and result.failures == tuple(
         STORED_OUTPUT["failures"]
     )
-    assert json.loads(result.to_json()) == STORED_OUTPUT
-    assert list(json.loads(result.to_json())) == list(STORED_OUTPUT)
+    written = json.loads(result.to_json())
+    added = {"normalizedError", "relativeL2"}  # evidence added since; absent reads as None
+    assert {key: value for key, value in written.items() if key not in added} == STORED_OUTPUT
+    assert [key for key in written if key not in added] == list(STORED_OUTPUT)
 
 
 def test_comparison_is_written_as_computed_with_its_reference_names() -> None:

@@ -85,8 +85,6 @@ def random_feeds(arch: Architecture, rng: np.random.Generator, batch: int) -> li
         lo, hi = spec.value_range
         if spec.dtype == "int64":
             value = rng.integers(int(lo), int(hi), size=shape, endpoint=True).astype(np.int64)
-        elif spec.binary:
-            value = (rng.random(shape) < 0.8).astype(spec.dtype)
         else:
             value = rng.uniform(lo, hi, size=shape).astype(spec.dtype)
         feeds.append(paddle.to_tensor(value))

@@ -17,8 +17,7 @@ class ZooInput:
     save_shape: tuple[int, ...]
     run_shape: tuple[int, ...]
     dtype: str = "float32"
-    value_range: tuple[float, float] = (0.0, 1.0)
-    binary: bool = False  # a 0/1 mask (built only; the CLI spec draws uniform in the range)
+    value_range: tuple[float, float] = (0.0, 1.0)  # int64: integers in it, both ends included
 
     def spec(self) -> str:
         """The `--inputs` entry of `modelfleet convert` / `validate`."""
@@ -55,7 +54,7 @@ _ARCHS = (
                  _image(64)),
     Architecture("ernie", "ERNIE shape: int64 ids, position emb., LayerNorm, GELU, mask, 2 layers",
                  (ZooInput("input_ids", (-1, 16), (1, 16), "int64", (0, 999)),
-                  ZooInput("attention_mask", (-1, 16), (1, 16), "float32", (0, 1), True))),
+                  ZooInput("attention_mask", (-1, 16), (1, 16), "int64", (0, 1)))),
     Architecture("yoloe", "PP-YOLOE shape: image + scale_factor, FPN nearest x2, decoded boxes",
                  (*_image(64, "image"),
                   ZooInput("scale_factor", (-1, 2), (1, 2), "float32", (0.5, 2.0)))),
@@ -71,11 +70,15 @@ _ARCHS = (
 ARCHITECTURES = {a.name: a for a in _ARCHS}
 
 # `make test` runs these (quick, and passing today); `make zoo` runs every architecture.
-QUICK_CASES = (("layernorm-se", "onnx"), ("ernie", "onnx"), ("ocr-det", "onnx-int8"))
+QUICK_CASES = (("layernorm-se", "onnx"), ("ernie", "onnx-fp16"), ("ernie", "onnx-int8"))
 
 # The tolerance study's nets (issue 11 step 7).
 FAULT_NETS = ("resnet50", "mobilenetv3", "ernie", "unet")
 
 # Conversions known to be wrong by an exporter defect (FIELD-NOTES, issue 11): their failure is
 # right, so they do not bound the proposed tolerances. (arch, format) → why.
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {
+    ("ernie", "onnx-int8"): "static int8 QDQ of the encoder: cosine 0.93, rel. L2 ~0.5 with 0/1 "
+    "attention masks; quantization damage for the int8 remedies (issue 11 step 6) to fix, not "
+    "noise a default should accept",
+}

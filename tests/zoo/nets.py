@@ -88,8 +88,10 @@ class DbDetector(nn.Layer):
 class ErnieLike(nn.Layer):
     """ERNIE shape: int64 token ids + position embeddings, LayerNorm, GELU, attention mask.
 
-    Inputs `input_ids` [1, 16] (int64 < vocab) and `attention_mask` [1, 16] (float 0/1);
-    output the pooled [CLS] vector through tanh and a classifier, [1, 4].
+    Inputs `input_ids` [1, 16] (int64 < vocab) and `attention_mask` [1, 16] (int64 0/1, as
+    tokenizers emit it); output the pooled [CLS] vector through tanh and a classifier, [1, 4].
+    (A float mask drawn uniformly in [0, 1] would make attention one-hot on the largest mask
+    value whatever q and k are: validation would then be blind to the attention weights.)
     """
 
     def __init__(self, vocab: int = 1000, hidden: int = 64, layers: int = 2, seq: int = 16):
@@ -107,15 +109,20 @@ class ErnieLike(nn.Layer):
     def forward(self, input_ids: Any, attention_mask: Any) -> Any:
         positions = paddle.arange(input_ids.shape[1], dtype="int64").unsqueeze(0)
         x = self.norm(self.word(input_ids) + self.position(positions))
-        bias = (1.0 - attention_mask.unsqueeze(1).unsqueeze(2)) * -1e4  # [N, 1, 1, S]
+        keep = attention_mask.astype("float32").unsqueeze(1).unsqueeze(2)  # [N, 1, 1, S]
+        bias = (1.0 - keep) * -1e4
         x = self.encoder(x, src_mask=bias)
         return self.classifier(F.tanh(self.pooler(x[:, 0])))
+
+
+REG_MAX = 7  # PP-YOLOE's distribution focal loss bins per box side, minus one
 
 
 class YoloeLike(nn.Layer):
     """PP-YOLOE shape: inputs `image` [1, 3, 64, 64] and `scale_factor` [1, 2]; a strided
     backbone, an FPN neck with nearest x2 upsampling, per-level heads, boxes decoded from
-    distances and divided by the scale factor. With `nms`, `multiclass_nms3` (as PaddleDetection
+    distribution-focal distances (softmax over bins, then their expectation) and divided by
+    the scale factor. With `nms`, `multiclass_nms3` (as PaddleDetection
     calls it) turns them into [K, 6] detections and a per-image count; without, the outputs are
     the decoded boxes [1, A, 4] and class scores [1, classes, A].
     """
@@ -130,8 +137,9 @@ class YoloeLike(nn.Layer):
         self.reduce5 = conv_bn(64, 48, 1)
         self.reduce4 = conv_bn(96, 32, 1)
         self.cls = nn.LayerList([nn.Conv2D(c, classes, 3, padding=1) for c in (32, 48)])
-        self.reg = nn.LayerList([nn.Conv2D(c, 4, 3, padding=1) for c in (32, 48)])
+        self.reg = nn.LayerList([nn.Conv2D(c, 4 * (REG_MAX + 1), 3, padding=1) for c in (32, 48)])
         self.strides = (8, 16)
+        self.project = paddle.arange(REG_MAX + 1, dtype="float32").reshape([1, 1, 1, -1])
 
     def forward(self, image: Any, scale_factor: Any) -> Any:
         c4 = self.c4(self.c3(self.stem(image)))
@@ -145,7 +153,8 @@ class YoloeLike(nn.Layer):
             ys, xs = paddle.meshgrid(paddle.arange(h, dtype="float32"),
                                      paddle.arange(w, dtype="float32"))  # fmt: skip
             centers = (paddle.stack([xs, ys], axis=-1).reshape([1, -1, 2]) + 0.5) * stride
-            dist = F.softplus(self.reg[level](feat)).flatten(2).transpose([0, 2, 1]) * stride
+            bins = self.reg[level](feat).reshape([0, 4, REG_MAX + 1, -1]).transpose([0, 3, 1, 2])
+            dist = (F.softmax(bins, axis=-1) * self.project).sum(-1) * stride  # DFL integral
             boxes.append(paddle.concat([centers - dist[:, :, :2], centers + dist[:, :, 2:]], -1))
             scores.append(F.sigmoid(self.cls[level](feat)).flatten(2))
         box = paddle.concat(boxes, axis=1)

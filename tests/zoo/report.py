@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from zoo.catalog import ARCHITECTURES, FORMATS
-from zoo.tolerance import METRICS, Proposal, propose
+from zoo.catalog import ARCHITECTURES, FORMATS, KNOWN_DEFECTS
+from zoo.tolerance import HEADROOM, METRICS, Proposal, is_finite, propose
 
 HEADER = """# Real-architecture zoo: coverage and tolerances
 
@@ -19,6 +19,11 @@ SRC --to FORMAT --inputs SPEC` and checked with `modelfleet validate --reference
 each in its own process with a timeout. A subset runs in `make test`
 (`tests/zoo/test_zoo.py::test_quick_cases`).
 """
+
+
+def _text(value: Any) -> str:
+    """A message for a table cell: terminal escapes shown, pipes escaped."""
+    return str(value or "").replace("\x1b", "ESC").replace("|", "\\|")
 
 
 def _g(value: Any, spec: str = ".2g") -> str:
@@ -62,7 +67,7 @@ def _matrix(results: dict[str, Any]) -> list[str]:
         if build is None:
             continue
         if build["outcome"] != "exit 0":
-            lines.append(f"| {name} | build failed: {build.get('reason', '')} |||")
+            lines.append(f"| {name} | build failed: {_text(build.get('reason'))} |||")
             continue
         cells = [_cell(by_key[(name, f)]) if (name, f) in by_key else "-" for f in FORMATS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -71,9 +76,9 @@ def _matrix(results: dict[str, Any]) -> list[str]:
               "else how the process ended) | max abs | cosine | L2 | convert s | validate s | "
               "traceback |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in results["cases"]:
-        reason = (c["reason"] or "").replace("|", "\\|")
+        reason = _text(c["reason"])
         if c["verdict"] == "fail" and c.get("failures"):
-            reason += f" ({c['failures'][0]})".replace("|", "\\|")
+            reason += _text(f" ({c['failures'][0]})")
         lines.append(
             f"| {c['arch']} | {c['format']} | {'y' if c['converted'] else 'n'} | "
             f"{c['verdict']} | {reason} | {_g(c['max_abs'])} | {_cosine(c['cosine'])} | "
@@ -103,8 +108,8 @@ def _study(results: dict[str, Any]) -> list[str]:
     notes = []
     for arch, study in results["studies"].items():
         if study.get("reference_note"):
-            notes.append(f"- {arch}: {study['reference_note']}")
-        notes += [f"- {arch}: artifact not run: {e}" for e in study.get("errors", [])]
+            notes.append(f"- {arch}: {_text(study['reference_note'])}")
+        notes += [f"- {arch}: artifact not run: {_text(e)}" for e in study.get("errors", [])]
         for r in study["rows"]:
             lines.append(
                 f"| {arch} | {r['artifact']} | {r['output']} | {_g(r['max_ref'])} | "
@@ -116,17 +121,17 @@ def _study(results: dict[str, Any]) -> list[str]:
     return [*lines, "", *notes] if notes else lines
 
 
-def _proposal(proposals: list[Proposal]) -> list[str]:
+def _proposal(proposals: list[Proposal], rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Proposed default tolerances",
         "",
-        "A target passes when every float output stays within every threshold below. Each "
-        "threshold sits at the geometric mean of the worst faithful conversion of that format "
-        "and the mildest fault, rounded down to 1, 2 or 5 x 10^k; margin = threshold ÷ worst "
-        "faithful (headroom for correct conversions) and mildest fault ÷ threshold (how clearly "
-        "a fault fails). Faults were injected into fp32 artifacts; for fp16 and int8 they are "
-        "taken at their fp32 size (a fault adds to the format's own error, so this is the "
-        "conservative side).",
+        "A target passes when every float output stays within every threshold of its format. "
+        "Each threshold is the geometric mean of the worst faithful conversion of that format "
+        "and the mildest fault, rounded down to 1, 2 or 5 x 10^k, but never less than "
+        f"{HEADROOM:g}x the worst faithful value (rounded up): seeds, machines and BLAS builds "
+        "move faithful errors. Margin = threshold / worst faithful and mildest fault / "
+        "threshold. Faults were injected into fp32 artifacts; for fp16 and int8 they are "
+        "taken at their fp32 size (a fault adds to the format's own error).",
         "",
         "| format | metric | worst faithful | mildest fault | threshold | faithful margin | "
         "fault margin |",
@@ -135,14 +140,24 @@ def _proposal(proposals: list[Proposal]) -> list[str]:
     for p in proposals:
         for m in p.metrics:
             lines.append(
-                f"| {p.format} | {METRICS[m.metric]} | {_g(m.worst_faithful)} "
+                f"| {p.format} | {_text(METRICS[m.metric])} | {_g(m.worst_faithful)} "
                 f"({m.worst_where}) | {_g(m.mildest_fault)} ({m.mildest_where}) | "
                 f"{_g(m.threshold)} | {_g(m.faithful_margin)}x | {_g(m.fault_margin)}x |"
             )
-    lines.append("")
-    for p in proposals:
-        caught = ", ".join(f"{k}: {v}" for k, v in p.caught.items())
-        lines.append(f"- {p.format}: {p.summary()} Faults caught by: {caught}.")
+    lines += ["", "Which thresholds fail each fault (MISSED: none does):", "",
+              "| fault | " + " | ".join(p.format for p in proposals) + " |",
+              "|---|" + "---|" * len(proposals)]  # fmt: skip
+    for fault in proposals[0].caught if proposals else ():
+        cells = " | ".join(_text(p.caught[fault]) for p in proposals)
+        lines.append(f"| {fault} | {cells} |")
+    lines += ["", *(f"- {p.format}: {_text(p.summary())}" for p in proposals), ""]
+    lines.append("Not counted as faithful (they must keep failing, whatever the thresholds):")
+    lines += [f"- {arch} {fmt}: {why}" for (arch, fmt), why in KNOWN_DEFECTS.items()]
+    lines += [
+        f"- {r['arch']} {r['artifact']} {r['output']}: non-finite metrics (NaN or shape mismatch)"
+        for r in rows
+        if not r["artifact"].startswith("fault") and not is_finite(r)
+    ]
     return lines
 
 
@@ -162,6 +177,6 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_study(results),
         "",
-        *_proposal(propose(rows)),
+        *_proposal(propose(rows), rows),
     ]
     return "\n".join(parts) + "\n"

@@ -11,7 +11,7 @@ from onnx import helper, numpy_helper
 
 from zoo.faults import FAULTS, swap_channels
 from zoo.report import render
-from zoo.tolerance import nice_floor, propose_format
+from zoo.tolerance import nice_ceil, nice_floor, propose_format
 
 
 def _row(arch: str, artifact: str, norm: float, rel_l2: float, cosine: float) -> dict[str, Any]:
@@ -26,6 +26,7 @@ def test_nice_floor() -> None:
     assert nice_floor(3e-4) == 2e-4
     assert nice_floor(7.0) == 5.0
     assert math.isclose(nice_floor(1.5e-2), 1e-2)
+    assert nice_ceil(3e-4) == 5e-4 and nice_ceil(6.0) == 10.0 and nice_ceil(2e-3) == 2e-3
 
 
 def test_threshold_separates_faithful_from_faults() -> None:

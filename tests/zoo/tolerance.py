@@ -16,6 +16,7 @@ from typing import Any
 
 from zoo.catalog import FORMATS, KNOWN_DEFECTS
 
+HEADROOM = 3.0  # seeds, machines and BLAS builds move faithful errors; never bound them tighter
 METRICS = {
     "norm_max_abs": "max abs / max |ref|",
     "rel_l2": "rel. L2",
@@ -29,14 +30,14 @@ def value(row: dict[str, Any], metric: str) -> float:
     return float(row[metric])
 
 
-def _finite(row: dict[str, Any]) -> bool:
+def is_finite(row: dict[str, Any]) -> bool:
     return all(math.isfinite(value(row, m)) for m in METRICS)
 
 
 def faithful_rows(rows: Sequence[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
     return [
         r for r in rows
-        if r["artifact"] == fmt and (r["arch"], fmt) not in KNOWN_DEFECTS and _finite(r)
+        if r["artifact"] == fmt and (r["arch"], fmt) not in KNOWN_DEFECTS and is_finite(r)
     ]  # fmt: skip
 
 
@@ -91,15 +92,27 @@ class Proposal:
         rule = ", ".join(f"{METRICS[m.metric]} ≤ {m.threshold:.2g}" for m in self.metrics)
         missed = [k for k, v in self.caught.items() if v == "MISSED"]
         verdict = f"misses {', '.join(missed)}." if missed else "catches every fault."
-        return f"{rule} passes all {self.faithful_count} faithful outputs and {verdict}"
+        return f"{rule}: passes all {self.faithful_count} faithful outputs and {verdict}"
+
+
+def nice_ceil(x: float) -> float:
+    """The smallest 1, 2 or 5 x 10^k not below x."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    exp = math.floor(math.log10(x))
+    for candidate in (10.0**exp, 2 * 10.0**exp, 5 * 10.0**exp, 10.0 ** (exp + 1)):
+        if candidate >= x * (1 - 1e-12):
+            return candidate
+    return 10.0 ** (exp + 1)
 
 
 def _threshold(worst: float, mildest: float) -> float:
-    if worst <= 0:
-        return nice_floor(mildest / 10) if mildest > 0 else 0.0
-    if mildest <= worst:
-        return nice_floor(worst * 2) if worst < 1 else worst  # not separable: pass faithful
-    return max(nice_floor(math.sqrt(worst * mildest)), worst)
+    """The geometric mean of worst faithful and mildest fault when the gap leaves HEADROOM on
+    both sides; else HEADROOM above the worst faithful (faults under it are then missed)."""
+    floor = nice_ceil(worst * HEADROOM) if worst > 0 else 0.0
+    if mildest > floor * HEADROOM:
+        return max(nice_floor(math.sqrt(worst * mildest)), floor)
+    return floor
 
 
 def propose_format(rows: Sequence[dict[str, Any]], fmt: str) -> Proposal | None:

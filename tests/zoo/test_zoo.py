@@ -4,13 +4,15 @@
   step in its own process, plus one injected fault that the default tolerance must refuse.
 - `test_zoo_contract` (marker `zoo`, `make zoo` runs it right after regenerating
   `tests/zoo/results.json`): issue 11's "done when" on every architecture x format: no crash,
-  no hang, no traceback; every failure names its reason on one `Reason: message` line; every
-  fp32 target passes or fails with a named reason. Red today where the issue says it is.
+  no hang, no traceback; every failure names its reason on one `Reason: message` line (a
+  tolerance failure too); an exporter refusing an op is `UnsupportedOperator`. Red today
+  where the issue says it is.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -62,8 +64,12 @@ def test_zoo_contract(arch: str, fmt: str) -> None:
     case = _recorded().get((arch, fmt))
     assert case is not None, f"{arch} {fmt} not in {RESULTS.name}: run `make zoo`"
     documented = {f"exit {code}" for code in EXIT_CODES.values()} | {"exit 0"}
-    assert case["convert_outcome"] in documented, case
-    assert case["validate_outcome"] in (None, *documented), case
-    assert not case["traceback"], case
-    if case["verdict"] != "pass":
-        assert case["reason"] and str(case["reason"]).split(":")[0] in EXIT_CODES, case
+    assert case["convert_outcome"] in documented, f"converter crashed or hung: {case}"
+    assert case["validate_outcome"] in (None, *documented), f"validate crashed or hung: {case}"
+    assert not case["traceback"], f"a raw traceback reached the user: {case}"
+    if case["verdict"] == "pass":
+        return
+    reason = str(case["reason"] or "")
+    assert reason.split(":", maxsplit=1)[0] in EXIT_CODES, f"no `Reason: message` line: {case}"
+    if not case["converted"] and re.search(r"unimplemented|unsupported", reason, re.IGNORECASE):
+        assert reason.startswith("UnsupportedOperator"), f"an exporter refusal misnamed: {case}"

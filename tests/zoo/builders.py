@@ -71,6 +71,8 @@ FACTORIES: dict[str, Callable[[], Any]] = {
     "ernie": nets.ErnieLike,
     "yoloe": lambda: nets.YoloeLike(nms=False),
     "yoloe-nms": lambda: nets.YoloeLike(nms=True),
+    "yoloe-upsize": lambda: nets.YoloeLike(by_size=True),
+    "yoloe-nms-upsize": lambda: nets.YoloeLike(nms=True, by_size=True),
     "unet": nets.UNet,
     "groupnorm-gelu": nets.GroupNormGelu,
     "layernorm-se": nets.LayerNormSe,

@@ -40,6 +40,8 @@ def _image(size: int, name: str = "x") -> tuple[ZooInput, ...]:
     return (ZooInput(name, (-1, 3, size, size), (1, 3, size, size)),)
 
 
+_DETECTOR = (*_image(64, "image"), ZooInput("scale_factor", (-1, 2), (1, 2), "float32", (0.5, 2.0)))
+
 _ARCHS = (
     Architecture("resnet50", "paddle.vision ResNet-50, 1000 classes, 224x224", _image(224)),
     Architecture("mobilenetv3", "paddle.vision MobileNetV3-small (hardswish, SE), 224x224",
@@ -55,12 +57,12 @@ _ARCHS = (
     Architecture("ernie", "ERNIE shape: int64 ids, position emb., LayerNorm, GELU, mask, 2 layers",
                  (ZooInput("input_ids", (-1, 16), (1, 16), "int64", (0, 999)),
                   ZooInput("attention_mask", (-1, 16), (1, 16), "int64", (0, 1)))),
-    Architecture("yoloe", "PP-YOLOE shape: image + scale_factor, FPN nearest x2, decoded boxes",
-                 (*_image(64, "image"),
-                  ZooInput("scale_factor", (-1, 2), (1, 2), "float32", (0.5, 2.0)))),
-    Architecture("yoloe-nms", "the same with multiclass_nms3 (boxes [K, 6] + count)",
-                 (*_image(64, "image"),
-                  ZooInput("scale_factor", (-1, 2), (1, 2), "float32", (0.5, 2.0)))),
+    Architecture("yoloe", "PP-YOLOE shape: image + scale_factor, FPN nearest x2 (scale_factor=), "
+                 "DFL-decoded boxes", _DETECTOR),
+    Architecture("yoloe-nms", "the same with multiclass_nms3 (boxes [K, 6] + count)", _DETECTOR),
+    Architecture("yoloe-upsize", "yoloe upsampling by size= (exported today) instead of "
+                 "scale_factor=", _DETECTOR),
+    Architecture("yoloe-nms-upsize", "yoloe-nms upsampling by size=", _DETECTOR),
     Architecture("unet", "U-Net: Conv2DTranspose, bilinear interpolate, skip concats, 64x64",
                  _image(64)),
     Architecture("groupnorm-gelu", "conv + GroupNorm(8, 32) + GELU, 32x32", _image(32)),

@@ -127,9 +127,10 @@ class YoloeLike(nn.Layer):
     the decoded boxes [1, A, 4] and class scores [1, classes, A].
     """
 
-    def __init__(self, classes: int = 4, nms: bool = False) -> None:
+    def __init__(self, classes: int = 4, nms: bool = False, by_size: bool = False) -> None:
         super().__init__()
         self.nms = nms
+        self.by_size = by_size  # upsample with size= (paddle2onnx 2.1 refuses scale_factor=)
         self.stem = conv_bn(3, 16, stride=2)
         self.c3 = conv_bn(16, 32, stride=2)  # /4
         self.c4 = conv_bn(32, 48, stride=2)  # /8
@@ -145,7 +146,11 @@ class YoloeLike(nn.Layer):
         c4 = self.c4(self.c3(self.stem(image)))
         c5 = self.c5(c4)
         p5 = self.reduce5(c5)
-        p4 = self.reduce4(paddle.concat([F.interpolate(p5, scale_factor=2.0), c4], axis=1))
+        if self.by_size:
+            up = F.interpolate(p5, size=[c4.shape[2], c4.shape[3]], mode="nearest")
+        else:
+            up = F.interpolate(p5, scale_factor=2.0, mode="nearest")
+        p4 = self.reduce4(paddle.concat([up, c4], axis=1))
         boxes, scores = [], []
         for level, feat in enumerate((p4, p5)):  # no zip(): to_static rejects strict=
             stride = self.strides[level]

@@ -2,9 +2,10 @@
 every faithful conversion and fail every injected fault, with the margin on both sides (pure).
 
 Metrics (all "lower is better"): max abs / max |reference|, relative L2 ‖c - r‖ / ‖r‖, and
-1 - cosine. A conversion counts as faithful unless it is a known exporter defect
-(`catalog.KNOWN_DEFECTS`) or its metrics are not finite (NaN, a shape mismatch): those are
-failures the defaults must keep refusing whatever the thresholds, so they do not bound them.
+1 - cosine. A conversion counts as faithful unless it is a known defect
+(`catalog.KNOWN_DEFECTS`), its metrics are not finite (NaN, a shape mismatch) or its net's
+outputs are sets (`catalog.SET_VALUED`, NMS): the first two the defaults must keep refusing
+whatever the thresholds, the last needs another comparison; none of them bounds a threshold.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zoo.catalog import FORMATS, KNOWN_DEFECTS
+from zoo.catalog import FORMATS, KNOWN_DEFECTS, SET_VALUED
 
 HEADROOM = 3.0  # seeds, machines and BLAS builds move faithful errors; never bound them tighter
 METRICS = {
@@ -37,7 +38,10 @@ def is_finite(row: dict[str, Any]) -> bool:
 def faithful_rows(rows: Sequence[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
     return [
         r for r in rows
-        if r["artifact"] == fmt and (r["arch"], fmt) not in KNOWN_DEFECTS and is_finite(r)
+        if r["artifact"] == fmt
+        and (r["arch"], fmt) not in KNOWN_DEFECTS
+        and r["arch"] not in SET_VALUED
+        and is_finite(r)
     ]  # fmt: skip
 
 

@@ -59,6 +59,14 @@ test: lint typecheck tools
 	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not fleet"
 	$(BIN)/pytest -q -m fleet
 
+# The real-architecture zoo (tests/zoo): converts and validates every net in every format, each
+# step in its own process, and runs the tolerance study; writes docs/zoo.md and
+# tests/zoo/results.json, then checks issue 11's contract on them (marker `zoo`).
+.PHONY: zoo
+zoo: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m zoo
+	$(BIN)/pytest -q -m zoo tests/zoo
+
 demo: $(STAMP) tools
 	$(BIN)/modelfleet demo
 

@@ -56,7 +56,7 @@ test-integration: $(STAMP) tools
 
 # The fleet scenario is ordered and timing-sensitive: it gets its own sequential pass.
 test: lint typecheck tools
-	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not fleet"
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not fleet and not zoo"
 	$(BIN)/pytest -q -m fleet
 
 # The real-architecture zoo (tests/zoo): converts and validates every net in every format, each

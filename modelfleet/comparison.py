@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import ConfigDict
+from pydantic import ConfigDict, TypeAdapter
+from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from modelfleet.api.conversion import TargetFormat, Tolerance
 from modelfleet.artifacts import Document
@@ -42,9 +44,10 @@ SEMANTICS = (
 Array = npt.NDArray[Any]
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(alias_generator=to_camel, populate_by_name=True))
 class Rule:
-    """The effective tolerance of one target (see `effective_rule`)."""
+    """The effective tolerance of one target (see `effective_rule`); written as is (camelCase)
+    into report.json's validation section and probe.npz's meta, where devices read it back."""
 
     atol: float
     rtol: float
@@ -54,6 +57,11 @@ class Rule:
     elementwise: bool = True
     max_normalized_error: float | None = None
     max_relative_l2: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """camelCase JSON values, as report.json and probe.npz's meta hold them."""
+        wire: dict[str, Any] = TypeAdapter(Rule).dump_python(self, by_alias=True, mode="json")
+        return wire
 
 
 DEFAULT_RULES: dict[str, Rule] = {

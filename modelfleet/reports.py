@@ -87,21 +87,6 @@ class BenchmarkSection(Document):
     slower_than_source: bool
 
 
-class ToleranceInfo(Document):
-    atol: float
-    rtol: float
-    min_cosine: float | None = None
-    top_k_agreement: float | None = None
-    top_k: int = 1
-    elementwise: bool = True
-    max_normalized_error: float | None = None
-    max_relative_l2: float | None = None
-
-    @classmethod
-    def of(cls, rule: Rule) -> ToleranceInfo:
-        return cls(**rule.__dict__)
-
-
 class DivergenceInfo(Document):
     """The first node, in the candidate's topological order, whose output departs from the
     reference beyond the per-node criterion (`modelfleet.workers.divergence`): `node` and
@@ -120,7 +105,7 @@ class DivergenceInfo(Document):
 class ValidationSection(Document):
     passed: bool
     semantics: str
-    tolerance: ToleranceInfo
+    tolerance: Rule
     data: Literal["seeded", "dataset"]
     dataset_uri: str | None = None
     seed: int

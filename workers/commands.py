@@ -353,8 +353,10 @@ def _print_outcome(console: Console, section: ValidationSection) -> None:
     console.print(table)
     tol = section.tolerance
     console.print(
-        f"tolerance: atol={tol.atol:g} rtol={tol.rtol:g} minCosine={tol.min_cosine} "
-        f"topKAgreement={tol.top_k_agreement} (elementwise={'on' if tol.elementwise else 'info'})"
+        f"tolerance: maxNormalizedError={tol.max_normalized_error} "
+        f"maxRelativeL2={tol.max_relative_l2} minCosine={tol.min_cosine} "
+        f"topKAgreement={tol.top_k_agreement} atol={tol.atol:g} rtol={tol.rtol:g} "
+        f"(elementwise={'on' if tol.elementwise else 'info'})"
     )
     if section.benchmark is not None:
         b = section.benchmark

@@ -363,7 +363,7 @@ def main(directory: Path) -> int:
     started = time.monotonic()
     try:
         request = json.loads((directory / REQUEST).read_text())
-        rule = Rule(**request["rule"])
+        rule = Rule(**request["rule"])  # asdict() above: field names
         budget = Budget(**request["budget"])
         with np.load(directory / INPUTS, allow_pickle=False) as data:
             count = 1 + max((int(k.split(":", 1)[0]) for k in data.files), default=-1)

@@ -227,7 +227,7 @@ def write_probe_file(
             "samples": len(outcome.probe_inputs),
             "inputs": list(outcome.probe_inputs[0]),
             "outputs": outcome.output_names,
-            "tolerance": outcome.section.tolerance.model_dump(by_alias=True),
+            "tolerance": outcome.section.tolerance.to_wire(),
             "semantics": outcome.section.semantics,
         },
     )

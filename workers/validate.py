@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.comparison import SEMANTICS, ComparisonResult, Rule, compare_outputs
-from modelfleet.reports import BenchmarkSection, ToleranceInfo, ValidationSection
+from modelfleet.reports import BenchmarkSection, ValidationSection
 from modelfleet.workers import benchmark as bench
 from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
 from modelfleet.workers.errors import InvalidModel
@@ -99,7 +99,7 @@ def validate_model(
     section = ValidationSection(
         passed=comparison.passed,
         semantics=SEMANTICS,
-        tolerance=ToleranceInfo.of(rule),
+        tolerance=rule,
         data=data,
         dataset_uri=dataset_uri,
         seed=validation.seed,

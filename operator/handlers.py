@@ -3,8 +3,8 @@
 Only `@kopf.on.event` handlers and indexes are used: they need no finalizer (deleting an
 object never hangs while the operator is down) and store no progress (nothing grows in
 annotations). kopf fills the indexes from its watches before any handler runs, and Lease
-renewals come from their own light watch (operator/leases.py), so after a restart the operator
-sees the whole fleet and its heartbeats before it plans. Periodic re-checks come from a
+renewals come from their own light watch (operator/rollout/leases.py), so after a restart
+the operator sees the whole fleet and its heartbeats before it plans. Periodic re-checks come from a
 resync loop, like an informer's resync period; deployments go through a coalescing work queue
 so a burst of device updates costs one planning pass.
 """
@@ -24,6 +24,7 @@ from modelfleet.api.base import GROUP, VERSION, LabelSelector
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.api.deployment import EdgeDeployment
 from modelfleet.api.device import EdgeDevice
+from modelfleet.errors import describe
 from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
 from modelfleet.operator import metrics
@@ -186,7 +187,7 @@ async def _resync(runtime: Runtime) -> None:
                 for namespace in list(runtime.indexes[1].keys()):
                     _enqueue_namespace(runtime, namespace)
         except Exception as err:  # the loop must outlive any one failure
-            log.warning("resync failed", error=str(err))
+            log.warning("resync failed", error=describe(err))
 
 
 @kopf.on.event(GROUP, VERSION, ModelConversion.PLURAL)

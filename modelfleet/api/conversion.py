@@ -256,8 +256,7 @@ class ModelConversionStatus(ApiModel):
     jobs: dict[str, str] = Field(
         default_factory=dict,
         description="Jobs of the current work by `<step>-<format>`: `convert-validate` (nothing "
-        "stored yet: both steps in one Job), `validate` (artifact stored), `convert` (a Job of "
-        "an older operator).",
+        "stored yet: both steps in one Job), `validate` (artifact stored).",
     )
 
 

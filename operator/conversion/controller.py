@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
+from modelfleet.errors import describe
 from modelfleet.jobrequests import ConvertValidateRequest, ValidateRequest, WorkerRequest
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
@@ -87,7 +88,7 @@ class ConversionController:
                 for t in spec.targets
             ]
         except StorageError as err:
-            log.warning("storage unavailable", namespace=namespace, name=name, error=str(err))
+            log.warning("storage unavailable", namespace=namespace, name=name, error=describe(err))
             return None
         steps: tuple[Step, ...] = ("convert-validate", "validate")
         requests: dict[tuple[Step, str], JobRequest] = {

@@ -30,7 +30,7 @@ class OperatorHandle:
         self.process = start_operator(self.run_dir, self.env, name=f"operator-{time.time_ns()}")
 
 
-def conversion_body(name: str, sample: SampleModel, uri: str, **spec: Any) -> dict[str, Any]:
+def make_conversion_body(name: str, sample: SampleModel, uri: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ModelConversion",

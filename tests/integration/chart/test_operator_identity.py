@@ -40,7 +40,7 @@ from modelfleet.kubeconfigs import token_user, write_kubeconfig
 from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, STEP_LABEL
 from modelfleet.storage import Storage
 from support.kubectl import kubectl
-from support.operator import PLURAL, conversion_body, wait_for
+from support.operator import PLURAL, make_conversion_body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]
 IDENTITY_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -216,7 +216,7 @@ def test_operator_converts_under_the_chart_identity_and_nothing_more(
         operator = start_as_deployed(chart_identity.docs, env, tmp_path / "logs")
         try:
             admin.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, conversion_body("mlp", sample, uri)
+                GROUP, VERSION, namespace, PLURAL, make_conversion_body("mlp", sample, uri)
             )
             done = wait_for(
                 lambda: admin.get_namespaced_custom_object(
@@ -281,7 +281,12 @@ def test_operator_converts_under_the_chart_identity_and_nothing_more(
         )
         assert forbidden(
             lambda: objects.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, conversion_body("x", sample, uri), dry_run="All"
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                make_conversion_body("x", sample, uri),
+                dry_run="All",
             )
         )
         assert forbidden(

@@ -17,7 +17,7 @@ from modelfleet.dev.samples import SampleModel
 from modelfleet.dev.servers import ApiServer
 from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, STEP_LABEL
 from modelfleet.storage import Storage, parse_s3_uri
-from support.operator import PLURAL, OperatorHandle, conversion_body, wait_for
+from support.operator import PLURAL, OperatorHandle, make_conversion_body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]
 BIN = Path(sys.executable).parent
@@ -79,7 +79,7 @@ def test_conversion_becomes_ready_with_stored_artifact(
     tmp_path: Path,
 ) -> None:
     sample, uri = mlp_source
-    conversions.create(conversion_body("mlp", sample, uri))
+    conversions.create(make_conversion_body("mlp", sample, uri))
     waited = subprocess.run(
         [
             str(BIN / "kubectl"),
@@ -118,7 +118,7 @@ def test_missing_source_fails_with_source_not_found(
     operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
 ) -> None:
     sample, uri = mlp_source
-    conversions.create(conversion_body("ghost", sample, uri.rstrip("/") + "-missing/"))
+    conversions.create(make_conversion_body("ghost", sample, uri.rstrip("/") + "-missing/"))
     obj = conversions.wait_phase("ghost", "Failed", timeout=60)
     assert _condition(obj, "Ready")["reason"] == "SourceNotFound"
     assert "-missing/" in _condition(obj, "Ready")["message"]
@@ -130,7 +130,7 @@ def test_tolerance_exceeded_fails_validation(
 ) -> None:
     sample, uri = mlp_source
     strict_fp16 = [{"format": "onnx-fp16", "tolerance": {"atol": 0.0, "rtol": 0.0}}]
-    conversions.create(conversion_body("strict", sample, uri, targets=strict_fp16))
+    conversions.create(make_conversion_body("strict", sample, uri, targets=strict_fp16))
     obj = conversions.wait_phase("strict", "Failed")
     assert _condition(obj, "Converted")["status"] == "True"
     assert _condition(obj, "Validated")["reason"] == "ToleranceExceeded"
@@ -144,7 +144,7 @@ def test_job_deadline_fails_the_conversion(
     # The most work the schema allows (~12 s here), so that even a fast convert-validate Job
     # cannot finish inside the 1 s deadline between two passes of the job runner.
     most_work = {"samples": 10000, "benchmark": {"warmup": 10000, "iterations": 100000}}
-    body = conversion_body(
+    body = make_conversion_body(
         "hurried",
         sample,
         uri,
@@ -164,7 +164,7 @@ def test_manual_approval_holds_until_approved(
     kube_apiserver: ApiServer,
 ) -> None:
     sample, uri = mlp_source
-    conversions.create(conversion_body("gated", sample, uri, approval="manual"))
+    conversions.create(make_conversion_body("gated", sample, uri, approval="manual"))
     obj = conversions.wait_phase("gated", "AwaitingApproval")
     assert _condition(obj, "Ready")["status"] == "False"
     approved = subprocess.run(
@@ -191,7 +191,7 @@ def test_operator_killed_mid_conversion_finishes_with_one_conversion_job(
 ) -> None:
     sample, uri = mlp_source
     conversions.create(
-        conversion_body("survivor", sample, uri, targets=[{"format": "onnx", "opset": 15}])
+        make_conversion_body("survivor", sample, uri, targets=[{"format": "onnx", "opset": 15}])
     )
     wait_for(
         lambda: {"jobs": conversions.jobs("survivor", "convert-validate")},
@@ -210,7 +210,7 @@ def test_spec_changes_reconvert_only_when_the_artifact_changes(
 ) -> None:
     sample, uri = mlp_source
     conversions.create(
-        conversion_body("evolving", sample, uri, targets=[{"format": "onnx", "opset": 14}])
+        make_conversion_body("evolving", sample, uri, targets=[{"format": "onnx", "opset": 14}])
     )
     first = conversions.wait_phase("evolving", "Succeeded")
 
@@ -235,7 +235,7 @@ def test_metrics_report_conversions_by_phase_and_job_durations(
     operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
 ) -> None:
     sample, uri = mlp_source
-    body = conversion_body("measured", sample, uri, targets=[{"format": "onnx", "opset": 12}])
+    body = make_conversion_body("measured", sample, uri, targets=[{"format": "onnx", "opset": 12}])
     conversions.create(body)
     conversions.wait_phase("measured", "Succeeded")
     port = operator.env["MODELFLEET_METRICS_PORT"]
@@ -253,18 +253,18 @@ def test_stored_evidence_counts_only_for_the_same_input_specs(
     """Two conversions of one source share the artifact, but a report is evidence only for
     the input specs it was produced with: a renamed or re-ranged input validates anew."""
     sample, uri = mlp_source
-    conversions.create(conversion_body("original", sample, uri))
+    conversions.create(make_conversion_body("original", sample, uri))
     conversions.wait_phase("original", "Succeeded")
     first, *rest = (spec.to_wire() for spec in sample.inputs)
 
     renamed = [{**first, "name": "image"}, *rest]
-    conversions.create(conversion_body("renamed", sample, uri, inputs=renamed))
+    conversions.create(make_conversion_body("renamed", sample, uri, inputs=renamed))
     failed = conversions.wait_phase("renamed", "Failed")
     assert _condition(failed, "Ready")["reason"] == "InvalidModel"
     assert len(conversions.jobs("renamed", "validate")) == 1
 
     ranged = [{**first, "range": [-3.0, 3.0]}, *rest]
-    conversions.create(conversion_body("ranged", sample, uri, inputs=ranged))
+    conversions.create(make_conversion_body("ranged", sample, uri, inputs=ranged))
     conversions.wait_phase("ranged", "Succeeded")
     assert len(conversions.jobs("ranged", "validate")) == 1
     assert conversions.jobs("ranged", "convert-validate") == []

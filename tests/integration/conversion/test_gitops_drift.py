@@ -13,7 +13,7 @@ from modelfleet.api.base import GROUP, VERSION
 from modelfleet.dev.samples import SampleModel
 from modelfleet.dev.servers import ApiServer
 from support.kubectl import run_kubectl
-from support.operator import OperatorHandle, conversion_body, wait_for
+from support.operator import OperatorHandle, make_conversion_body, wait_for
 
 pytestmark = pytest.mark.paddle
 
@@ -27,7 +27,9 @@ def test_reconciled_objects_show_no_drift(
     tmp_path: Path,
 ) -> None:
     sample, uri = mlp_source
-    conversion = conversion_body("gitops", sample, uri, targets=[{"format": "onnx", "opset": 11}])
+    conversion = make_conversion_body(
+        "gitops", sample, uri, targets=[{"format": "onnx", "opset": 11}]
+    )
     deployment = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "EdgeDeployment",

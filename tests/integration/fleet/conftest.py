@@ -14,7 +14,7 @@ from modelfleet.dev.samples import SampleModel
 from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.storage import Storage
 from support.fleet import Fleet
-from support.operator import OperatorHandle, conversion_body, wait_for
+from support.operator import OperatorHandle, make_conversion_body, wait_for
 from support.rollouts import FLEET_SIZE, Rollouts, tamper_probe
 
 
@@ -37,7 +37,7 @@ def rollouts(
     opsets = {"v1": 17, "v2": 14, "bad": 13}
     conversions = client.CustomObjectsApi(kube_client)
     for name, opset in opsets.items():
-        body = conversion_body(name, sample, uri, targets=[{"format": "onnx", "opset": opset}])
+        body = make_conversion_body(name, sample, uri, targets=[{"format": "onnx", "opset": opset}])
         conversions.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "modelconversions", body
         )

@@ -1,7 +1,7 @@
 """Small ONNX models and their probes for agent tests, without Paddle.
 
-`y = x @ weight + bias` with x of shape (1, 4) and y of shape (1, 3). `write_model` can pad
-the file (a doc string) to make downloads slow enough to interrupt; `write_probe_for` writes
+`y = x @ weight + bias` with x of shape (1, 4) and y of shape (1, 3). `make_model_file` can pad
+the file (a doc string) to make downloads slow enough to interrupt; `make_probe_file` writes
 a probe.npz with the workers' own writer, from the weights given (which may differ from the
 model's, to make a probe fail).
 """
@@ -21,7 +21,7 @@ BIAS = np.array([0.5, -0.25, 1.0], dtype=np.float32)
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5, "elementwise": True}
 
 
-def model_bytes(weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> bytes:
+def make_model_bytes(weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
@@ -44,14 +44,14 @@ def model_bytes(weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> 
     return bytes(model.SerializeToString())
 
 
-def write_model(path: Path, weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> str:
+def make_model_file(path: Path, weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> str:
     """Write the model; return its sha256."""
-    data = model_bytes(weight, bias, padding=padding)
+    data = make_model_bytes(weight, bias, padding=padding)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 
 
-def write_probe_for(
+def make_probe_file(
     path: Path,
     weight: Any = WEIGHT,
     bias: Any = BIAS,

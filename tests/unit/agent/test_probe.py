@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from unit.agent.builders import WEIGHT, write_model, write_probe_for
+from unit.agent.builders import WEIGHT, make_model_file, make_probe_file
 
 from modelfleet.agent.errors import LoadFailed, ProbeFailed
 from modelfleet.agent.probe import check_plan, judge, load_session, read_probe, run_probe
@@ -103,31 +103,31 @@ def test_a_missing_output_fails() -> None:
 
 
 def test_run_probe_on_onnx_runtime(tmp_path: Path) -> None:
-    write_model(tmp_path / "m.onnx")
-    probe_arrays, meta = read_probe(write_probe_for(tmp_path / "p.npz"))
+    make_model_file(tmp_path / "m.onnx")
+    probe_arrays, meta = read_probe(make_probe_file(tmp_path / "p.npz"))
     verdict = run_probe(load_session(tmp_path / "m.onnx"), probe_arrays, meta, "onnx")
     assert verdict and verdict.samples == 4 and verdict.max_abs < 1e-5
     assert verdict.latency_ms > 0
 
 
 def test_a_model_that_computes_something_else_fails_its_probe(tmp_path: Path) -> None:
-    write_model(tmp_path / "m.onnx", WEIGHT + 0.01)
-    probe_arrays, meta = read_probe(write_probe_for(tmp_path / "p.npz"))
+    make_model_file(tmp_path / "m.onnx", WEIGHT + 0.01)
+    probe_arrays, meta = read_probe(make_probe_file(tmp_path / "p.npz"))
     verdict = run_probe(load_session(tmp_path / "m.onnx"), probe_arrays, meta, "onnx")
     assert not verdict and "exceed atol=1e-05" in verdict.summary()
 
 
 def test_a_probe_for_other_inputs_fails(tmp_path: Path) -> None:
-    write_model(tmp_path / "m.onnx")
-    probe_arrays, meta = read_probe(write_probe_for(tmp_path / "p.npz"))
+    make_model_file(tmp_path / "m.onnx")
+    probe_arrays, meta = read_probe(make_probe_file(tmp_path / "p.npz"))
     probe_arrays["input:image"] = probe_arrays.pop("input:x")
     with pytest.raises(ProbeFailed, match="no input 'x'"):
         run_probe(load_session(tmp_path / "m.onnx"), probe_arrays, meta, "onnx")
 
 
 def test_a_probe_naming_outputs_the_model_lacks_fails(tmp_path: Path) -> None:
-    write_model(tmp_path / "m.onnx")
-    probe_arrays, meta = read_probe(write_probe_for(tmp_path / "p.npz"))
+    make_model_file(tmp_path / "m.onnx")
+    probe_arrays, meta = read_probe(make_probe_file(tmp_path / "p.npz"))
     probe_arrays["output:logits"] = probe_arrays["output:y"]
     with pytest.raises(ProbeFailed, match="no output 'logits'"):
         run_probe(load_session(tmp_path / "m.onnx"), probe_arrays, meta, "onnx")

@@ -65,7 +65,9 @@ def _fp32_attempt(
     source: SourceModel, sample: SampleModel, reference: Runner, work: Path
 ) -> Callable[[Settings], Outcome[Path]]:
     """Convert with the settings through the project's converter, repair when asked, and
-    validate against the Paddle reference with the default fp32 tolerance."""
+    validate against the Paddle reference with Polygraphy's element rule at 1e-5: the
+    denormal epsilon paddle2onnx often writes is off by ~4.7e-5, inside the scale-free fp32
+    default (5e-5 of the scale) but a real export difference this test must see."""
     runs = iter(range(1000))
 
     def attempt(settings: Settings) -> Outcome[Path]:
@@ -80,7 +82,7 @@ def _fp32_attempt(
             candidate=OrtRunner(final, threads=1),
             specs=sample.input_specs(),
             validation=QUICK,
-            rule=effective_rule("onnx", None),
+            rule=effective_rule("onnx", Tolerance(atol=1e-5, rtol=1e-5)),
             quantized=False,
             run_benchmark=False,
         )

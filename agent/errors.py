@@ -4,7 +4,11 @@
     DownloadFailed    the artifact or probe could not be fetched (HTTP      yes, with backoff
                       status, connection, timeout, disk full)
     ChecksumMismatch  the downloaded bytes have the wrong size or sha256    no (new assignment)
-    LoadFailed        ONNX Runtime refuses to load the artifact             no (new assignment)
+    LoadFailed        the engine refuses to load the artifact               no (new assignment)
+    RuntimeUnavailable  the requested engine is not installed, or none of   no (new assignment)
+                      the requested providers/devices exists here
+    RuntimeFallback   the preferred backend did not take the graph and      no (new assignment)
+                      the runtime request has allowFallback: false
     ProbeFailed       the probe is unreadable, does not fit the model, or   no (new assignment)
                       the outputs on this device differ from the reference
 
@@ -16,7 +20,14 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-Reason = Literal["DownloadFailed", "ChecksumMismatch", "LoadFailed", "ProbeFailed"]
+Reason = Literal[
+    "DownloadFailed",
+    "ChecksumMismatch",
+    "LoadFailed",
+    "ProbeFailed",
+    "RuntimeUnavailable",
+    "RuntimeFallback",
+]
 RETRYABLE: frozenset[str] = frozenset({"DownloadFailed"})
 
 
@@ -44,6 +55,14 @@ class LoadFailed(AgentError):  # noqa: N818 (named for its reason)
 
 class ProbeFailed(AgentError):  # noqa: N818 (named for its reason)
     reason = "ProbeFailed"
+
+
+class RuntimeUnavailable(AgentError):  # noqa: N818 (named for its reason)
+    reason = "RuntimeUnavailable"
+
+
+class RuntimeFallback(AgentError):  # noqa: N818 (named for its reason)
+    reason = "RuntimeFallback"
 
 
 class Cancelled(Exception):  # noqa: N818 (a signal, not a failure)

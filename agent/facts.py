@@ -2,11 +2,14 @@
 
 Collected at registration and refreshed after the runner's passes, at most every
 `every_seconds` (free disk changes as models come and go); written only when they changed.
-ONNX Runtime is imported here, lazily, so `modelfleet --help` stays fast.
+The engines (`runtime.engines`: ONNX Runtime with its execution providers, OpenVINO with its
+devices) are asked once per process: loading their plugins is slow and what is installed does
+not change under a running agent. They are imported lazily, so `modelfleet --help` stays fast.
 """
 
 from __future__ import annotations
 
+import functools
 import platform
 import shutil
 from collections.abc import Callable
@@ -14,8 +17,9 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from modelfleet import engines
 from modelfleet.agent.devices import DeviceApi, retrying
-from modelfleet.api.device import DeviceFacts, RuntimeFacts
+from modelfleet.api.device import DeviceFacts, EngineFacts, RuntimeFacts
 from modelfleet.errors import describe
 from modelfleet.logs import get_logger
 
@@ -73,14 +77,18 @@ def collect_facts(data_dir: Path) -> DeviceFacts:
 
 
 def runtime_facts() -> RuntimeFacts:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return RuntimeFacts()
+    installed = installed_engines()
+    onnxruntime = next((e for e in installed if e.name == engines.ONNXRUNTIME), None)
     return RuntimeFacts(
-        onnxruntime=str(ort.__version__),
-        execution_providers=[str(p) for p in ort.get_available_providers()],
+        onnxruntime=onnxruntime.version if onnxruntime else None,
+        execution_providers=list(onnxruntime.backends) if onnxruntime else [],
+        engines=list(installed),
     )
+
+
+@functools.cache
+def installed_engines() -> tuple[EngineFacts, ...]:
+    return tuple(engines.installed())
 
 
 def free_disk(data_dir: Path) -> int:

@@ -1,4 +1,4 @@
-"""The on-device check: load the artifact in ONNX Runtime, run the probe, judge the outputs.
+"""The on-device check: load the artifact on its runtime, run the probe, judge the outputs.
 
 The probe (`probe.npz`, format in `modelfleet.reports`) holds a few of the validation
 inputs, the reference outputs (`output:<name>`, Paddle Inference) and the artifact's own
@@ -19,7 +19,10 @@ wrong artifact and a runtime that computes differently here. `check_plan` decide
   full validated rule against the reference is the fallback.
 - no tolerance in the probe meta: elementwise against the reference, atol = rtol = 1e-3.
 
-`maxAbs` in the slot status is the largest absolute difference of the deciding comparison.
+`maxAbs` in the slot status is the largest absolute difference of the deciding comparison;
+`validatedMaxAbs` the largest of `candidate:` against the reference, i.e. what ONNX Runtime on
+the validating CPU computed, so a device's engine can be set next to it. The session is the one
+the slot's runtime request builds (`modelfleet.engines`), the same the application opens.
 """
 
 from __future__ import annotations
@@ -33,8 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from modelfleet.agent.errors import LoadFailed, ProbeFailed
+from modelfleet import engines
+from modelfleet.agent.errors import (
+    AgentError,
+    LoadFailed,
+    ProbeFailed,
+    RuntimeFallback,
+    RuntimeUnavailable,
+)
+from modelfleet.api.device import RuntimeRequest
 from modelfleet.comparison import Rule, compare_outputs
+from modelfleet.engines import first_line
 
 DEFAULT_TOLERANCE = 1e-3
 QUANTIZED_FORMATS = frozenset({"onnx-int8"})
@@ -62,6 +74,7 @@ class ProbeVerdict:
     max_abs: float
     latency_ms: float
     failures: tuple[str, ...] = ()
+    validated_max_abs: float | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -132,21 +145,23 @@ def judge(
         max_abs=float(max_abs),
         latency_ms=latency_ms,
         failures=tuple(result.failures()),
+        validated_max_abs=_validated_max_abs(arrays, names) if has_candidate else None,
     )
 
 
-def load_session(model: Path) -> Any:
-    """An ONNX Runtime session on the CPU; LoadFailed when the runtime refuses the file."""
-    import onnxruntime as ort
+AGENT_ERRORS: Mapping[str, type[AgentError]] = {
+    "RuntimeUnavailable": RuntimeUnavailable,
+    "RuntimeFallback": RuntimeFallback,
+}
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
+
+def load_session(model: Path, request: RuntimeRequest | None = None) -> engines.Session:
+    """The session `request` asks for (default: ONNX Runtime on the CPU), as its classified
+    agent failure when it cannot be built as asked."""
     try:
-        return ort.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as err:  # onnxruntime raises its own untyped errors
-        raise LoadFailed(f"ONNX Runtime cannot load the artifact: {_first_line(err)}") from err
+        return engines.load(model, request)
+    except engines.EngineError as err:
+        raise AGENT_ERRORS.get(err.reason, LoadFailed)(str(err)) from err
 
 
 def read_probe(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -158,44 +173,64 @@ def read_probe(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             arrays = {key: np.asarray(data[key]) for key in data.files if key != "meta"}
             meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
     except (OSError, ValueError, KeyError) as err:
-        raise ProbeFailed(f"the probe is not a readable probe.npz: {_first_line(err)}") from err
+        raise ProbeFailed(f"the probe is not a readable probe.npz: {first_line(err)}") from err
     if not isinstance(meta, dict):
         raise ProbeFailed("the probe's meta is not a JSON object")
     return arrays, meta
 
 
-def run_probe(session: Any, arrays: Arrays, meta: Mapping[str, Any], fmt: str) -> ProbeVerdict:
+def run_probe(
+    session: engines.Session, arrays: Arrays, meta: Mapping[str, Any], fmt: str
+) -> ProbeVerdict:
     """Run every probe sample through `session` (one warm-up first) and judge the outputs."""
     import numpy as np
 
+    description = session.describe()
     feeds_by_name: dict[str, Any] = {}
-    for model_input in session.get_inputs():
-        key = f"input:{model_input.name}"
+    for name in description.inputs:
+        key = f"input:{name}"
         if key not in arrays:
-            raise ProbeFailed(f"the probe has no input {model_input.name!r} the model needs")
-        feeds_by_name[model_input.name] = arrays[key]
+            raise ProbeFailed(f"the probe has no input {name!r} the model needs")
+        feeds_by_name[name] = arrays[key]
     names = [key.split(":", 1)[1] for key in arrays if key.startswith("output:")]
-    known = {o.name for o in session.get_outputs()}
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if n not in description.outputs]
     if unknown:
         raise ProbeFailed(f"the model has no output {', '.join(map(repr, unknown))}")
     samples = _samples(arrays)
     if samples == 0:
         raise ProbeFailed("the probe holds no samples")
-    runs: list[list[Any]] = []
+    runs: list[dict[str, Any]] = []
     timings: list[float] = []
     try:
         first = {name: value[0] for name, value in feeds_by_name.items()}
-        session.run(names, first)
+        session.run(first)
         for index in range(samples):
             feed = {name: value[index] for name, value in feeds_by_name.items()}
             started = time.perf_counter()
-            runs.append(session.run(names, feed))
+            runs.append(session.run(feed))
             timings.append((time.perf_counter() - started) * 1000.0)
-    except Exception as err:  # onnxruntime raises its own untyped errors
-        raise ProbeFailed(f"the model failed on the probe inputs: {_first_line(err)}") from err
-    outputs = {name: np.stack([run[k] for run in runs]) for k, name in enumerate(names)}
+    except Exception as err:  # the engines raise their own untyped errors
+        raise ProbeFailed(f"the model failed on the probe inputs: {first_line(err)}") from err
+    outputs = {name: np.stack([run[name] for run in runs]) for name in names}
     return judge(outputs, arrays, meta, fmt, latency_ms=statistics.median(timings))
+
+
+def _validated_max_abs(arrays: Arrays, names: list[str]) -> float | None:
+    """Largest |candidate - reference| over the outputs; None where the shapes differ or a
+    value is not finite (a status holds no NaN)."""
+    import numpy as np
+
+    worst = 0.0
+    for name in names:
+        candidate = np.asarray(arrays[f"candidate:{name}"], dtype=np.float64)
+        reference = np.asarray(arrays[f"output:{name}"], dtype=np.float64)
+        if candidate.shape != reference.shape:
+            return None
+        difference = float(np.max(np.abs(candidate - reference))) if candidate.size else 0.0
+        if not math.isfinite(difference):
+            return None
+        worst = max(worst, difference)
+    return worst
 
 
 def _samples(arrays: Arrays) -> int:
@@ -213,8 +248,3 @@ def _pick(mapping: Mapping[str, Any], camel: str, default: Any) -> Any:
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:400] if lines else type(err).__name__

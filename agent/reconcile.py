@@ -13,6 +13,7 @@ in `Failure`, and `now` is passed in. Worked examples (sha `A` active as revisio
     rev 2, sha B        current A, B not stored         -              Download     Downloading
     rev 2, sha B        B staged, all bytes             -              Verify       Verifying
     rev 2, sha B        B stored (e.g. the previous)    -              Install      Verifying
+    rev 2, sha A, other runtime   current A rev 1       -              Install      Verifying
     rev 2, sha B        current A                       ProbeFailed    Keep         Failed
     rev 2, sha B        current A                       DownloadFailed Keep(wake)   Failed,
                                                         retry at t     until t, then Download
@@ -31,7 +32,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from modelfleet.api.device import ProbeResult, SlotAssignment, SlotPhase, SlotStatus
+from modelfleet.api.device import (
+    ProbeResult,
+    RuntimeRequest,
+    SlotAssignment,
+    SlotPhase,
+    SlotRuntime,
+    SlotStatus,
+)
 from modelfleet.backoff import Backoff
 from modelfleet.conditions import format_time
 
@@ -48,6 +56,10 @@ class Installed:
     sha256: str
     revision: int | None = None
     probe: ProbeResult | None = None
+    runtime: SlotRuntime | None = None
+    """The backend the probe ran on."""
+    request: RuntimeRequest | None = None
+    """The runtime request it was installed for; None: the default (ONNX Runtime, CPU)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +149,11 @@ def plan_slot(
         step: Step = Deactivate() if local.current or local.previous else Keep()
         return SlotPlan(step, None)
     current = local.current
-    if current is not None and current.sha256 == assignment.sha256:
+    if (
+        current is not None
+        and current.sha256 == assignment.sha256
+        and same_runtime(current.request, assignment.runtime)
+    ):
         if current.revision != assignment.revision:
             return SlotPlan(Adopt(assignment), healthy_status(assignment, local, now))
         return SlotPlan(Keep(), healthy_status(assignment, local, now))
@@ -165,6 +181,12 @@ def plan_slot(
         Download(assignment, offset=staged),
         slot_status("Downloading", assignment, local, now, message=message),
     )
+
+
+def same_runtime(installed: RuntimeRequest | None, assigned: RuntimeRequest | None) -> bool:
+    """Whether an artifact installed for one runtime request serves another unchanged (absent
+    means the default); otherwise it is installed, i.e. probed, again on the new backend."""
+    return (installed or RuntimeRequest()) == (assigned or RuntimeRequest())
 
 
 def failure_after(
@@ -226,6 +248,7 @@ def slot_status(
         reason=reason,
         message=message[:4096],
         probe=current.probe if current else None,
+        runtime=current.runtime if current else None,
         last_update_time=format_time(now),
     )
 

@@ -2,10 +2,11 @@
 
 `plan_slot` (reconcile) decides; `Steps.execute` does one step: drop a slot (Deactivate),
 record a new revision of the active artifact (Adopt), fetch the artifact (Download), check its
-size and sha256 and move it into the store (Verify), or load and probe it and switch the
-slot's `current` link to it (Install). A step that the assignment moved away from stops early
-(`moved`, checked per downloaded chunk) with `Cancelled`; a failed one raises its classified
-`AgentError`. The slot loop (`slots`) calls this and keeps the failure records.
+size and sha256 and move it into the store (Verify), or load it on the runtime the assignment
+asks for, probe it there, write `runtime.json` and switch the slot's `current` link (Install).
+A step that the assignment moved away from stops early (`moved`, checked per downloaded chunk)
+with `Cancelled`; a failed one raises its classified `AgentError`. The slot loop (`slots`) calls
+this and keeps the failure records.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from modelfleet.agent.reconcile import (
     activating_status,
 )
 from modelfleet.agent.store import Store, sha256_file
-from modelfleet.api.device import ProbeResult, SlotAssignment, SlotStatus
+from modelfleet.api.device import ProbeResult, SlotAssignment, SlotRuntime, SlotStatus
+from modelfleet.device import runtime_document
+from modelfleet.engines import Session
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
@@ -61,7 +64,12 @@ class Steps:
             return True
         if isinstance(step, Adopt):
             current, _ = self.store.read_slot(slot)
-            self._record(slot, step.assignment, current.probe if current else None)
+            self._record(
+                slot,
+                step.assignment,
+                current.probe if current else None,
+                current.runtime if current else None,
+            )
             log.info("revision adopted", slot=slot, revision=step.assignment.revision)
         elif isinstance(step, Download):
             self._download(slot, step.assignment)
@@ -112,12 +120,17 @@ class Steps:
             log.error("stored artifact corrupted; discarding it", slot=slot, sha256=sha[:12])
             self.store.discard(model)
             return False
-        session = probing.load_session(model)
+        session = probing.load_session(model, assignment.runtime)
+        description = session.describe()
         result = self._probe(slot, assignment, session)
         before, previous = self.store.read_slot(slot)
         local = LocalSlot(current=before, previous=previous, stored=True)
         self.report(slot, activating_status(assignment, local, self.clock()))
-        self._record(slot, assignment, result)
+        self._record(slot, assignment, result, description.status())
+        self.store.write_runtime(
+            slot,
+            runtime_document(description, sha256=sha, model=self.store.model_reference(sha)),
+        )
         self.store.activate(slot, sha)
         log.info(
             "activated",
@@ -126,10 +139,13 @@ class Steps:
             sha256=sha[:12],
             previous=before.revision if before else None,
             probe_max_abs=result.max_abs if result else None,
+            engine=description.engine,
+            used=list(description.used),
+            fallback=description.fallback,
         )
         return True
 
-    def _probe(self, slot: str, assignment: SlotAssignment, session: object) -> ProbeResult | None:
+    def _probe(self, slot: str, assignment: SlotAssignment, session: Session) -> ProbeResult | None:
         sha = assignment.sha256
         cached = self.store.probe_path(sha)
         path = cached
@@ -157,9 +173,19 @@ class Steps:
             raise
         self.store.keep_probe(sha, path)
         log.info("probe passed", slot=slot, summary=verdict.summary())
-        return ProbeResult(max_abs=verdict.max_abs, latency_ms=round(verdict.latency_ms, 3))
+        return ProbeResult(
+            max_abs=verdict.max_abs,
+            latency_ms=round(verdict.latency_ms, 3),
+            validated_max_abs=verdict.validated_max_abs,
+        )
 
-    def _record(self, slot: str, assignment: SlotAssignment, probe: ProbeResult | None) -> None:
+    def _record(
+        self,
+        slot: str,
+        assignment: SlotAssignment,
+        probe: ProbeResult | None,
+        runtime: SlotRuntime | None,
+    ) -> None:
         self.store.record(
             slot,
             assignment.sha256,
@@ -167,4 +193,6 @@ class Steps:
             deployment=assignment.deployment,
             fmt=assignment.format,
             probe=probe,
+            runtime=runtime,
+            request=assignment.runtime,
         )

@@ -9,15 +9,19 @@ Layout under the data dir (the runner is its only writer; one agent per data dir
     staging/<sha256>.part          a download in progress, resumed after a restart
     slots/<slot>/current           symlink → ../../objects/<sha256>.onnx: the active model
     slots/<slot>/previous          symlink → the model active before it (instant rollback)
-    slots/<slot>/records.json      {sha256: {revision, deployment, format, probe}} for the
-                                   artifacts the links may name
+    slots/<slot>/records.json      {sha256: {revision, deployment, format, probe, runtime,
+                                   request}} for the artifacts the links may name
+    slots/<slot>/runtime.json      how to open the active model: engine, backends, options,
+                                   inputs, outputs (`modelfleet.device`, for applications)
     agent.lock                     flock held by the running agent
 
 Crash safety (SIGKILL at any instruction): every name that others read is created by writing a
 temporary file or link, fsync, then `os.replace` (atomic on POSIX), then fsync of the
 directory. So `current` always names a complete, verified file. Activation writes the record,
-then `previous`, then `current`; a crash in between leaves `current` on the old model and at
-worst `previous == current`, which `read_slot` reports as no previous. Leftover `*.tmp` files
+then `runtime.json`, then `previous`, then `current`; a crash in between leaves `current` on the
+old model and at worst `previous == current`, which `read_slot` reports as no previous.
+`runtime.json` names its own model file, so an application opening it always gets a probed
+pair; the agent installs again after such a crash and rewrites both. Leftover `*.tmp` files
 are removed at start; `.part` files are resumed or removed once the assignments are known.
 """
 
@@ -35,7 +39,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from modelfleet.agent.reconcile import Installed
-from modelfleet.api.device import ProbeResult
+from modelfleet.api.device import ProbeResult, RuntimeRequest, SlotRuntime
+from modelfleet.device import RUNTIME_FILE
 
 SLOT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
@@ -121,6 +126,8 @@ class Store:
         deployment: str,
         fmt: str,
         probe: ProbeResult | None,
+        runtime: SlotRuntime | None = None,
+        request: RuntimeRequest | None = None,
     ) -> None:
         """Remember what an artifact is in this slot (written before any link names it)."""
         records = self._records(slot)
@@ -131,10 +138,23 @@ class Store:
             "deployment": deployment,
             "format": fmt,
             "probe": probe.model_dump(by_alias=True, mode="json") if probe else None,
+            "runtime": runtime.to_wire() if runtime else None,
+            "request": request.to_wire() if request else None,
         }
         directory = self.slots / _slot(slot)
         directory.mkdir(parents=True, exist_ok=True)
         _write_atomic(directory / "records.json", json.dumps(records, indent=1).encode())
+
+    def write_runtime(self, slot: str, document: dict[str, Any]) -> None:
+        """Write the slot's runtime.json (atomic, durable); `document["model"]` is relative to
+        the slot directory (`model_reference`)."""
+        directory = self.slots / _slot(slot)
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_atomic(directory / RUNTIME_FILE, json.dumps(document, indent=1).encode())
+
+    def model_reference(self, sha256: str) -> str:
+        """The stored model's path relative to a slot directory (what the links hold)."""
+        return self._relative(sha256)
 
     def activate(self, slot: str, sha256: str) -> None:
         """Make `sha256` current; the old current becomes previous. The object must exist."""
@@ -151,7 +171,7 @@ class Store:
 
     def deactivate(self, slot: str) -> None:
         directory = self.slots / _slot(slot)
-        for name in ("current", "previous", "records.json"):
+        for name in ("current", "previous", "records.json", RUNTIME_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (directory / name).unlink()
         shutil.rmtree(directory, ignore_errors=True)
@@ -247,11 +267,13 @@ def _installed(sha: str | None, records: dict[str, dict[str, Any]]) -> Installed
         return None
     entry = records.get(sha) or {}
     revision = entry.get("revision")
-    probe = entry.get("probe")
+    probe, runtime, request = entry.get("probe"), entry.get("runtime"), entry.get("request")
     return Installed(
         sha256=sha,
         revision=revision if isinstance(revision, int) else None,
         probe=ProbeResult.model_validate(probe) if isinstance(probe, dict) else None,
+        runtime=SlotRuntime.model_validate(runtime) if isinstance(runtime, dict) else None,
+        request=RuntimeRequest.model_validate(request) if isinstance(request, dict) else None,
     )
 
 

@@ -11,6 +11,44 @@ from modelfleet.api.base import SHA256_HEX, ApiModel, Condition, ResourceModel, 
 SlotPhase = Literal["Pending", "Downloading", "Verifying", "Activating", "Healthy", "Failed"]
 
 
+class RuntimeRequest(ApiModel):
+    """How the device runs a slot's artifact: an engine and its backends in order of preference.
+
+    Absent from an assignment it means ONNX Runtime on the CPU (the behaviour before runtimes
+    could be chosen). The agent probes the artifact on the session this builds, so the numbers
+    are proven on the backend the application gets (`runtime.json` beside the slot's link).
+    """
+
+    engine: str = Field(
+        default="onnxruntime",
+        max_length=32,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Inference engine: onnxruntime or openvino.",
+    )
+    providers: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="ONNX Runtime execution providers, preferred first; "
+        "default [CPUExecutionProvider].",
+    )
+    devices: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="OpenVINO devices, preferred first (compiled as AUTO:<list>); default [CPU].",
+    )
+    allow_fallback: bool = Field(
+        default=True,
+        description="Whether a backend later in the list may take the graph when the first "
+        "cannot; false fails the slot with RuntimeFallback instead.",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Engine settings: OpenVINO compile properties (INFERENCE_PRECISION_HINT "
+        "defaults to f32), ONNX Runtime session config entries.",
+    )
+
+
 class SlotAssignment(ApiModel):
     """What the device should run in one slot: a revision of one EdgeDeployment."""
 
@@ -25,11 +63,28 @@ class SlotAssignment(ApiModel):
     sha256: str = Field(pattern=SHA256_HEX)
     size_bytes: int = Field(ge=0)
     probe_url: str | None = Field(default=None, max_length=8192)
+    runtime: RuntimeRequest | None = Field(
+        default=None, description="Engine and backends; absent: ONNX Runtime on the CPU."
+    )
 
 
 class ProbeResult(ApiModel):
     max_abs: float | None = None
     latency_ms: float | None = None
+    validated_max_abs: float | None = Field(
+        default=None,
+        description="The same comparison for the outputs recorded at validation (ONNX Runtime "
+        "on the CPU), to set this device's runtime next to it.",
+    )
+
+
+class SlotRuntime(ApiModel):
+    """Which backend really runs the slot's artifact, as the engine reports it."""
+
+    engine: str
+    requested: list[str] = Field(default_factory=list)
+    used: list[str] = Field(default_factory=list)
+    fallback: bool = False
 
 
 class SlotStatus(ApiModel):
@@ -41,12 +96,25 @@ class SlotStatus(ApiModel):
     reason: str = ""
     message: str = Field(default="", max_length=4096)
     probe: ProbeResult | None = None
+    runtime: SlotRuntime | None = None
     last_update_time: str | None = None
+
+
+class EngineFacts(ApiModel):
+    """One installed inference engine: its version and the backends it can use here."""
+
+    name: str
+    version: str
+    backends: list[str] = Field(
+        default_factory=list,
+        description="ONNX Runtime: available execution providers; OpenVINO: available devices.",
+    )
 
 
 class RuntimeFacts(ApiModel):
     onnxruntime: str | None = None
     execution_providers: list[str] = Field(default_factory=list)
+    engines: list[EngineFacts] = Field(default_factory=list)
 
 
 class DeviceFacts(ApiModel):

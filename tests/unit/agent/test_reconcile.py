@@ -21,7 +21,7 @@ from modelfleet.agent.reconcile import (
     plan_slot,
     status_changed,
 )
-from modelfleet.api.device import ProbeResult, SlotAssignment
+from modelfleet.api.device import ProbeResult, RuntimeRequest, SlotAssignment, SlotRuntime
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 A, B = "a" * 64, "b" * 64
@@ -35,6 +35,9 @@ def assign(revision: int, sha: str, url: str = "http://s3/x?sig=secret") -> Slot
 
 
 ACTIVE_A = Installed(A, 1, PROBE)
+OPENVINO = RuntimeRequest(engine="openvino")
+ON_OPENVINO = SlotRuntime(engine="openvino", requested=["CPU"], used=["CPU"])
+ACTIVE_A_OPENVINO = Installed(A, 1, PROBE, ON_OPENVINO, OPENVINO)
 REV2_B = assign(2, B)
 PROBE_FAILED = Failure(assignment_key(REV2_B), "ProbeFailed", "differs")
 RETRY_LATER = Failure(
@@ -51,6 +54,30 @@ CASES = [
     ("only previous left", None, LocalSlot(previous=ACTIVE_A), None, Deactivate, None),
     ("steady", assign(1, A), LocalSlot(current=ACTIVE_A), None, Keep, "Healthy"),
     ("same bytes, new revision", assign(3, A), LocalSlot(current=ACTIVE_A), None, Adopt, "Healthy"),
+    (
+        "same bytes, other runtime",
+        assign(1, A).model_copy(update={"runtime": OPENVINO}),
+        LocalSlot(current=ACTIVE_A, stored=True),
+        None,
+        Install,
+        "Verifying",
+    ),
+    (
+        "default spelled out",
+        assign(1, A).model_copy(update={"runtime": RuntimeRequest()}),
+        LocalSlot(current=ACTIVE_A, stored=True),
+        None,
+        Keep,
+        "Healthy",
+    ),
+    (
+        "back to the default runtime",
+        assign(1, A),
+        LocalSlot(current=ACTIVE_A_OPENVINO, stored=True),
+        None,
+        Install,
+        "Verifying",
+    ),
     ("new artifact", REV2_B, LocalSlot(current=ACTIVE_A), None, Download, "Downloading"),
     ("first ever", REV2_B, LocalSlot(), None, Download, "Downloading"),
     ("partly staged", REV2_B, LocalSlot(ACTIVE_A, staged_bytes=40), None, Download, "Downloading"),
@@ -167,3 +194,9 @@ def test_status_compare_ignores_only_the_update_time() -> None:
 def test_a_refreshed_url_is_a_new_assignment() -> None:
     assert assignment_key(assign(2, B)) != assignment_key(assign(2, B, url="http://other"))
     assert assignment_key(assign(2, B)) == assignment_key(assign(2, B))
+
+
+def test_status_reports_the_backend_the_active_artifact_runs_on() -> None:
+    assignment = assign(1, A).model_copy(update={"runtime": OPENVINO})
+    status = plan_slot(assignment, LocalSlot(current=ACTIVE_A_OPENVINO), None, NOW).status
+    assert status is not None and status.phase == "Healthy" and status.runtime == ON_OPENVINO

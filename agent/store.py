@@ -191,13 +191,14 @@ class Store:
         return True
 
     def linked(self) -> set[str]:
-        """Every sha256 a `current` or `previous` link names, over all slots."""
+        """Every sha256 a `current` or `previous` link or a `runtime.json` names, over all
+        slots (after a crash between the two, runtime.json may name what `current` does not)."""
         shas = set()
         for slot in self.slot_names():
-            for name in ("current", "previous"):
-                sha = self._linked(slot, name)
+            for sha in (self._linked(slot, "current"), self._linked(slot, "previous")):
                 if sha is not None:
                     shas.add(sha)
+            shas.update(self._runtime_sha(slot))
         return shas
 
     def remove_temporaries(self) -> None:
@@ -241,6 +242,13 @@ class Store:
         if not _SHA256.match(sha) or not link.exists():
             return None
         return sha
+
+    def _runtime_sha(self, slot: str) -> set[str]:
+        try:
+            sha = json.loads((self.slots / _slot(slot) / RUNTIME_FILE).read_text()).get("sha256")
+        except (FileNotFoundError, ValueError, AttributeError):
+            return set()
+        return {sha} if isinstance(sha, str) and _SHA256.match(sha) else set()
 
     def _relative(self, sha256: str) -> str:
         return os.path.join("..", "..", "objects", f"{_checked(sha256)}.onnx")

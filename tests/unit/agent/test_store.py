@@ -160,3 +160,14 @@ def test_one_agent_per_data_dir(tmp_path: Path) -> None:
         check=True,
     )
     assert other.stdout.strip() == "False"
+
+
+def test_gc_keeps_the_artifact_runtime_json_names_before_current_does(store: Store) -> None:
+    install(store, "a", b"one", 1)
+    written = put(store, b"two")  # a crash after runtime.json, before the current link
+    store.write_runtime("a", {"engine": "onnxruntime", "sha256": written, "model": "m"})
+    store.collect_garbage(set())
+    assert store.has_object(written)
+    store.write_runtime("a", {"engine": "onnxruntime", "sha256": "not a sha", "model": "m"})
+    store.collect_garbage(set())
+    assert not store.has_object(written)

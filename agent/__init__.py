@@ -3,16 +3,18 @@
     commands     `modelfleet agent` (on the device), `modelfleet device provision` (admin)
     runner       the loop: registration, heartbeat and watch threads, a pass over every slot
     slots        one slot: plan, report, one step at a time, failure records
-    steps        each step done: download, verify and store, load and probe, switch links
+    steps        each step done: download, verify and store, load on the slot's runtime and
+                 probe, write runtime.json, switch links
     reporting    slot status writes (deferred Downloading, skipped when unchanged)
     assignments  what the watched EdgeDevice assigns; whether a running step is stale
     reconcile    the pure core: next step and slot status from assignment + local state
-    store        verified artifacts by sha256, `current`/`previous` links per slot
+    store        verified artifacts by sha256, `current`/`previous` links and runtime.json
+                 per slot
     download     presigned-URL downloads with retries and HTTP Range resume
-    probe        ONNX Runtime load, probe run and the comparison rule
+    probe        session load (engines in `modelfleet.engines`), probe run, comparison rule
     devices      the device's own EdgeDevice: register, status patches, watch
     heartbeats   the device's Lease
-    facts        arch, OS, runtime, free disk, and their refresh
+    facts        arch, OS, installed engines and their backends, free disk, and refresh
     identity     per-device ServiceAccount, Role, admission policy, kubeconfig
     errors       classified failures = the slot status reasons
 

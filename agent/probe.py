@@ -156,10 +156,10 @@ AGENT_ERRORS: Mapping[str, type[AgentError]] = {
 
 
 def load_session(model: Path, request: RuntimeRequest | None = None) -> engines.Session:
-    """The session `request` asks for (default: ONNX Runtime on the CPU), as its classified
-    agent failure when it cannot be built as asked."""
+    """The session `request` asks for (default: ONNX Runtime on the CPU), observed (where its
+    kernels run), as its classified agent failure when it cannot be built as asked."""
     try:
-        return engines.load(model, request)
+        return engines.load(model, request, observe=True)
     except engines.EngineError as err:
         raise AGENT_ERRORS.get(err.reason, LoadFailed)(str(err)) from err
 

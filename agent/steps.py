@@ -121,8 +121,8 @@ class Steps:
             self.store.discard(model)
             return False
         session = probing.load_session(model, assignment.runtime)
-        description = session.describe()
         result = self._probe(slot, assignment, session)
+        description = session.describe()  # after the probe: with the kernels' placement
         before, previous = self.store.read_slot(slot)
         local = LocalSlot(current=before, previous=previous, stored=True)
         self.report(slot, activating_status(assignment, local, self.clock()))

@@ -5,7 +5,7 @@ passed, writes `slots/<slot>/runtime.json` (atomically, before it switches `curr
 
     {"engine": "onnxruntime", "model": "../../objects/<sha256>.onnx", "sha256": "...",
      "providers": ["CPUExecutionProvider"],          # or "devices": ["CPU"] for OpenVINO
-     "requested": [...], "used": [...], "fallback": false,
+     "requested": [...], "used": [...], "fallback": false, "placement": {...},
      "options": {...}, "inputs": ["x"], "outputs": ["y"]}
 
 `providers`/`devices` are the backends the probed session was built with (the requested ones
@@ -49,6 +49,7 @@ def runtime_document(description: Description, *, sha256: str, model: str) -> di
         "requested": list(description.requested),
         "used": list(description.used),
         "fallback": description.fallback,
+        "placement": dict(description.placement),
         "options": dict(description.options),
         "inputs": list(description.inputs),
         "outputs": list(description.outputs),

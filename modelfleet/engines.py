@@ -13,16 +13,25 @@ CUDA → CPU fallback; OpenVINO: not among the compiled model's `EXECUTION_DEVIC
 `allowFallback: false` that is `FallbackRefused`. OpenVINO compiles fp32 models at bf16 on CPUs
 that advertise it (ResNet-50 logits 0.84 off), so `INFERENCE_PRECISION_HINT` is f32 unless the
 request says otherwise. Engines are imported lazily: a device has the ones it has.
+
+`observe` (the agent's probe session) also records which backend took how many kernels in the
+first run (ONNX Runtime's profiler, stopped after that run; it changes no numbers), so a
+partial fallback - CUDA taking most of the graph, the CPU the rest - is visible too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import json
+import shutil
+import tempfile
+import weakref
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from modelfleet.api.device import EngineFacts, RuntimeRequest, SlotRuntime
+from modelfleet.api.device import EngineFacts, KernelPlacement, RuntimeRequest, SlotRuntime
 
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
@@ -60,6 +69,8 @@ class Description:
     options: Mapping[str, str] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    placement: Mapping[str, int] = field(default_factory=dict)
+    """Kernels per backend in the first run, where observed; empty otherwise."""
 
     @property
     def fallback(self) -> bool:
@@ -71,6 +82,7 @@ class Description:
             requested=list(self.requested),
             used=list(self.used),
             fallback=self.fallback,
+            placement=[KernelPlacement(backend=b, kernels=n) for b, n in self.placement.items()],
         )
 
 
@@ -89,7 +101,7 @@ class Engine(Protocol):
         """Version and backends on this device; None when the engine is not installed."""
         ...
 
-    def load(self, model: Path, request: RuntimeRequest) -> Session: ...
+    def load(self, model: Path, request: RuntimeRequest, *, observe: bool = False) -> Session: ...
 
 
 def is_fallback(requested: Sequence[str], used: Sequence[str]) -> bool:
@@ -119,11 +131,11 @@ def engine_for(name: str) -> Engine:
     return engine
 
 
-def load(model: Path, request: RuntimeRequest | None = None) -> Session:
+def load(model: Path, request: RuntimeRequest | None = None, *, observe: bool = False) -> Session:
     """Build the session `request` asks for (default: ONNX Runtime on the CPU); refuse a
     fallback the request does not allow."""
     request = request or RuntimeRequest()
-    session = engine_for(request.engine).load(model, request)
+    session = engine_for(request.engine).load(model, request, observe=observe)
     description = session.describe()
     if description.fallback and not request.allow_fallback:
         raise FallbackRefused(
@@ -151,7 +163,7 @@ class OnnxRuntime:
             backends=[str(p) for p in ort.get_available_providers()],
         )
 
-    def load(self, model: Path, request: RuntimeRequest) -> Session:
+    def load(self, model: Path, request: RuntimeRequest, *, observe: bool = False) -> Session:
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -165,9 +177,15 @@ class OnnxRuntime:
         options.log_severity_level = 3
         for key, value in request.options.items():
             options.add_session_config_entry(key, value)
+        profiles = Path(tempfile.mkdtemp(prefix="modelfleet-ort-")) if observe else None
+        if profiles is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(profiles / "profile")
         try:
             session = ort.InferenceSession(str(model), sess_options=options, providers=target)
         except Exception as err:  # onnxruntime raises its own untyped errors
+            if profiles is not None:
+                shutil.rmtree(profiles, ignore_errors=True)
             raise LoadRefused(f"ONNX Runtime cannot load the artifact: {first_line(err)}") from err
         description = Description(
             engine=self.name,
@@ -178,20 +196,50 @@ class OnnxRuntime:
             inputs=tuple(i.name for i in session.get_inputs()),
             outputs=tuple(o.name for o in session.get_outputs()),
         )
-        return OnnxRuntimeSession(session, description)
+        return OnnxRuntimeSession(session, description, profiles)
 
 
-@dataclass(frozen=True)
 class OnnxRuntimeSession:
-    session: Any
-    description: Description
+    def __init__(self, session: Any, description: Description, profiles: Path | None) -> None:
+        self.session = session
+        self.description = description
+        self.profiles = profiles
+        """The profiler's folder until the first run ends profiling; None after (or never)."""
+        if profiles is not None:  # a session that never runs leaves no folder behind either
+            weakref.finalize(self, shutil.rmtree, profiles, True)
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
         values = self.session.run(None, dict(feeds))
+        if self.profiles is not None:
+            self.description = replace(self.description, placement=self._placement())
         return dict(zip(self.description.outputs, values, strict=True))
 
     def describe(self) -> Description:
         return self.description
+
+    def _placement(self) -> dict[str, int]:
+        profiles, self.profiles = self.profiles, None
+        try:
+            events = json.loads(Path(self.session.end_profiling()).read_text())
+        except (OSError, ValueError):
+            events = []
+        finally:
+            if profiles is not None:
+                shutil.rmtree(profiles, ignore_errors=True)
+        return kernel_placement(events if isinstance(events, list) else [])
+
+
+def kernel_placement(events: Iterable[Any]) -> dict[str, int]:
+    """Kernels per execution provider in an ONNX Runtime profile (one `*_kernel_time` event
+    per kernel run): pure."""
+    counts: Counter[str] = Counter()
+    for event in events:
+        if not isinstance(event, dict) or event.get("cat") != "Node":
+            continue
+        args = event.get("args")
+        if str(event.get("name", "")).endswith("_kernel_time") and isinstance(args, dict):
+            counts[str(args.get("provider", "unknown"))] += 1
+    return dict(counts)
 
 
 class OpenVino:
@@ -208,7 +256,8 @@ class OpenVino:
             backends=[str(d) for d in ov.Core().available_devices],
         )
 
-    def load(self, model: Path, request: RuntimeRequest) -> Session:
+    def load(self, model: Path, request: RuntimeRequest, *, observe: bool = False) -> Session:
+        """`observe` adds nothing: EXECUTION_DEVICES already says where the graph runs."""
         try:
             import openvino as ov
         except ImportError as err:

@@ -78,6 +78,11 @@ class ProbeResult(ApiModel):
     )
 
 
+class KernelPlacement(ApiModel):
+    backend: str
+    kernels: int = Field(ge=0)
+
+
 class SlotRuntime(ApiModel):
     """Which backend really runs the slot's artifact, as the engine reports it."""
 
@@ -85,6 +90,12 @@ class SlotRuntime(ApiModel):
     requested: list[str] = Field(default_factory=list)
     used: list[str] = Field(default_factory=list)
     fallback: bool = False
+    placement: list[KernelPlacement] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Kernels per ONNX Runtime execution provider in the probe's first run "
+        "(a list: a merge patch replaces it whole).",
+    )
 
 
 class SlotStatus(ApiModel):

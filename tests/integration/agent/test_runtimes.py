@@ -32,6 +32,8 @@ def test_cuda_then_cpu_falls_back_and_a_forbidden_fallback_keeps_the_active_sess
         "requested": CUDA_THEN_CPU,
         "used": ["CPUExecutionProvider"],
         "fallback": True,
+        # MatMul + Add, fused into one kernel
+        "placement": [{"backend": "CPUExecutionProvider", "kernels": 1}],
     }
     slot_dir = fleet.current("edge-1", SLOT).parent
     document = json.loads((slot_dir / "runtime.json").read_text())
@@ -66,6 +68,7 @@ def test_openvino_probes_next_to_onnx_runtime_and_a_missing_engine_is_unavailabl
         "requested": ["GPU", "CPU"],
         "used": ["CPU"],
         "fallback": True,
+        "placement": [],
     }
     assert on_ov["probe"]["maxAbs"] < 1e-5 and on_ort["probe"]["maxAbs"] < 1e-5
     assert on_ov["probe"]["validatedMaxAbs"] == on_ort["probe"]["validatedMaxAbs"] == 0.0

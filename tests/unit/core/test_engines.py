@@ -142,3 +142,29 @@ def test_both_engines_compute_the_same_outputs(tmp_path: Path) -> None:
     ort_out = engines.load(tmp_path / "m.onnx").run(feeds)["y"]
     ov_out = engines.load(tmp_path / "m.onnx", RuntimeRequest(engine="openvino")).run(feeds)["y"]
     np.testing.assert_allclose(ov_out, ort_out, atol=1e-6)
+
+
+def test_an_observed_session_says_where_its_kernels_ran(tmp_path: Path) -> None:
+    make_model_file(tmp_path / "m.onnx")
+    session = engines.load(tmp_path / "m.onnx", observe=True)
+    assert session.describe().placement == {}
+    session.run({"x": np.zeros((1, 4), np.float32)})
+    session.run({"x": np.zeros((1, 4), np.float32)})  # profiling ended with the first run
+    assert session.describe().placement == {"CPUExecutionProvider": 1}  # MatMul+Add, fused
+    assert session.describe().status().to_wire()["placement"] == [
+        {"backend": "CPUExecutionProvider", "kernels": 1}
+    ]
+
+
+def test_kernel_placement_counts_kernel_runs_per_provider() -> None:
+    events = [
+        {"cat": "Session", "name": "model_run"},
+        {"cat": "Node", "name": "Conv_kernel_time", "args": {"provider": "CUDAExecutionProvider"}},
+        {"cat": "Node", "name": "Conv_fence_before", "args": {"provider": "CPUExecutionProvider"}},
+        {"cat": "Node", "name": "Relu_kernel_time", "args": {"provider": "CUDAExecutionProvider"}},
+        {"cat": "Node", "name": "NMS_kernel_time", "args": {"provider": "CPUExecutionProvider"}},
+    ]
+    assert engines.kernel_placement(events) == {
+        "CUDAExecutionProvider": 2,
+        "CPUExecutionProvider": 1,
+    }

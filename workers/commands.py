@@ -27,6 +27,7 @@ from typing import Any, get_args
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from modelfleet.api.conversion import DType, InputSpec, Target, Tolerance, Validation
@@ -76,7 +77,8 @@ def _local_source(source: str, scratch: Path) -> Path:
 
 def _fail(err: Exception) -> None:
     failure = classify(err)
-    Console(stderr=True).print(f"[red]{failure.reason}[/red]: {failure.message}")
+    message = escape(" ".join(failure.message.split()))  # one line, printed as written
+    Console(stderr=True, soft_wrap=True).print(f"[red]{failure.reason}[/red]: {message}")
     sys.exit(failure.exit_code)
 
 
@@ -242,8 +244,10 @@ def validate_command(
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
     from modelfleet.comparison import effective_rule
     from modelfleet.reports import write_probe
+    from modelfleet.workers.convert import check_isolated
     from modelfleet.workers.datasets import dataset_samples, load_npz, specs_from_model
-    from modelfleet.workers.runtimes import OrtRunner, reference_runner
+    from modelfleet.workers.references import isolated_reference
+    from modelfleet.workers.runtimes import OrtRunner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.validate import validate_model
 
@@ -270,6 +274,7 @@ def validate_command(
         )
         with tempfile.TemporaryDirectory(prefix="modelfleet-validate-") as tmp:
             source = locate_source(_local_source(reference_src, Path(tmp)))
+            check_isolated(candidate, what="candidate", directory=Path(tmp) / "check")
             cand = OrtRunner(candidate, what="candidate")
             specs = parse_input_specs(inputs_spec) if inputs_spec else specs_from_model(cand.inputs)
             data = None
@@ -282,7 +287,14 @@ def validate_command(
                     origin=str(dataset),
                 )
             outcome = validate_model(
-                reference=reference_runner(source),
+                reference=isolated_reference(
+                    source,
+                    Path(tmp) / "reference",
+                    specs=specs,
+                    validation=validation,
+                    dataset=data,
+                    benchmark=not no_benchmark,
+                ),
                 candidate=cand,
                 specs=specs,
                 validation=validation,

@@ -1,12 +1,19 @@
 """Conversion: a located source model → one target ONNX file, checked before it is trusted.
 
 Called by the Job pipeline (`modelfleet.workers.jobs`) and the `modelfleet convert` command.
-paddle2onnx runs in a child process (`paddle2onnx_child`); its result must exist, pass
-`onnx.checker` and load in ONNX Runtime, else the conversion fails with the reason. In a
-convert-validate Job the same child then records the Paddle Inference reference for the
-validation (`references`), so the worker process itself never imports Paddle. Nothing is
-pip-installed at run time: the child never reaches paddle2onnx's Polygraphy optimizer, and
-its environment has POLYGRAPHY_AUTOINSTALL_DEPS=0 and PIP_NO_INDEX=1 besides.
+Two child processes (`isolation`), so that no crash or hang of native code ends the worker:
+
+1. paddle2onnx (`paddle2onnx_child`). In a convert-validate Job the same child then records
+   the Paddle Inference reference for the validation (`references`), so the worker process
+   itself never imports Paddle. Its failures are classified from its exit and log
+   (`export_failure`): an operator or attribute it refuses is UnsupportedOperator naming the
+   op, a signal or a hang ConverterCrashed, anything else InvalidModel.
+2. The rest (`finish_in_child`): the fp32 model must pass `onnx.checker` and load in ONNX
+   Runtime and fit the input specs; then the fp16 conversion or quantization; then the same
+   checks on the result. A crash in any of these is ConverterCrashed naming that step.
+
+Nothing is pip-installed at run time: the child never reaches paddle2onnx's Polygraphy
+optimizer, and its environment has POLYGRAPHY_AUTOINSTALL_DEPS=0 and PIP_NO_INDEX=1 besides.
 """
 
 from __future__ import annotations
@@ -14,22 +21,40 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from modelfleet.api.conversion import InputSpec, Target
 from modelfleet.artifacts import QuantizationInfo
 from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds, check_inputs
-from modelfleet.workers.errors import InvalidModel, UnsupportedOperator
-from modelfleet.workers.paddle2onnx_child import SUPPORTED_OPERATORS, PaddleChild
-from modelfleet.workers.references import ReferencePlan, note_child_exit
+from modelfleet.workers.errors import InvalidModel, UnsupportedOperator, WorkerError
+from modelfleet.workers.isolation import (
+    STAGE_TIMEOUT_S,
+    crash,
+    enter_stage,
+    how_it_ended,
+    output_tail,
+    run_stage,
+)
+from modelfleet.workers.paddle2onnx_child import STAGE_EXPORT, SUPPORTED_OPERATORS, PaddleChild
+from modelfleet.workers.references import (
+    ReferencePlan,
+    note_child_exit,
+    pack_samples,
+    unpack_samples,
+)
 from modelfleet.workers.runtimes import OnnxInfo, inspect_onnx, preload_onnx
 from modelfleet.workers.sources import SourceModel, check_source
 
-CHILD_TIMEOUT_S = 1800
+CHILD_TIMEOUT_S = STAGE_TIMEOUT_S
+FP16 = "fp16 conversion"
+STATIC_INT8 = "static quantization"
+DYNAMIC_INT8 = "dynamic quantization"
 
 # PIR op names paddle2onnx maps onto its (legacy-named) converters; read from its exporter.
 _PIR_ALIASES = {
@@ -46,6 +71,25 @@ _PIR_ALIASES = {
 }  # fmt: skip
 _ALWAYS_HANDLED = {"data", "feed", "fetch", "print", "if", "while"}
 _PIR_OP = re.compile(r'= "pd_op\.([A-Za-z0-9_]+)"')
+_OP_ERROR = re.compile(r"\[OP: pd_op\.([A-Za-z0-9_]+)\]\s*(.*)")
+_STARTED = re.compile(r"Start export pd_op\.([A-Za-z0-9_]+), op_id: (\d+)")
+_FAILED = re.compile(r"Failed to convert PaddlePaddle model:\s*(.*)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# (op name suffix, text in paddle2onnx's message) → what the user can change in the model
+_WORKAROUNDS = (
+    (
+        "_interp",
+        "FloatAttribute",
+        "paddle2onnx cannot read an interpolate scale factor (scale_factor=2, 2.0 or [2.0, 2.0] "
+        "and nn.Upsample fail alike); give the output size instead: F.interpolate(x, "
+        "size=[h * 2, w * 2], ...), or size=paddle.shape(x)[2:] * 2 for a dynamic shape",
+    ),
+    (
+        "pool2d",
+        "static input shape",
+        "save the model with a static input shape, or pool with a fixed kernel size",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -98,30 +142,22 @@ def convert_model(
             )
         else:
             shutil.copyfile(source.model_file, fp32)
-        what = "paddle2onnx output" if source.format == "paddle" else "source model"
-        fp32_info = inspect_onnx(fp32, what=what)
-        check_inputs(specs, fp32_info.inputs)
+        final = out_dir / "model.onnx"
+        kind = _transform_of(target)
+        if kind == STATIC_INT8 and (calibration is None or not calibration.samples):
+            raise InvalidModel("static int8 quantization needs calibration samples")
+        fp32_info, info = _finish(
+            source, target, fp32, final, specs=specs, kind=kind, calibration=calibration, work=work
+        )
         warnings: list[str] = []
         if source.format == "onnx" and fp32_info.opset != target.opset:
             warnings.append(
                 f"ONNX source keeps its opset {fp32_info.opset} (target asked {target.opset})"
             )
-        final = out_dir / "model.onnx"
         quantization: QuantizationInfo | None = None
-        if target.format == "onnx":
-            shutil.copyfile(fp32, final)
-        elif target.format == "onnx-fp16":
-            _transform("fp16 conversion", lambda: quantize.to_fp16(fp32, final))
-        elif (target.quantization or "static") == "dynamic":
-            _transform("dynamic quantization", lambda: quantize.quantize_dynamic_int8(fp32, final))
+        if kind == DYNAMIC_INT8:
             quantization = QuantizationInfo(mode="dynamic", calibration="none")
-        else:
-            if calibration is None or not calibration.samples:
-                raise InvalidModel("static int8 quantization needs calibration samples")
-            _transform(
-                "static quantization",
-                lambda: quantize.quantize_static_qdq(fp32, final, calibration.samples, work),
-            )
+        elif kind == STATIC_INT8 and calibration is not None:
             quantization = QuantizationInfo(
                 mode="static",
                 calibration="dataset" if calibration.origin == "dataset" else "synthetic",
@@ -133,22 +169,113 @@ def convert_model(
                     "int8 calibrated on synthetic seeded samples, not on real data: accuracy "
                     "on real inputs is unproven"
                 )
-        if target.format == "onnx":  # a byte copy of what passed the checks above
-            info = fp32_info
-        else:
-            info = inspect_onnx(final, what=f"{target.format} model")
         return ConversionResult(final, info, quantization, warnings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _transform(what: str, action: Callable[[], None]) -> None:
+def _transform_of(target: Target) -> str | None:
+    if target.format == "onnx":
+        return None
+    if target.format == "onnx-fp16":
+        return FP16
+    return DYNAMIC_INT8 if target.quantization == "dynamic" else STATIC_INT8
+
+
+def _finish(
+    source: SourceModel,
+    target: Target,
+    fp32: Path,
+    final: Path,
+    *,
+    specs: Sequence[InputSpec],
+    kind: str | None,
+    calibration: Calibration | None,
+    work: Path,
+) -> tuple[OnnxInfo, OnnxInfo]:
+    """`finish_in_child` in a stage child; the fp32 and the final model's signatures."""
+    samples: list[Any] | None = None
+    if kind == STATIC_INT8 and calibration is not None:
+        path = work / "calibration.npz"
+        with path.open("wb") as handle:
+            np.savez(handle, allow_pickle=False, **pack_samples(calibration.samples))
+        samples = [str(path), len(calibration.samples)]
+    answer = run_stage(
+        kind or "ONNX check",
+        "modelfleet.workers.convert:finish_in_child",
+        {
+            "fp32": str(fp32),
+            "final": str(final),
+            "fp32_what": "paddle2onnx output" if source.format == "paddle" else "source model",
+            "final_what": f"{target.format} model",
+            "specs": [spec.to_wire() for spec in specs],
+            "kind": kind,
+            "work": str(work),
+            "calibration": samples,
+        },
+        directory=work / "finish",
+    )
+    return OnnxInfo.from_wire(answer["fp32"]), OnnxInfo.from_wire(answer["final"])
+
+
+def finish_in_child(
+    *,
+    fp32: str,
+    final: str,
+    fp32_what: str,
+    final_what: str,
+    specs: list[dict[str, Any]],
+    kind: str | None,
+    work: str,
+    calibration: list[Any] | None,
+) -> dict[str, Any]:
+    """In the stage child: check the fp32 model and the specs, transform it (`kind`: fp16,
+    static or dynamic int8, None for a copy), check the result. Each step is announced, so a
+    crash names it; a transform that raises is InvalidModel naming the transform."""
+    fp32_path, final_path = Path(fp32), Path(final)
+    fp32_info = _inspected(fp32_path, fp32_what)
+    check_inputs([InputSpec.model_validate(raw) for raw in specs], fp32_info.inputs)
+    if kind is None:
+        shutil.copyfile(fp32_path, final_path)
+        return {"fp32": fp32_info.to_wire(), "final": fp32_info.to_wire()}
+    enter_stage(kind)
     try:
-        action()
-    except (InvalidModel, UnsupportedOperator):
+        if kind == FP16:
+            quantize.to_fp16(fp32_path, final_path)
+        elif kind == DYNAMIC_INT8:
+            quantize.quantize_dynamic_int8(fp32_path, final_path)
+        else:
+            assert calibration is not None
+            with np.load(calibration[0], allow_pickle=False) as data:
+                arrays = {key: np.asarray(data[key]) for key in data.files}
+            samples = unpack_samples(arrays, int(calibration[1]))
+            quantize.quantize_static_qdq(fp32_path, final_path, samples, Path(work))
+    except WorkerError:
         raise
     except Exception as err:
-        raise InvalidModel(f"{what} failed: {type(err).__name__}: {err}") from err
+        raise InvalidModel(f"{kind} failed: {type(err).__name__}: {err}") from err
+    return {"fp32": fp32_info.to_wire(), "final": _inspected(final_path, final_what).to_wire()}
+
+
+def check_isolated(path: Path, *, what: str, directory: Path) -> OnnxInfo:
+    """`inspect_onnx` in a stage child: a model that crashes ONNX Runtime's session creation
+    is ConverterCrashed, not the end of this process (`modelfleet validate`'s candidate)."""
+    answer = run_stage(
+        f"ONNX Runtime session creation on the {what}",
+        "modelfleet.workers.convert:inspect_in_child",
+        {"path": str(path), "what": what},
+        directory=directory,
+    )
+    return OnnxInfo.from_wire(answer)
+
+
+def inspect_in_child(*, path: str, what: str) -> dict[str, Any]:
+    return _inspected(Path(path), what).to_wire()
+
+
+def _inspected(path: Path, what: str) -> OnnxInfo:
+    enter_stage(f"ONNX Runtime session creation on the {what}")
+    return inspect_onnx(path, what=what)
 
 
 def paddle_to_onnx(
@@ -177,7 +304,7 @@ def paddle_to_onnx(
         child = PaddleChild(log_path)
     try:
         preload_onnx()  # while the child imports Paddle: never while it times Paddle Inference
-        child.send(
+        child.send_export(
             model=source.model_file,
             params=source.params_file,
             out=out,
@@ -187,28 +314,75 @@ def paddle_to_onnx(
         returncode = child.wait(CHILD_TIMEOUT_S)
     finally:
         child.close()
-    exported = out.is_file() and out.stat().st_size > 0
-    if returncode is None and not exported:
-        raise InvalidModel(f"paddle2onnx did not finish in {CHILD_TIMEOUT_S}s")
-    text = child.log_path.read_text(errors="replace")
-    how = _how(returncode)
-    if exported:
+    text = child.output()
+    if out.is_file() and out.stat().st_size > 0:
         if reference is not None:
-            note_child_exit(reference.directory, f"{how}: {_error_lines(text)}")
+            note_child_exit(
+                reference.directory,
+                f"{how_it_ended(returncode, CHILD_TIMEOUT_S)}; last output: {output_tail(text)}",
+            )
         return
-    assert returncode is not None
     supported = _supported_by_child(out.with_name(SUPPORTED_OPERATORS))
+    raise export_failure(
+        returncode, text, opset=opset, model=source.model_file, supported=supported
+    )
+
+
+def export_failure(
+    returncode: int | None,
+    text: str,
+    *,
+    opset: int,
+    model: Path,
+    supported: set[str] | None = None,
+) -> WorkerError:
+    """What a paddle2onnx child that wrote no model met, from its exit and its log `text`:
+    an operator or attribute it refuses (UnsupportedOperator naming the op, with a workaround
+    where one is known), a crash or hang (ConverterCrashed), else InvalidModel."""
+    text = _ANSI.sub("", text)
     if "unsupported operator" in text.lower():
-        raise UnsupportedOperator(unsupported_operators(text, supported))
+        return UnsupportedOperator(unsupported_operators(text, supported))
     if "requires opset_version" in text:
-        raise UnsupportedOperator(
+        return UnsupportedOperator(
             unsupported_operators(text, supported),
             message=f"opset {opset} is too old for this model: {_error_lines(text)}",
         )
-    raise InvalidModel(
-        f"paddle2onnx {how} converting {source.model_file.name}: {_error_lines(text)}",
-        path=str(source.model_file),
+    refused = _refused_operator(text)
+    if refused is not None:
+        op, detail = refused
+        hint = next(
+            (h for suffix, part, h in _WORKAROUNDS if op.endswith(suffix) and part in detail), None
+        )
+        message = f"paddle2onnx cannot convert operator pd_op.{op}: {detail}"
+        return UnsupportedOperator(
+            [op], message=message + (f". Workaround: {hint}" if hint else "")
+        )
+    if returncode is None or returncode < 0:
+        return crash(STAGE_EXPORT, returncode, text, CHILD_TIMEOUT_S)
+    return InvalidModel(
+        f"paddle2onnx {how_it_ended(returncode, CHILD_TIMEOUT_S)} converting {model.name}: "
+        f"{_error_lines(text)}",
+        path=str(model),
     )
+
+
+def _refused_operator(text: str) -> tuple[str, str] | None:
+    """(op, paddle2onnx's reason) when it named the op it refused (`[OP: pd_op.X] why`), or
+    stopped with an error inside the export of one op (started, never finished)."""
+    named = _OP_ERROR.findall(text)
+    if named:
+        op, detail = named[0]
+        return op, detail.strip().rstrip(".")
+    started = _STARTED.findall(text)
+    failed = _FAILED.findall(text)
+    if not started or not failed:
+        return None
+    op, op_id = started[-1]
+    if f"Finish export pd_op.{op}, op_id: {op_id}" in text:
+        return None
+    detail = failed[-1].strip()
+    detail = re.sub(r"^\((Unimplemented|InvalidArgument|Fatal|PreconditionNotMet)\)\s*", "", detail)
+    return op, detail.rstrip(".")
 
 
 def _supported_by_child(path: Path) -> set[str] | None:
@@ -217,14 +391,6 @@ def _supported_by_child(path: Path) -> set[str] | None:
         return set(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
-
-
-def _how(returncode: int | None) -> str:
-    if returncode is None:
-        return f"did not finish in {CHILD_TIMEOUT_S}s"
-    if returncode < 0:
-        return f"was killed by {signal.Signals(-returncode).name}"
-    return f"exited {returncode}"
 
 
 def _error_lines(text: str) -> str:

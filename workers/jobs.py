@@ -49,8 +49,13 @@ from modelfleet.workers.convert import Calibration, ConversionResult, convert_mo
 from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded, classify
 from modelfleet.workers.paddle2onnx_child import PaddleChild
-from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
-from modelfleet.workers.runtimes import OrtRunner, reference_runner
+from modelfleet.workers.references import (
+    ReferencePlan,
+    isolated_reference,
+    load_reference,
+    plan_reference,
+)
+from modelfleet.workers.runtimes import OrtRunner
 from modelfleet.workers.sources import (
     SourceModel,
     digest_of,
@@ -231,8 +236,20 @@ def run_validate(
             plan = None
         dataset = plan.dataset if plan is not None else _dataset(request, storage, work_dir)
         rule = effective_rule(request.target.format, request.target.tolerance)
+        reference = (
+            load_reference(plan)
+            if plan is not None
+            else isolated_reference(
+                source,
+                work_dir / "validate-reference",
+                specs=request.inputs,
+                validation=request.validation,
+                dataset=dataset,
+                benchmark=run_benchmark,
+            )
+        )
         outcome = validate_model(
-            reference=reference_runner(source) if plan is None else load_reference(plan),
+            reference=reference,
             candidate=OrtRunner(candidate_path, what=f"{request.target.format} artifact"),
             specs=request.inputs,
             validation=request.validation,

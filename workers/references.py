@@ -34,15 +34,20 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.reasons import EXIT_CODES, Reason
+from modelfleet.reports import ReferenceConfig, ReferenceInfo
 from modelfleet.workers.datasets import Feeds, TensorInfo
-from modelfleet.workers.errors import WorkerError, classify, error_of
+from modelfleet.workers.errors import ConverterCrashed, WorkerError, classify, error_of
+
+if TYPE_CHECKING:  # both import this module
+    from modelfleet.workers.runtimes import Runner
+    from modelfleet.workers.sources import SourceModel
 
 Array = npt.NDArray[Any]
 Stage = Literal["load", "run", "benchmark"]
@@ -52,6 +57,7 @@ INPUTS = "inputs.npz"
 OUTPUTS = "outputs.npz"
 RESULT = "result.json"
 CHILD_EXIT = "child.json"
+STAGE = "Paddle reference"
 
 
 def feeds_key(feeds: Mapping[str, Array]) -> str:
@@ -179,6 +185,8 @@ class RecordedReference:
     warmup: int | None = None
     iterations: int | None = None
     failure: RecordedFailure | None = None
+    config: dict[str, bool] | None = None
+    fallback_from: str | None = None
 
     def run(self, feeds: Mapping[str, Array]) -> list[Array]:
         index = self.keys.get(feeds_key(feeds))
@@ -205,16 +213,31 @@ class RecordedReference:
         return list(self.durations_s)
 
 
+def reference_info(runner: Runner) -> ReferenceInfo:
+    """For the report: the runtime and the configuration that produced the reference, recorded
+    (`RecordedReference`) or live (`PaddleRunner.config`; ONNX Runtime has none)."""
+    config = getattr(runner, "config", None)
+    return ReferenceInfo(
+        runtime=runner.name,
+        config=None
+        if config is None
+        else ReferenceConfig(mkldnn=config["mkldnn"], ir_optim=config["irOptim"]),
+        fallback_from=runner.fallback_from if isinstance(runner, RecordedReference) else None,
+    )
+
+
 def load_reference(plan: ReferencePlan) -> RecordedReference:
-    """The record of `plan`; raises what the child met loading the model, or InternalError when
-    the child ended before recording anything."""
+    """The record of `plan`; raises what the child met loading the model, or ConverterCrashed
+    when the child ended before recording anything."""
     result_path = plan.directory / RESULT
     if not result_path.is_file():
         exit_path = plan.directory / CHILD_EXIT
         how = json.loads(exit_path.read_text())["how"] if exit_path.is_file() else "ended"
-        raise WorkerError(
-            f"the Paddle child {how} after the export, before it recorded the Paddle Inference "
-            "reference outputs"
+        raise ConverterCrashed(
+            STAGE,
+            "",
+            message=f"the {STAGE} (Paddle Inference, in the converter child) {how}, before it "
+            "recorded the reference outputs",
         )
     result = json.loads(result_path.read_text())
     failure = RecordedFailure.from_wire(result["failure"]) if result.get("failure") else None
@@ -236,7 +259,58 @@ def load_reference(plan: ReferencePlan) -> RecordedReference:
         warmup=bench.get("warmup"),
         iterations=bench.get("iterations"),
         failure=failure,
+        config=result.get("config"),
+        fallback_from=result.get("fallbackFrom"),
     )
+
+
+def isolated_reference(
+    source: SourceModel,
+    directory: Path,
+    *,
+    specs: Sequence[InputSpec],
+    validation: Validation,
+    dataset: list[Feeds] | None,
+    benchmark: bool = True,
+) -> Runner:
+    """The reference of a validation that has no recorded one (validate Job and command): for
+    a Paddle source, recorded now by a stage child (`isolation.run_stage`) on the samples the
+    validation will run, so that Paddle Inference crashing or hanging is ConverterCrashed, not
+    the end of this process; for an ONNX source, ONNX Runtime on the source model, here."""
+    from modelfleet.workers.isolation import run_stage
+    from modelfleet.workers.runtimes import reference_runner
+    from modelfleet.workers.validate import validation_samples
+
+    if source.format != "paddle":
+        return reference_runner(source)
+    assert source.params_file is not None
+    plan = plan_reference(
+        directory,
+        specs=specs,
+        validation=validation,
+        samples=validation_samples(specs, validation, dataset),
+        data="dataset" if dataset is not None else "seeded",
+        benchmark=benchmark,
+    )
+    run_stage(
+        STAGE,
+        "modelfleet.workers.references:record_in_child",
+        {
+            "directory": str(directory),
+            "model": str(source.model_file),
+            "params": str(source.params_file),
+        },
+        directory=directory / "child",
+    )
+    return load_reference(plan)
+
+
+def record_in_child(*, directory: str, model: str, params: str) -> None:
+    """`record_reference` in a stage child (`isolated_reference`)."""
+    from modelfleet.workers.isolation import enter_stage
+
+    enter_stage(STAGE)
+    record_reference(Path(directory), Path(model), Path(params))
 
 
 def pack_outputs(results: Sequence[Sequence[Array]]) -> dict[str, Array]:
@@ -268,51 +342,112 @@ def unpack_samples(arrays: Mapping[str, Array], count: int) -> list[Feeds]:
 
 
 def record_reference(directory: Path, model_file: Path, params_file: Path) -> None:
-    """Run Paddle Inference as validation would and write outputs.npz, then result.json."""
+    """Run Paddle Inference as validation would and write outputs.npz, then result.json.
+
+    When Paddle Inference fails to load the model or raises running it (ReferenceFailed) with
+    its defaults, the next of `CONFIGS` is tried: oneDNN off, IR optimisation off, both off.
+    The first that runs every sample is the reference, and result.json says which (`config`,
+    and `fallbackFrom`: the default's failure). When none does, the default's failure is
+    recorded, naming the others tried."""
     from modelfleet.workers import benchmark as bench
-    from modelfleet.workers.datasets import check_inputs
-    from modelfleet.workers.runtimes import PaddleRunner
-    from modelfleet.workers.sources import SourceModel
 
     request = json.loads((directory / REQUEST).read_text())
     specs = [InputSpec.model_validate(raw) for raw in request["inputs"]]
     with np.load(directory / INPUTS, allow_pickle=False) as data:
         samples = unpack_samples({k: np.asarray(data[k]) for k in data.files}, request["samples"])
-    result: dict[str, Any] = {"runtime": None, "inputs": [], "outputs": [], "failure": None}
-    results: list[list[Array]] = []
-    failure: RecordedFailure | None = None
-    try:
-        runner = PaddleRunner(SourceModel("paddle", model_file.parent, model_file, params_file))
-    except Exception as err:
-        failure = RecordedFailure.of("load", err)
-    else:
-        result["runtime"] = runner.name
-        result["inputs"] = [tensor_to_wire(t) for t in runner.inputs]
-        result["outputs"] = [tensor_to_wire(t) for t in runner.outputs]
+    source = (model_file, params_file)
+    first = attempt = _attempt(source, specs, samples, CONFIGS[0])
+    for settings in CONFIGS[1:]:
+        if attempt.failure is None or not attempt.retry:
+            break
+        attempt = _attempt(source, specs, samples, settings)
+    if attempt.failure is not None:
+        attempt = first
+        if first.retry and first.failure is not None and first.failure.reason == "ReferenceFailed":
+            others = "; ".join(_describe(c) for c in CONFIGS[1:])
+            message = f"{first.failure.message} (failed the same way with {others})"
+            attempt.failure = RecordedFailure(
+                first.failure.at, "ReferenceFailed", message, first.failure.sample
+            )
+    result = attempt.result
+    if attempt is not first:
+        result["fallbackFrom"] = None if first.failure is None else first.failure.message
+    failure = attempt.failure
+    settings = request.get("benchmark")
+    runner = attempt.runner
+    if failure is None and runner is not None and settings is not None and samples:
         try:
-            check_inputs(specs, runner.inputs)  # validation refuses such inputs before any run
+            result["durationsS"] = bench.time_runs(
+                lambda: runner.run(samples[0]),
+                warmup=int(settings["warmup"]),
+                iterations=int(settings["iterations"]),
+            )
+            result["benchmark"] = settings
         except Exception as err:
-            failure = RecordedFailure.of("run", err, 0)
-        for index, feeds in enumerate(samples if failure is None else []):
-            try:
-                results.append(runner.run(feeds))
-            except Exception as err:
-                failure = RecordedFailure.of("run", err, index)
-                break
-        settings = request.get("benchmark")
-        if failure is None and settings is not None and samples:
-            try:
-                result["durationsS"] = bench.time_runs(
-                    lambda: runner.run(samples[0]),
-                    warmup=int(settings["warmup"]),
-                    iterations=int(settings["iterations"]),
-                )
-                result["benchmark"] = settings
-            except Exception as err:
-                failure = RecordedFailure.of("benchmark", err)
+            failure = RecordedFailure.of("benchmark", err)
     result["failure"] = failure.to_wire() if failure is not None else None
     with (directory / OUTPUTS).open("wb") as handle:
-        np.savez(handle, allow_pickle=False, **pack_outputs(results))
+        np.savez(handle, allow_pickle=False, **pack_outputs(attempt.results))
     partial = directory / f".{RESULT}.partial"
     partial.write_text(json.dumps(result))
     os.replace(partial, directory / RESULT)  # LAST: its presence means the record is complete
+
+
+CONFIGS: tuple[dict[str, bool], ...] = (
+    {"mkldnn": True, "ir_optim": True},
+    {"mkldnn": False, "ir_optim": True},
+    {"mkldnn": True, "ir_optim": False},
+    {"mkldnn": False, "ir_optim": False},
+)
+
+
+def _describe(settings: Mapping[str, bool]) -> str:
+    return ", ".join(f"{name} {'on' if on else 'off'}" for name, on in settings.items())
+
+
+@dataclass
+class _Attempt:
+    """One configuration's run over every sample, in the child."""
+
+    runner: Any
+    result: dict[str, Any]
+    results: list[list[Array]]
+    failure: RecordedFailure | None
+    retry: bool  # another configuration may succeed: loading failed, or Paddle Inference raised
+
+
+def _attempt(
+    source: tuple[Path, Path],
+    specs: Sequence[InputSpec],
+    samples: Sequence[Feeds],
+    settings: Mapping[str, bool],
+) -> _Attempt:
+    from modelfleet.workers.datasets import check_inputs
+    from modelfleet.workers.runtimes import PaddleRunner
+    from modelfleet.workers.sources import SourceModel
+
+    model_file, params_file = source
+    result: dict[str, Any] = {"runtime": None, "inputs": [], "outputs": [], "failure": None}
+    results: list[list[Array]] = []
+    try:
+        runner = PaddleRunner(
+            SourceModel("paddle", model_file.parent, model_file, params_file), **settings
+        )
+    except Exception as err:
+        return _Attempt(None, result, results, RecordedFailure.of("load", err), retry=True)
+    result["runtime"] = runner.name
+    result["config"] = runner.config
+    result["inputs"] = [tensor_to_wire(t) for t in runner.inputs]
+    result["outputs"] = [tensor_to_wire(t) for t in runner.outputs]
+    try:
+        check_inputs(specs, runner.inputs)  # validation refuses such inputs before any run
+    except Exception as err:
+        return _Attempt(runner, result, results, RecordedFailure.of("run", err, 0), retry=False)
+    for index, feeds in enumerate(samples):
+        try:
+            results.append(runner.run(feeds))
+        except Exception as err:
+            failure = RecordedFailure.of("run", err, index)
+            retry = failure.reason == "ReferenceFailed"
+            return _Attempt(runner, result, results, failure, retry=retry)
+    return _Attempt(runner, result, results, None, retry=False)

@@ -52,10 +52,18 @@ class FakePaddle:
     fail_run_at: int | None = None
     runs = 0
 
-    def __init__(self, source: Any, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        *,
+        threads: int | None = None,
+        mkldnn: bool = True,
+        ir_optim: bool = True,
+    ) -> None:
         if FakePaddle.fail_load is not None:
             raise FakePaddle.fail_load
         self.name = "paddle.inference fake (CPU)"
+        self.config = {"mkldnn": mkldnn, "irOptim": ir_optim}
         self.inputs = [TensorInfo("x", "float32", (None, 4))]
         self.outputs = [
             TensorInfo("scores", "float32", (None, 3)),
@@ -289,7 +297,7 @@ class TestFailures:
         assert (plan.directory / CHILD_EXIT).exists()
         with pytest.raises(WorkerError, match="killed by SIGSEGV") as caught:
             load_reference(plan)
-        assert classify(caught.value).reason == "InternalError"
+        assert classify(caught.value).reason == "ConverterCrashed"  # was InternalError (issue 11)
 
     def test_a_complete_record_is_never_overridden_by_the_exit_note(self, tmp_path: Path) -> None:
         plan, directory = recorded(tmp_path)

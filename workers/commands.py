@@ -351,6 +351,7 @@ def _num(value: float | None, spec: str = ".3g") -> str:
 
 def _print_outcome(console: Console, section: Any) -> None:
     from modelfleet.reports import ValidationSection
+    from modelfleet.workers.runtimes import describe_config
 
     assert isinstance(section, ValidationSection)
     table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")
@@ -383,6 +384,10 @@ def _print_outcome(console: Console, section: Any) -> None:
             f"{b.source.p99_ms:.3f}, candidate {b.target.p50_ms:.3f}/{b.target.p90_ms:.3f}/"
             f"{b.target.p99_ms:.3f}; speedup {b.speedup:.2f}x{flag}"
         )
+    ref = section.reference
+    if ref is not None and ref.config is not None and ref.fallback_from:
+        how = describe_config(ref.config.mkldnn, ref.config.ir_optim)
+        console.print(f"[yellow]reference ran with {how}[/yellow]: {escape(ref.fallback_from)}")
     for failure in section.failures:
         console.print(f"[red]fail[/red] {failure}")
     console.print("[green]PASSED[/green]" if section.passed else "[red]FAILED[/red]")

@@ -355,34 +355,17 @@ def record_reference(directory: Path, model_file: Path, params_file: Path) -> No
     specs = [InputSpec.model_validate(raw) for raw in request["inputs"]]
     with np.load(directory / INPUTS, allow_pickle=False) as data:
         samples = unpack_samples({k: np.asarray(data[k]) for k in data.files}, request["samples"])
-    source = (model_file, params_file)
-    first = attempt = _attempt(source, specs, samples, CONFIGS[0])
-    for settings in CONFIGS[1:]:
-        if attempt.failure is None or not attempt.retry:
-            break
-        attempt = _attempt(source, specs, samples, settings)
-    if attempt.failure is not None:
-        attempt = first
-        if first.retry and first.failure is not None and first.failure.reason == "ReferenceFailed":
-            others = "; ".join(_describe(c) for c in CONFIGS[1:])
-            message = f"{first.failure.message} (failed the same way with {others})"
-            attempt.failure = RecordedFailure(
-                first.failure.at, "ReferenceFailed", message, first.failure.sample
-            )
-    result = attempt.result
-    if attempt is not first:
-        result["fallbackFrom"] = None if first.failure is None else first.failure.message
-    failure = attempt.failure
-    settings = request.get("benchmark")
-    runner = attempt.runner
-    if failure is None and runner is not None and settings is not None and samples:
+    attempt = _first_that_runs((model_file, params_file), specs, samples)
+    result, failure, runner = attempt.result, attempt.failure, attempt.runner
+    timing = request.get("benchmark")
+    if failure is None and runner is not None and timing is not None and samples:
         try:
             result["durationsS"] = bench.time_runs(
                 lambda: runner.run(samples[0]),
-                warmup=int(settings["warmup"]),
-                iterations=int(settings["iterations"]),
+                warmup=int(timing["warmup"]),
+                iterations=int(timing["iterations"]),
             )
-            result["benchmark"] = settings
+            result["benchmark"] = timing
         except Exception as err:
             failure = RecordedFailure.of("benchmark", err)
     result["failure"] = failure.to_wire() if failure is not None else None
@@ -401,8 +384,29 @@ CONFIGS: tuple[dict[str, bool], ...] = (
 )
 
 
-def _describe(settings: Mapping[str, bool]) -> str:
-    return ", ".join(f"{name} {'on' if on else 'off'}" for name, on in settings.items())
+def _first_that_runs(
+    source: tuple[Path, Path], specs: Sequence[InputSpec], samples: Sequence[Feeds]
+) -> _Attempt:
+    """The first of `CONFIGS` that loads and runs every sample, its result noting the default's
+    failure (`fallbackFrom`); when none does, the default's attempt, its failure naming the
+    other configurations when it is ReferenceFailed."""
+    from modelfleet.workers.runtimes import describe_config
+
+    first = attempt = _attempt(source, specs, samples, CONFIGS[0])
+    for settings in CONFIGS[1:]:
+        if attempt.failure is None or not attempt.retry:
+            break
+        attempt = _attempt(source, specs, samples, settings)
+    if attempt.failure is None:
+        if attempt is not first and first.failure is not None:
+            attempt.result["fallbackFrom"] = first.failure.message
+        return attempt
+    failure = first.failure
+    if first.retry and failure is not None and failure.reason == "ReferenceFailed":
+        others = "; ".join(describe_config(**c) for c in CONFIGS[1:])
+        message = f"{failure.message} (it failed with {others} too)"
+        first.failure = RecordedFailure(failure.at, "ReferenceFailed", message, failure.sample)
+    return first
 
 
 @dataclass

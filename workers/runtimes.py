@@ -154,6 +154,11 @@ def _ort_info(node: Any) -> TensorInfo:
     return TensorInfo(node.name, _ORT_TYPES.get(node.type, str(node.type)), shape)
 
 
+def describe_config(mkldnn: bool, ir_optim: bool) -> str:
+    """`oneDNN on, IR optimisation off`: a Paddle Inference configuration, for messages."""
+    return f"oneDNN {'on' if mkldnn else 'off'}, IR optimisation {'on' if ir_optim else 'off'}"
+
+
 class PaddleRunner:
     """Paddle Inference predictor on CPU, the reference runtime.
 
@@ -217,7 +222,7 @@ class PaddleRunner:
         try:
             self._predictor.run()
         except Exception as err:
-            settings = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in self.config.items())
+            settings = describe_config(self.config["mkldnn"], self.config["irOptim"])
             raise ReferenceFailed(
                 f"Paddle Inference failed to run the source model ({settings}): "
                 f"{type(err).__name__}: {_first_line(err)}"

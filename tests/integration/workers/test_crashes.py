@@ -1,0 +1,209 @@
+"""No crash and no traceback reaches the user (issue 11): real models that crash a converter,
+that paddle2onnx refuses, or that Paddle Inference cannot run with its defaults, through the
+real `modelfleet` command in a subprocess. Each model is tiny and built here from code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelfleet.api.conversion import InputSpec
+from modelfleet.dev.samples import SampleModel, save_inference_model
+from modelfleet.reasons import EXIT_CODES
+
+pytestmark = pytest.mark.paddle
+
+CLI = str(Path(sys.executable).with_name("modelfleet"))
+
+
+def modelfleet(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it; never a traceback, a failure is one `Reason: message` line."""
+    done = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600, check=False)
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    return done
+
+
+def failure_line(done: subprocess.CompletedProcess[str], reason: str) -> str:
+    assert done.returncode == EXIT_CODES[reason], done.stdout + done.stderr  # type: ignore[index]
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith(f"{reason}: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def ocr_recognizer(out_dir: Path) -> SampleModel:
+    """Conv backbone → 2-layer bidirectional LSTM → linear CTC head, input 1x3x32xW (dynamic
+    W): ONNX Runtime's session creation on its fp16 conversion dies by SIGSEGV."""
+    import paddle
+    from paddle import nn
+
+    paddle.seed(0)
+
+    class Recognizer(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = nn.Sequential(
+                nn.Conv2D(3, 8, 3, padding=1), nn.BatchNorm2D(8), nn.ReLU(), nn.MaxPool2D(2, 2),
+                nn.Conv2D(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2D((16, 1)),
+            )  # fmt: skip
+            self.lstm = nn.LSTM(16, 16, num_layers=2, direction="bidirect")
+            self.head = nn.Linear(32, 11)
+
+        def forward(self, x: Any) -> Any:
+            features = self.backbone(x).squeeze(2).transpose([0, 2, 1])
+            return self.head(self.lstm(features)[0])
+
+    model = Recognizer()
+    model.eval()
+    spec = InputSpec(name="x", shape=[1, 3, 32, -1])
+    return save_inference_model("ocr-recognizer", model, out_dir, [spec], 0)
+
+
+def upsampler(out_dir: Path, **interpolate: Any) -> SampleModel:
+    """One conv, then `F.interpolate(**interpolate)`; input 1x3x8x8."""
+    import paddle
+    import paddle.nn.functional as F  # noqa: N812
+    from paddle import nn
+
+    paddle.seed(0)
+
+    class Upsampler(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2D(3, 4, 3, padding=1)
+
+        def forward(self, x: Any) -> Any:
+            return F.interpolate(self.conv(x), **interpolate)
+
+    model = Upsampler()
+    model.eval()
+    return save_inference_model(
+        "upsampler", model, out_dir, [InputSpec(name="x", shape=[1, 3, 8, 8])], 0
+    )
+
+
+def unet(out_dir: Path) -> SampleModel:
+    """Down conv, bilinear `interpolate(size=..., align_corners=False)` back up, skip concat:
+    Paddle Inference fails to run it under PIR with oneDNN."""
+    import paddle
+    import paddle.nn.functional as F  # noqa: N812
+    from paddle import nn
+
+    paddle.seed(0)
+
+    class UNet(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.down = nn.Conv2D(3, 4, 3, stride=2, padding=1)
+            self.skip = nn.Conv2D(3, 4, 3, padding=1)
+            self.out = nn.Conv2D(8, 2, 1)
+
+        def forward(self, x: Any) -> Any:
+            down = F.relu(self.down(x))
+            up = F.interpolate(down, size=[16, 16], mode="bilinear", align_corners=False)
+            return self.out(paddle.concat([up, self.skip(x)], axis=1))
+
+    model = UNet()
+    model.eval()
+    return save_inference_model(
+        "unet", model, out_dir, [InputSpec(name="x", shape=[1, 3, 16, 16])], 0
+    )
+
+
+def unrunnable(out_dir: Path) -> Path:
+    """Linear, then a reshape to 3 rows that no batch of 1 fits: it saves, converts and loads,
+    and Paddle Inference raises running it in every configuration."""
+    import paddle
+    from paddle import nn
+
+    paddle.seed(0)
+
+    class Unrunnable(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 4)
+
+        def forward(self, x: Any) -> Any:
+            return paddle.reshape(self.linear(x), [3, -1])
+
+    model = Unrunnable()
+    model.eval()
+    spec = paddle.static.InputSpec([None, 3], "float32", "x")
+    paddle.jit.save(model, str(out_dir / "inference"), input_spec=[spec])
+    return out_dir
+
+
+def test_a_converter_crash_is_named(tmp_path: Path) -> None:
+    model = ocr_recognizer(tmp_path / "ocr")
+    done = modelfleet(
+        "convert", str(model.model_dir), "--to", "onnx-fp16", "--out", str(tmp_path / "o"),
+        "--inputs", "x:1x3x32x64",
+    )  # fmt: skip
+    line = failure_line(done, "ConverterCrashed")
+    assert line.startswith(
+        "ConverterCrashed: ONNX Runtime session creation on the onnx-fp16 model was killed by "
+        "SIGSEGV"
+    )
+    assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_a_refused_upsample_names_the_op_and_the_workaround(tmp_path: Path) -> None:
+    model = upsampler(tmp_path / "nearest", scale_factor=2, mode="nearest")
+    done = modelfleet("convert", str(model.model_dir), "--to", "onnx", "--out", str(tmp_path / "o"))
+    line = failure_line(done, "UnsupportedOperator")
+    assert line.startswith(
+        "UnsupportedOperator: paddle2onnx cannot convert operator pd_op.nearest_interp: the 0th "
+        "elementwise MUST be ir::FloatAttribute. Workaround: "
+    )
+    assert "size=[h * 2, w * 2]" in line
+
+
+def test_the_workaround_converts_faithfully(tmp_path: Path) -> None:
+    model = upsampler(tmp_path / "sized", size=[16, 16], mode="nearest")
+    out = tmp_path / "o"
+    converted = modelfleet("convert", str(model.model_dir), "--to", "onnx", "--out", str(out))
+    assert converted.returncode == 0, converted.stderr
+    validated = modelfleet(
+        "validate", "--reference", str(model.model_dir), "--candidate", str(out / "model.onnx"),
+        "--samples", "2", "--no-benchmark",
+    )  # fmt: skip
+    assert validated.returncode == 0 and "PASSED" in validated.stdout, validated.stdout
+
+
+def test_a_reference_that_fails_with_onednn_runs_without_it(tmp_path: Path) -> None:
+    model = unet(tmp_path / "unet")
+    out, report = tmp_path / "o", tmp_path / "report.json"
+    converted = modelfleet("convert", str(model.model_dir), "--to", "onnx", "--out", str(out))
+    assert converted.returncode == 0, converted.stderr
+    validated = modelfleet(
+        "validate", "--reference", str(model.model_dir), "--candidate", str(out / "model.onnx"),
+        "--samples", "2", "--warmup", "1", "--iterations", "2", "--report", str(report),
+    )  # fmt: skip
+    assert validated.returncode == 0 and "PASSED" in validated.stdout, validated.stdout
+    assert "reference ran with oneDNN off, IR optimisation on" in validated.stdout
+    reference = json.loads(report.read_text())["validation"]["reference"]
+    assert reference["config"] == {"mkldnn": False, "irOptim": True}
+    assert "ConvertPirAttribute2RuntimeAttribute not support" in reference["fallbackFrom"]
+
+
+def test_a_reference_that_fails_everywhere_is_reference_failed(tmp_path: Path) -> None:
+    source = unrunnable(tmp_path / "bad")
+    out = tmp_path / "o"
+    converted = modelfleet(
+        "convert", str(source), "--to", "onnx", "--out", str(out), "--inputs", "x:1x3"
+    )
+    assert converted.returncode == 0, converted.stderr
+    done = modelfleet(
+        "validate", "--reference", str(source), "--candidate", str(out / "model.onnx"),
+        "--inputs", "x:1x3", "--samples", "2", "--no-benchmark",
+    )  # fmt: skip
+    line = failure_line(done, "ReferenceFailed")
+    assert line.startswith(
+        "ReferenceFailed: Paddle Inference failed to run the source model (oneDNN on, IR "
+        "optimisation on): "
+    )
+    assert line.endswith("oneDNN off, IR optimisation off too)")

@@ -40,7 +40,7 @@ from modelfleet.artifacts import (
 )
 from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import Report, SourceInfo
-from modelfleet.workers.errors import WorkerError, classify
+from modelfleet.workers.errors import classify
 
 FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
 
@@ -167,7 +167,9 @@ def convert_command(
             shutil.copyfile(result.model_path, staged)
             os.replace(staged, out_dir / "model.onnx")
             (out_dir / "manifest.json").write_text(manifest.to_json())  # LAST
-    except (WorkerError, OSError, ValueError) as err:
+    except click.ClickException:
+        raise
+    except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
     table = Table(title=f"{target.format} artifact", show_header=False)
@@ -305,7 +307,9 @@ def validate_command(
                 run_benchmark=not no_benchmark,
             )
             src_digest = digest_of(source)
-    except (WorkerError, OSError, ValueError) as err:
+    except click.ClickException:
+        raise
+    except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
     _print_outcome(console, outcome.section)

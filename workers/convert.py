@@ -51,7 +51,6 @@ from modelfleet.workers.references import (
 from modelfleet.workers.runtimes import OnnxInfo, inspect_onnx, preload_onnx
 from modelfleet.workers.sources import SourceModel, check_source
 
-CHILD_TIMEOUT_S = STAGE_TIMEOUT_S
 FP16 = "fp16 conversion"
 STATIC_INT8 = "static quantization"
 DYNAMIC_INT8 = "dynamic quantization"
@@ -293,9 +292,10 @@ def paddle_to_onnx(
     logging to `log_path`. The child writes `out` only once the export succeeded; with a
     `reference` plan it goes on to record the Paddle reference, and whatever happens to it
     then is the validate step's concern (`references.load_reference`), not the conversion's.
-    While the child imports Paddle, this process loads what it needs next (onnx, its checker,
+    While the child imports Paddle, this process loads what its validation will need (onnx,
     ONNX Runtime); once the child has its command, this process only waits, so the child's
-    Paddle latency benchmark runs alone.
+    Paddle latency benchmark runs alone. What the child met when it wrote no model is
+    `export_failure`.
     """
     assert source.params_file is not None
     out.unlink(missing_ok=True)
@@ -311,7 +311,7 @@ def paddle_to_onnx(
             opset=opset,
             reference=None if reference is None else reference.directory,
         )
-        returncode = child.wait(CHILD_TIMEOUT_S)
+        returncode = child.wait(STAGE_TIMEOUT_S)
     finally:
         child.close()
     text = child.output()
@@ -319,7 +319,7 @@ def paddle_to_onnx(
         if reference is not None:
             note_child_exit(
                 reference.directory,
-                f"{how_it_ended(returncode, CHILD_TIMEOUT_S)}; last output: {output_tail(text)}",
+                f"{how_it_ended(returncode, STAGE_TIMEOUT_S)}; last output: {output_tail(text)}",
             )
         return
     supported = _supported_by_child(out.with_name(SUPPORTED_OPERATORS))
@@ -358,9 +358,9 @@ def export_failure(
             [op], message=message + (f". Workaround: {hint}" if hint else "")
         )
     if returncode is None or returncode < 0:
-        return crash(STAGE_EXPORT, returncode, text, CHILD_TIMEOUT_S)
+        return crash(STAGE_EXPORT, returncode, text, STAGE_TIMEOUT_S)
     return InvalidModel(
-        f"paddle2onnx {how_it_ended(returncode, CHILD_TIMEOUT_S)} converting {model.name}: "
+        f"paddle2onnx {how_it_ended(returncode, STAGE_TIMEOUT_S)} converting {model.name}: "
         f"{_error_lines(text)}",
         path=str(model),
     )

@@ -248,7 +248,7 @@ def validate_command(
     from modelfleet.reports import write_probe
     from modelfleet.workers.convert import check_isolated
     from modelfleet.workers.datasets import dataset_samples, load_npz, specs_from_model
-    from modelfleet.workers.references import isolated_reference
+    from modelfleet.workers.paddle_reference import isolated_reference
     from modelfleet.workers.runtimes import OrtRunner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.validate import validate_model

@@ -6,7 +6,7 @@ Two child processes (`isolation`), so that no crash or hang of native code ends 
 1. paddle2onnx (`paddle2onnx_child`). In a convert-validate Job the same child then records
    the Paddle Inference reference for the validation (`references`), so the worker process
    itself never imports Paddle. Its failures are classified from its exit and log
-   (`export_failure`): an operator or attribute it refuses is UnsupportedOperator naming the
+   (`export_failures`): an operator or attribute it refuses is UnsupportedOperator naming the
    op, a signal or a hang ConverterCrashed, anything else InvalidModel.
 2. The rest (`finish_in_child`): the fp32 model must pass `onnx.checker` and load in ONNX
    Runtime and fit the input specs; then the fp16 conversion or quantization; then the same
@@ -19,7 +19,6 @@ optimizer, and its environment has POLYGRAPHY_AUTOINSTALL_DEPS=0 and PIP_NO_INDE
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,16 +31,16 @@ from modelfleet.api.conversion import InputSpec, Target
 from modelfleet.artifacts import QuantizationInfo
 from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds, check_inputs
-from modelfleet.workers.errors import InvalidModel, UnsupportedOperator, WorkerError
+from modelfleet.workers.errors import InvalidModel, WorkerError
+from modelfleet.workers.export_failures import export_failure
 from modelfleet.workers.isolation import (
     STAGE_TIMEOUT_S,
-    crash,
     enter_stage,
     how_it_ended,
     output_tail,
     run_stage,
 )
-from modelfleet.workers.paddle2onnx_child import STAGE_EXPORT, SUPPORTED_OPERATORS, PaddleChild
+from modelfleet.workers.paddle2onnx_child import SUPPORTED_OPERATORS, PaddleChild
 from modelfleet.workers.references import (
     ReferencePlan,
     note_child_exit,
@@ -54,41 +53,6 @@ from modelfleet.workers.sources import SourceModel, check_source
 FP16 = "fp16 conversion"
 STATIC_INT8 = "static quantization"
 DYNAMIC_INT8 = "dynamic quantization"
-
-# PIR op names paddle2onnx maps onto its (legacy-named) converters; read from its exporter.
-_PIR_ALIASES = {
-    "matmul": "matmul_v2", "batch_norm_": "batch_norm", "topk": "top_k_v2",
-    "expand": "expand_v2", "flatten": "flatten_contiguous_range", "unsqueeze": "unsqueeze2",
-    "arange": "range", "argmax": "arg_max", "argmin": "arg_min",
-    "floor_divide": "elementwise_floordiv", "subtract": "elementwise_sub",
-    "multiply": "elementwise_mul", "divide": "elementwise_div", "remainder": "elementwise_mod",
-    "minimum": "elementwise_min", "maximum": "elementwise_max", "min": "reduce_min",
-    "max": "reduce_max", "mean": "reduce_mean", "sum": "reduce_sum", "prod": "reduce_prod",
-    "any": "reduce_any", "all": "reduce_all", "numel": "size", "hardswish": "hard_swish",
-    "hardsigmoid": "hard_sigmoid", "add": "elementwise_add", "add_n": "sum",
-    "grid_sample": "grid_sampler", "nonzero": "where_index",
-}  # fmt: skip
-_ALWAYS_HANDLED = {"data", "feed", "fetch", "print", "if", "while"}
-_PIR_OP = re.compile(r'= "pd_op\.([A-Za-z0-9_]+)"')
-_OP_ERROR = re.compile(r"\[OP: pd_op\.([A-Za-z0-9_]+)\]\s*(.*)")
-_STARTED = re.compile(r"Start export pd_op\.([A-Za-z0-9_]+), op_id: (\d+)")
-_FAILED = re.compile(r"Failed to convert PaddlePaddle model:\s*(.*)")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# (op name suffix, text in paddle2onnx's message) → what the user can change in the model
-_WORKAROUNDS = (
-    (
-        "_interp",
-        "FloatAttribute",
-        "paddle2onnx cannot read an interpolate scale factor (scale_factor=2, 2.0 or [2.0, 2.0] "
-        "and nn.Upsample fail alike); give the output size instead: F.interpolate(x, "
-        "size=[h * 2, w * 2], ...), or size=paddle.shape(x)[2:] * 2 for a dynamic shape",
-    ),
-    (
-        "pool2d",
-        "static input shape",
-        "save the model with a static input shape, or pool with a fixed kernel size",
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -328,96 +292,9 @@ def paddle_to_onnx(
     )
 
 
-def export_failure(
-    returncode: int | None,
-    text: str,
-    *,
-    opset: int,
-    model: Path,
-    supported: set[str] | None = None,
-) -> WorkerError:
-    """What a paddle2onnx child that wrote no model met, from its exit and its log `text`:
-    an operator or attribute it refuses (UnsupportedOperator naming the op, with a workaround
-    where one is known), a crash or hang (ConverterCrashed), else InvalidModel."""
-    text = _ANSI.sub("", text)
-    if "unsupported operator" in text.lower():
-        return UnsupportedOperator(unsupported_operators(text, supported))
-    if "requires opset_version" in text:
-        return UnsupportedOperator(
-            unsupported_operators(text, supported),
-            message=f"opset {opset} is too old for this model: {_error_lines(text)}",
-        )
-    refused = _refused_operator(text)
-    if refused is not None:
-        op, detail = refused
-        hint = next(
-            (h for suffix, part, h in _WORKAROUNDS if op.endswith(suffix) and part in detail), None
-        )
-        message = f"paddle2onnx cannot convert operator pd_op.{op}: {detail}"
-        return UnsupportedOperator(
-            [op], message=message + (f". Workaround: {hint}" if hint else "")
-        )
-    if returncode is None or returncode < 0:
-        return crash(STAGE_EXPORT, returncode, text, STAGE_TIMEOUT_S)
-    return InvalidModel(
-        f"paddle2onnx {how_it_ended(returncode, STAGE_TIMEOUT_S)} converting {model.name}: "
-        f"{_error_lines(text)}",
-        path=str(model),
-    )
-
-
-def _refused_operator(text: str) -> tuple[str, str] | None:
-    """(op, paddle2onnx's reason) when it named the op it refused (`[OP: pd_op.X] why`), or
-    stopped with an error inside the export of one op (started, never finished)."""
-    named = _OP_ERROR.findall(text)
-    if named:
-        op, detail = named[0]
-        return op, detail.strip().rstrip(".")
-    started = _STARTED.findall(text)
-    failed = _FAILED.findall(text)
-    if not started or not failed:
-        return None
-    op, op_id = started[-1]
-    if f"Finish export pd_op.{op}, op_id: {op_id}" in text:
-        return None
-    detail = failed[-1].strip()
-    detail = re.sub(r"^\((Unimplemented|InvalidArgument|Fatal|PreconditionNotMet)\)\s*", "", detail)
-    return op, detail.rstrip(".")
-
-
 def _supported_by_child(path: Path) -> set[str] | None:
     """The operator list the child wrote before its export (None: ask paddle2onnx here)."""
     try:
         return set(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
-
-
-def _error_lines(text: str) -> str:
-    lines = [
-        ln.strip()
-        for ln in text.splitlines()
-        if "error" in ln.lower() or "modelfleet:" in ln or "raised" in ln
-    ]
-    return " | ".join(lines[-3:])[:600] or "no error message"
-
-
-def unsupported_operators(log_text: str, supported: set[str] | None = None) -> list[str]:
-    """Paddle ops in the program paddle2onnx printed that it has no converter for."""
-    if supported is None:
-        supported = supported_operators()
-    found = []
-    for name in dict.fromkeys(_PIR_OP.findall(log_text)):
-        if name in _ALWAYS_HANDLED:
-            continue
-        candidates = {name, name.rstrip("_"), _PIR_ALIASES.get(name, name)}
-        candidates.add(_PIR_ALIASES.get(name.rstrip("_"), name))
-        if not candidates & supported:
-            found.append(name)
-    return found
-
-
-def supported_operators() -> set[str]:
-    from paddle2onnx.utils import get_all_supported_operators_pir
-
-    return set(get_all_supported_operators_pir())

@@ -49,12 +49,8 @@ from modelfleet.workers.convert import Calibration, ConversionResult, convert_mo
 from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded, classify
 from modelfleet.workers.paddle2onnx_child import PaddleChild
-from modelfleet.workers.references import (
-    ReferencePlan,
-    isolated_reference,
-    load_reference,
-    plan_reference,
-)
+from modelfleet.workers.paddle_reference import isolated_reference
+from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
 from modelfleet.workers.runtimes import OrtRunner
 from modelfleet.workers.sources import (
     SourceModel,

@@ -129,7 +129,7 @@ def main() -> int:
     partial.write_bytes(data)
     os.replace(partial, out)
     if reference:
-        from modelfleet.workers.references import record_reference
+        from modelfleet.workers.paddle_reference import record_reference
 
         enter_stage(STAGE_REFERENCE)
         record_reference(Path(reference), Path(model), Path(params))

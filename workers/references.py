@@ -1,11 +1,11 @@
-"""Paddle reference results recorded by the converter child, so a convert-validate Job imports
-Paddle once: in the child that runs paddle2onnx, never in the worker process itself.
+"""Paddle reference results recorded in a child process and replayed in the worker, so the
+worker process never imports Paddle and a crash of Paddle Inference never ends it.
 
 Called by `modelfleet.workers.jobs` (plans the reference before the conversion, reads the
-record in the validate step), `modelfleet.workers.convert` (hands the plan to the child) and
-`modelfleet.workers.paddle2onnx_child` (records it after a successful export, with
-`record_reference`). The standalone `validate` Job and command run Paddle Inference in their
-own process (`runtimes.PaddleRunner`) and do not use this module.
+record in the validate step), `modelfleet.workers.convert` (hands the plan to the paddle2onnx
+child, which records it after a successful export) and `modelfleet.workers.paddle_reference`
+(which records it: in that child, or in a stage child of its own for the standalone validate
+Job and command).
 
 The child runs exactly what validation would have run in the worker: `PaddleRunner` on the
 same samples in the same order, then the latency benchmark of the first sample with the same
@@ -21,6 +21,7 @@ The reference directory (in the Job's scratch directory):
     outputs.npz    by the child: "<i>:<k>" = Paddle Inference output k of sample i
     result.json    by the child, LAST: {"runtime", "inputs", "outputs" (tensors as
                    [name, dtype, shape | null]), "durationsS": [...] | null,
+                   "config": {"mkldnn", "irOptim"}, "fallbackFrom": str | null,
                    "failure": {"at": "load" | "run" | "benchmark", "sample", "reason",
                    "message"} | null}
     child.json     by the worker, only when the child ended without result.json: {"how"}
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,6 @@ from modelfleet.workers.errors import ConverterCrashed, WorkerError, classify, e
 
 if TYPE_CHECKING:  # both import this module
     from modelfleet.workers.runtimes import Runner
-    from modelfleet.workers.sources import SourceModel
 
 Array = npt.NDArray[Any]
 Stage = Literal["load", "run", "benchmark"]
@@ -264,55 +263,6 @@ def load_reference(plan: ReferencePlan) -> RecordedReference:
     )
 
 
-def isolated_reference(
-    source: SourceModel,
-    directory: Path,
-    *,
-    specs: Sequence[InputSpec],
-    validation: Validation,
-    dataset: list[Feeds] | None,
-    benchmark: bool = True,
-) -> Runner:
-    """The reference of a validation that has no recorded one (validate Job and command): for
-    a Paddle source, recorded now by a stage child (`isolation.run_stage`) on the samples the
-    validation will run, so that Paddle Inference crashing or hanging is ConverterCrashed, not
-    the end of this process; for an ONNX source, ONNX Runtime on the source model, here."""
-    from modelfleet.workers.isolation import run_stage
-    from modelfleet.workers.runtimes import reference_runner
-    from modelfleet.workers.validate import validation_samples
-
-    if source.format != "paddle":
-        return reference_runner(source)
-    assert source.params_file is not None
-    plan = plan_reference(
-        directory,
-        specs=specs,
-        validation=validation,
-        samples=validation_samples(specs, validation, dataset),
-        data="dataset" if dataset is not None else "seeded",
-        benchmark=benchmark,
-    )
-    run_stage(
-        STAGE,
-        "modelfleet.workers.references:record_in_child",
-        {
-            "directory": str(directory),
-            "model": str(source.model_file),
-            "params": str(source.params_file),
-        },
-        directory=directory / "child",
-    )
-    return load_reference(plan)
-
-
-def record_in_child(*, directory: str, model: str, params: str) -> None:
-    """`record_reference` in a stage child (`isolated_reference`)."""
-    from modelfleet.workers.isolation import enter_stage
-
-    enter_stage(STAGE)
-    record_reference(Path(directory), Path(model), Path(params))
-
-
 def pack_outputs(results: Sequence[Sequence[Array]]) -> dict[str, Array]:
     return {f"{i}:{k}": out for i, outs in enumerate(results) for k, out in enumerate(outs)}
 
@@ -336,122 +286,3 @@ def unpack_samples(arrays: Mapping[str, Array], count: int) -> list[Feeds]:
         index, name = key.split(":", 1)
         samples[int(index)][name] = value
     return samples
-
-
-# --- in the child (Paddle is imported here, never in the worker process) ---------------------
-
-
-def record_reference(directory: Path, model_file: Path, params_file: Path) -> None:
-    """Run Paddle Inference as validation would and write outputs.npz, then result.json.
-
-    When Paddle Inference fails to load the model or raises running it (ReferenceFailed) with
-    its defaults, the next of `CONFIGS` is tried: oneDNN off, IR optimisation off, both off.
-    The first that runs every sample is the reference, and result.json says which (`config`,
-    and `fallbackFrom`: the default's failure). When none does, the default's failure is
-    recorded, naming the others tried."""
-    from modelfleet.workers import benchmark as bench
-
-    request = json.loads((directory / REQUEST).read_text())
-    specs = [InputSpec.model_validate(raw) for raw in request["inputs"]]
-    with np.load(directory / INPUTS, allow_pickle=False) as data:
-        samples = unpack_samples({k: np.asarray(data[k]) for k in data.files}, request["samples"])
-    attempt = _first_that_runs((model_file, params_file), specs, samples)
-    result, failure, runner = attempt.result, attempt.failure, attempt.runner
-    timing = request.get("benchmark")
-    if failure is None and runner is not None and timing is not None and samples:
-        try:
-            result["durationsS"] = bench.time_runs(
-                lambda: runner.run(samples[0]),
-                warmup=int(timing["warmup"]),
-                iterations=int(timing["iterations"]),
-            )
-            result["benchmark"] = timing
-        except Exception as err:
-            failure = RecordedFailure.of("benchmark", err)
-    result["failure"] = failure.to_wire() if failure is not None else None
-    with (directory / OUTPUTS).open("wb") as handle:
-        np.savez(handle, allow_pickle=False, **pack_outputs(attempt.results))
-    partial = directory / f".{RESULT}.partial"
-    partial.write_text(json.dumps(result))
-    os.replace(partial, directory / RESULT)  # LAST: its presence means the record is complete
-
-
-CONFIGS: tuple[dict[str, bool], ...] = (
-    {"mkldnn": True, "ir_optim": True},
-    {"mkldnn": False, "ir_optim": True},
-    {"mkldnn": True, "ir_optim": False},
-    {"mkldnn": False, "ir_optim": False},
-)
-
-
-def _first_that_runs(
-    source: tuple[Path, Path], specs: Sequence[InputSpec], samples: Sequence[Feeds]
-) -> _Attempt:
-    """The first of `CONFIGS` that loads and runs every sample, its result noting the default's
-    failure (`fallbackFrom`); when none does, the default's attempt, its failure naming the
-    other configurations when it is ReferenceFailed."""
-    from modelfleet.workers.runtimes import describe_config
-
-    first = attempt = _attempt(source, specs, samples, CONFIGS[0])
-    for settings in CONFIGS[1:]:
-        if attempt.failure is None or not attempt.retry:
-            break
-        attempt = _attempt(source, specs, samples, settings)
-    if attempt.failure is None:
-        if attempt is not first and first.failure is not None:
-            attempt.result["fallbackFrom"] = first.failure.message
-        return attempt
-    failure = first.failure
-    if first.retry and failure is not None and failure.reason == "ReferenceFailed":
-        others = "; ".join(describe_config(**c) for c in CONFIGS[1:])
-        message = f"{failure.message} (it failed with {others} too)"
-        first.failure = RecordedFailure(failure.at, "ReferenceFailed", message, failure.sample)
-    return first
-
-
-@dataclass
-class _Attempt:
-    """One configuration's run over every sample, in the child."""
-
-    runner: Any
-    result: dict[str, Any]
-    results: list[list[Array]]
-    failure: RecordedFailure | None
-    retry: bool  # another configuration may succeed: loading failed, or Paddle Inference raised
-
-
-def _attempt(
-    source: tuple[Path, Path],
-    specs: Sequence[InputSpec],
-    samples: Sequence[Feeds],
-    settings: Mapping[str, bool],
-) -> _Attempt:
-    from modelfleet.workers.datasets import check_inputs
-    from modelfleet.workers.runtimes import PaddleRunner
-    from modelfleet.workers.sources import SourceModel
-
-    model_file, params_file = source
-    result: dict[str, Any] = {"runtime": None, "inputs": [], "outputs": [], "failure": None}
-    results: list[list[Array]] = []
-    try:
-        runner = PaddleRunner(
-            SourceModel("paddle", model_file.parent, model_file, params_file), **settings
-        )
-    except Exception as err:
-        return _Attempt(None, result, results, RecordedFailure.of("load", err), retry=True)
-    result["runtime"] = runner.name
-    result["config"] = runner.config
-    result["inputs"] = [tensor_to_wire(t) for t in runner.inputs]
-    result["outputs"] = [tensor_to_wire(t) for t in runner.outputs]
-    try:
-        check_inputs(specs, runner.inputs)  # validation refuses such inputs before any run
-    except Exception as err:
-        return _Attempt(runner, result, results, RecordedFailure.of("run", err, 0), retry=False)
-    for index, feeds in enumerate(samples):
-        try:
-            results.append(runner.run(feeds))
-        except Exception as err:
-            failure = RecordedFailure.of("run", err, index)
-            retry = failure.reason == "ReferenceFailed"
-            return _Attempt(runner, result, results, failure, retry=retry)
-    return _Attempt(runner, result, results, None, retry=False)

@@ -12,7 +12,6 @@ import pytest
 
 from modelfleet.operator.conversion.jobs import PERMANENT_EXIT_CODES
 from modelfleet.reasons import EXIT_CODES, RETRYABLE_REASONS
-from modelfleet.workers.convert import export_failure
 from modelfleet.workers.errors import (
     ConverterCrashed,
     InvalidModel,
@@ -20,6 +19,7 @@ from modelfleet.workers.errors import (
     UnsupportedOperator,
     classify,
 )
+from modelfleet.workers.export_failures import export_failure
 from modelfleet.workers.isolation import (
     STAGE_MARK,
     crash,

@@ -17,12 +17,8 @@ from modelfleet.comparison import effective_rule
 from modelfleet.workers import runtimes
 from modelfleet.workers.datasets import TensorInfo
 from modelfleet.workers.errors import InvalidModel, ReferenceFailed, classify
-from modelfleet.workers.references import (
-    RESULT,
-    load_reference,
-    plan_reference,
-    record_reference,
-)
+from modelfleet.workers.paddle_reference import record_reference
+from modelfleet.workers.references import RESULT, load_reference, plan_reference
 from modelfleet.workers.validate import ValidationOutcome, validate_model, validation_samples
 
 Array = np.ndarray[Any, Any]

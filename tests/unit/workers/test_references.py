@@ -20,6 +20,7 @@ from modelfleet.workers import runtimes
 from modelfleet.workers.benchmark import summarize, time_runs
 from modelfleet.workers.datasets import TensorInfo
 from modelfleet.workers.errors import InvalidModel, WorkerError, classify, error_of
+from modelfleet.workers.paddle_reference import record_reference
 from modelfleet.workers.references import (
     CHILD_EXIT,
     RecordedFailure,
@@ -31,7 +32,6 @@ from modelfleet.workers.references import (
     pack_outputs,
     pack_samples,
     plan_reference,
-    record_reference,
     tensor_from_wire,
     tensor_to_wire,
     unpack_outputs,

@@ -22,12 +22,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from modelfleet.api.conversion import InputSpec, Validation
-from modelfleet.workers.datasets import Feeds
+from modelfleet.workers import benchmark as bench
+from modelfleet.workers import runtimes
+from modelfleet.workers.datasets import Feeds, check_inputs
 from modelfleet.workers.isolation import enter_stage, run_stage
 from modelfleet.workers.references import (
     INPUTS,
@@ -43,10 +45,8 @@ from modelfleet.workers.references import (
     tensor_to_wire,
     unpack_samples,
 )
-
-if TYPE_CHECKING:
-    from modelfleet.workers.runtimes import Runner
-    from modelfleet.workers.sources import SourceModel
+from modelfleet.workers.sources import SourceModel
+from modelfleet.workers.validate import validation_samples
 
 
 def isolated_reference(
@@ -57,16 +57,14 @@ def isolated_reference(
     validation: Validation,
     dataset: list[Feeds] | None,
     benchmark: bool = True,
-) -> Runner:
+) -> runtimes.Runner:
     """The reference of a validation that has no recorded one (validate Job and command): for
     a Paddle source, recorded now by a stage child (`isolation.run_stage`) on the samples the
     validation will run, so that Paddle Inference crashing or hanging is ConverterCrashed, not
     the end of this process; for an ONNX source, ONNX Runtime on the source model, here."""
-    from modelfleet.workers.runtimes import reference_runner
-    from modelfleet.workers.validate import validation_samples
 
     if source.format != "paddle":
-        return reference_runner(source)
+        return runtimes.reference_runner(source)
     assert source.params_file is not None
     plan = plan_reference(
         directory,
@@ -103,7 +101,6 @@ def record_reference(directory: Path, model_file: Path, params_file: Path) -> No
     The first that runs every sample is the reference, and result.json says which (`config`,
     and `fallbackFrom`: the default's failure). When none does, the default's failure is
     recorded, naming the others tried."""
-    from modelfleet.workers import benchmark as bench
 
     request = json.loads((directory / REQUEST).read_text())
     specs = [InputSpec.model_validate(raw) for raw in request["inputs"]]
@@ -144,7 +141,6 @@ def _first_that_runs(
     """The first of `CONFIGS` that loads and runs every sample, its result noting the default's
     failure (`fallbackFrom`); when none does, the default's attempt, its failure naming the
     other configurations when it is ReferenceFailed."""
-    from modelfleet.workers.runtimes import describe_config
 
     first = attempt = _attempt(source, specs, samples, CONFIGS[0])
     for settings in CONFIGS[1:]:
@@ -157,7 +153,7 @@ def _first_that_runs(
         return attempt
     failure = first.failure
     if first.retry and failure is not None and failure.reason == "ReferenceFailed":
-        others = "; ".join(describe_config(**c) for c in CONFIGS[1:])
+        others = "; ".join(runtimes.describe_config(**c) for c in CONFIGS[1:])
         message = f"{failure.message} (it failed with {others} too)"
         first.failure = RecordedFailure(failure.at, "ReferenceFailed", message, failure.sample)
     return first
@@ -180,15 +176,11 @@ def _attempt(
     samples: Sequence[Feeds],
     settings: Mapping[str, bool],
 ) -> _Attempt:
-    from modelfleet.workers.datasets import check_inputs
-    from modelfleet.workers.runtimes import PaddleRunner
-    from modelfleet.workers.sources import SourceModel
-
     model_file, params_file = source
     result: dict[str, Any] = {"runtime": None, "inputs": [], "outputs": [], "failure": None}
     results: list[list[Array]] = []
     try:
-        runner = PaddleRunner(
+        runner = runtimes.PaddleRunner(
             SourceModel("paddle", model_file.parent, model_file, params_file), **settings
         )
     except Exception as err:

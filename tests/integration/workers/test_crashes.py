@@ -5,20 +5,26 @@ real `modelfleet` command in a subprocess. Each model is tiny and built here fro
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelfleet.api.conversion import InputSpec
+from modelfleet.api.conversion import InputSpec, Target, Validation
 from modelfleet.dev.samples import SampleModel, save_inference_model
 from modelfleet.reasons import EXIT_CODES
+from modelfleet.reports import Report
+from modelfleet.storage import Storage
 
 pytestmark = pytest.mark.paddle
 
 CLI = str(Path(sys.executable).with_name("modelfleet"))
+WORKER = str(Path(sys.executable).with_name("modelfleet-worker"))
+QUICK = Validation.model_validate({"samples": 2, "benchmark": {"warmup": 1, "iterations": 2}})
 
 
 def modelfleet(*args: str) -> subprocess.CompletedProcess[str]:
@@ -207,3 +213,66 @@ def test_a_reference_that_fails_everywhere_is_reference_failed(tmp_path: Path) -
         "optimisation on): "
     )
     assert line.endswith("oneDNN off, IR optimisation off too)")
+
+
+@pytest.fixture
+def bucket_env(minio_storage: Any) -> dict[str, str]:
+    """The worker's storage environment, on a fresh bucket: its only report is this test's."""
+    bucket = f"t-{uuid.uuid4().hex[:12]}"
+    Storage.from_env(minio_storage.env()).ensure_bucket(bucket)
+    return {**minio_storage.env(), "MODELFLEET_S3_BUCKET": bucket}
+
+
+def convert_validate_job(
+    env: dict[str, str], model: SampleModel, target: Target, inputs: str, tmp_path: Path
+) -> tuple[int, dict[str, Any], Report]:
+    """The convert-validate Job's worker as the Job runs it: its exit code, its termination
+    line and the report it left in storage."""
+    storage = Storage.from_env(env)
+    for path in model.model_dir.iterdir():
+        storage.put_file(f"sources/{model.name}/{path.name}", path)
+    name, shape = inputs.split(":")
+    body = {
+        "source": {"uri": storage.uri(f"sources/{model.name}/")},
+        "inputs": [{"name": name, "shape": [int(d) for d in shape.split("x")]}],
+        "target": target.to_wire(),
+        "validation": QUICK.to_wire(),
+    }
+    log = tmp_path / "termination-log"
+    done = subprocess.run(
+        [WORKER, "convert-validate", "--request", json.dumps(body), "--termination-log", str(log)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    [line] = log.read_text().splitlines()
+    [key] = [k for k in storage.list_keys("reports/") if k.endswith("report.json")]
+    return done.returncode, json.loads(line), Report.model_validate_json(storage.get_bytes(key))
+
+
+def test_a_job_reports_the_crash(bucket_env: dict[str, str], tmp_path: Path) -> None:
+    model = ocr_recognizer(tmp_path / "ocr")
+    target = Target(format="onnx-fp16")
+    code, line, report = convert_validate_job(bucket_env, model, target, "x:1x3x32x64", tmp_path)
+    assert (code, line["reason"], line["stage"]) == (15, "ConverterCrashed", "convert")
+    assert line["message"].startswith(
+        "ONNX Runtime session creation on the onnx-fp16 model was killed by SIGSEGV"
+    )
+    assert report.failure is not None and report.failure.reason == "ConverterCrashed"
+    assert report.failure.exit_code == 15
+
+
+def test_a_job_records_the_reference_configuration(
+    bucket_env: dict[str, str], tmp_path: Path
+) -> None:
+    model = unet(tmp_path / "unet")
+    target = Target(format="onnx")
+    code, line, report = convert_validate_job(bucket_env, model, target, "x:1x3x16x16", tmp_path)
+    assert code == 0 and line["passed"] is True, line
+    assert report.validation is not None and report.validation.reference is not None
+    reference = report.validation.reference.model_dump(by_alias=True)
+    assert reference["config"] == {"mkldnn": False, "irOptim": True}
+    assert "ConvertPirAttribute2RuntimeAttribute" in reference["fallbackFrom"]

@@ -162,18 +162,18 @@ def _finish(
         path = work / "calibration.npz"
         with path.open("wb") as handle:
             np.savez(handle, allow_pickle=False, **pack_samples(calibration.samples))
-        samples = [str(path), len(calibration.samples)]
+        samples = [str(path.resolve()), len(calibration.samples)]
     answer = run_stage(
         kind or "ONNX check",
         "modelfleet.workers.convert:finish_in_child",
         {
-            "fp32": str(fp32),
-            "final": str(final),
+            "fp32": str(fp32.resolve()),  # the child runs in its own directory
+            "final": str(final.resolve()),
             "fp32_what": "paddle2onnx output" if source.format == "paddle" else "source model",
             "final_what": f"{target.format} model",
             "specs": [spec.to_wire() for spec in specs],
             "kind": kind,
-            "work": str(work),
+            "work": str(work.resolve()),
             "calibration": samples,
         },
         directory=work / "finish",
@@ -226,7 +226,7 @@ def check_isolated(path: Path, *, what: str, directory: Path) -> OnnxInfo:
     answer = run_stage(
         f"ONNX Runtime session creation on the {what}",
         "modelfleet.workers.convert:inspect_in_child",
-        {"path": str(path), "what": what},
+        {"path": str(path.resolve()), "what": what},  # the child runs in `directory`
         directory=directory,
     )
     return OnnxInfo.from_wire(answer)

@@ -147,6 +147,7 @@ def run_stage(
     """Run `function` ("modelfleet.workers.M:F", JSON arguments) in a stage child; return what
     it returned, raise the WorkerError it raised, or ConverterCrashed (see module docstring).
     `directory` holds its log and result (created if need be)."""
+    directory = directory.resolve()  # the child runs there: every path it is given is absolute
     directory.mkdir(parents=True, exist_ok=True)
     result = directory / "result.json"
     result.unlink(missing_ok=True)

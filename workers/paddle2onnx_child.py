@@ -60,11 +60,11 @@ class PaddleChild(Child):
     ) -> None:
         self.send(
             {
-                "model": str(model),
-                "params": str(params),
-                "out": str(out),
+                "model": str(model.resolve()),  # the child runs in its own directory
+                "params": str(params.resolve()),
+                "out": str(out.resolve()),
                 "opset": opset,
-                "reference": None if reference is None else str(reference),
+                "reference": None if reference is None else str(reference.resolve()),
             }
         )
 

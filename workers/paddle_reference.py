@@ -78,9 +78,9 @@ def isolated_reference(
         STAGE,
         "modelfleet.workers.paddle_reference:record_in_child",
         {
-            "directory": str(directory),
-            "model": str(source.model_file),
-            "params": str(source.params_file),
+            "directory": str(directory.resolve()),  # the child runs in its own directory
+            "model": str(source.model_file.resolve()),
+            "params": str(source.params_file.resolve()),
         },
         directory=directory / "child",
     )

@@ -27,9 +27,11 @@ WORKER = str(Path(sys.executable).with_name("modelfleet-worker"))
 QUICK = Validation.model_validate({"samples": 2, "benchmark": {"warmup": 1, "iterations": 2}})
 
 
-def modelfleet(*args: str) -> subprocess.CompletedProcess[str]:
+def modelfleet(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI as a user runs it; never a traceback, a failure is one `Reason: message` line."""
-    done = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [CLI, *args], capture_output=True, text=True, timeout=600, check=False, cwd=cwd
+    )
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     return done
 
@@ -169,13 +171,14 @@ def test_a_refused_upsample_names_the_op_and_the_workaround(tmp_path: Path) -> N
 
 
 def test_the_workaround_converts_faithfully(tmp_path: Path) -> None:
-    model = upsampler(tmp_path / "sized", size=[16, 16], mode="nearest")
-    out = tmp_path / "o"
-    converted = modelfleet("convert", str(model.model_dir), "--to", "onnx", "--out", str(out))
+    """`size=` instead of `scale_factor=`; paths relative to where the user is (each child
+    runs in a directory of its own)."""
+    upsampler(tmp_path / "sized", size=[16, 16], mode="nearest")
+    converted = modelfleet("convert", "sized", "--to", "onnx", "--out", "o", cwd=tmp_path)
     assert converted.returncode == 0, converted.stderr
     validated = modelfleet(
-        "validate", "--reference", str(model.model_dir), "--candidate", str(out / "model.onnx"),
-        "--samples", "2", "--no-benchmark",
+        "validate", "--reference", "sized", "--candidate", "o/model.onnx", "--samples", "2",
+        "--no-benchmark", cwd=tmp_path,
     )  # fmt: skip
     assert validated.returncode == 0 and "PASSED" in validated.stdout, validated.stdout
 

@@ -12,6 +12,8 @@ import pytest
 
 from modelfleet.operator.conversion.jobs import PERMANENT_EXIT_CODES
 from modelfleet.reasons import EXIT_CODES, RETRYABLE_REASONS
+from modelfleet.workers.convert import check_isolated
+from modelfleet.workers.datasets import TensorInfo
 from modelfleet.workers.errors import (
     ConverterCrashed,
     InvalidModel,
@@ -28,6 +30,7 @@ from modelfleet.workers.isolation import (
     output_tail,
     run_stage,
 )
+from modelfleet.workers.runtimes import OnnxInfo
 
 MODEL = Path("/m/inference.json")
 INTERP_LOG = """\
@@ -148,6 +151,26 @@ class TestRunStage:
                 directory=tmp_path / "c",
             )
         assert classify(caught.value).exit_code == EXIT_CODES["InvalidModel"]
+
+    def test_a_model_checked_in_a_child_by_a_relative_path(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import onnx
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.save(model, str(tmp_path / "m.onnx"))
+        monkeypatch.chdir(tmp_path)  # the child runs in `directory`, not here
+        info = check_isolated(Path("m.onnx"), what="candidate", directory=Path("check"))
+        assert info == OnnxInfo(
+            17, [TensorInfo("x", "float32", (1, 4))], [TensorInfo("y", "float32", (1, 4))]
+        )
 
     def test_a_hang_is_killed_and_named(self, tmp_path: Path) -> None:
         with pytest.raises(ConverterCrashed, match=r"^slow step did not finish in 0\.001s"):

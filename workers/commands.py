@@ -124,7 +124,7 @@ def convert_command(
         with tempfile.TemporaryDirectory(prefix="modelfleet-convert-") as tmp:
             scratch = Path(tmp)
             model = locate_source(_local_source(source, scratch))
-            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model)
+            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model, scratch)
             cal = None
             if fmt == "onnx-int8" and quantization != "dynamic":
                 if calibration is not None:
@@ -186,11 +186,11 @@ def convert_command(
     console.print(table)
 
 
-def _specs_of(model: Any) -> list[InputSpec]:
+def _specs_of(model: Any, scratch: Path) -> list[InputSpec]:
     from modelfleet.workers.datasets import specs_from_model
-    from modelfleet.workers.runtimes import reference_runner
+    from modelfleet.workers.paddle_reference import source_inputs
 
-    return specs_from_model(reference_runner(model, threads=1).inputs)
+    return specs_from_model(source_inputs(model, scratch / "inputs"))
 
 
 @click.command("validate")

@@ -29,7 +29,7 @@ import numpy as np
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.workers import benchmark as bench
 from modelfleet.workers import runtimes
-from modelfleet.workers.datasets import Feeds, check_inputs
+from modelfleet.workers.datasets import Feeds, TensorInfo, check_inputs
 from modelfleet.workers.isolation import enter_stage, run_stage
 from modelfleet.workers.references import (
     INPUTS,
@@ -42,6 +42,7 @@ from modelfleet.workers.references import (
     load_reference,
     pack_outputs,
     plan_reference,
+    tensor_from_wire,
     tensor_to_wire,
     unpack_samples,
 )
@@ -85,6 +86,28 @@ def isolated_reference(
         directory=directory / "child",
     )
     return load_reference(plan)
+
+
+def source_inputs(source: SourceModel, directory: Path) -> list[TensorInfo]:
+    """The source model's inputs as its reference runtime reads them: for a Paddle source,
+    Paddle Inference loading it in a stage child (`modelfleet convert` without input specs)."""
+    if source.format != "paddle":
+        return runtimes.reference_runner(source, threads=1).inputs
+    assert source.params_file is not None
+    wire = run_stage(
+        "Paddle Inference loading the source model",
+        "modelfleet.workers.paddle_reference:inputs_in_child",
+        {"model": str(source.model_file.resolve()), "params": str(source.params_file.resolve())},
+        directory=directory,
+    )
+    return [tensor_from_wire(raw) for raw in wire]
+
+
+def inputs_in_child(*, model: str, params: str) -> list[list[Any]]:
+    """`source_inputs` in a stage child."""
+    model_file, params_file = Path(model), Path(params)
+    source = SourceModel("paddle", model_file.parent, model_file, params_file)
+    return [tensor_to_wire(t) for t in runtimes.PaddleRunner(source, threads=1).inputs]
 
 
 def record_in_child(*, directory: str, model: str, params: str) -> None:

@@ -10,7 +10,8 @@ Two child processes (`isolation`), so that no crash or hang of native code ends 
    op, a signal or a hang ConverterCrashed, anything else InvalidModel.
 2. The rest (`finish_in_child`): the fp32 model must pass `onnx.checker` and load in ONNX
    Runtime and fit the input specs; then the fp16 conversion or quantization; then the same
-   checks on the result. A crash in any of these is ConverterCrashed naming that step.
+   checks on the result. A crash in any of these is ConverterCrashed naming that step; a
+   result ONNX Runtime rejects at a named node is UnsupportedOperator naming its op.
 
 Nothing is pip-installed at run time: the child never reaches paddle2onnx's Polygraphy
 optimizer, and its environment has POLYGRAPHY_AUTOINSTALL_DEPS=0 and PIP_NO_INDEX=1 besides.
@@ -19,6 +20,7 @@ optimizer, and its environment has POLYGRAPHY_AUTOINSTALL_DEPS=0 and PIP_NO_INDE
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from modelfleet.api.conversion import InputSpec, Target
 from modelfleet.artifacts import QuantizationInfo
 from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds, check_inputs
-from modelfleet.workers.errors import InvalidModel, WorkerError
+from modelfleet.workers.errors import InvalidModel, UnsupportedOperator, WorkerError
 from modelfleet.workers.export_failures import export_failure
 from modelfleet.workers.isolation import (
     STAGE_TIMEOUT_S,
@@ -53,6 +55,7 @@ from modelfleet.workers.sources import SourceModel, check_source
 FP16 = "fp16 conversion"
 STATIC_INT8 = "static quantization"
 DYNAMIC_INT8 = "dynamic quantization"
+_ORT_NODE = re.compile(r"Node \(([^)]*)\) Op \(([^)]*)\)")  # in ONNX Runtime's load errors
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,8 @@ def finish_in_child(
 ) -> dict[str, Any]:
     """In the stage child: check the fp32 model and the specs, transform it (`kind`: fp16,
     static or dynamic int8, None for a copy), check the result. Each step is announced, so a
-    crash names it; a transform that raises is InvalidModel naming the transform."""
+    crash names it; a transform that raises is InvalidModel naming the transform, one whose
+    result ONNX Runtime rejects at a named node UnsupportedOperator (`rejected_output`)."""
     fp32_path, final_path = Path(fp32), Path(final)
     fp32_info = _inspected(fp32_path, fp32_what)
     check_inputs([InputSpec.model_validate(raw) for raw in specs], fp32_info.inputs)
@@ -217,7 +221,26 @@ def finish_in_child(
         raise
     except Exception as err:
         raise InvalidModel(f"{kind} failed: {type(err).__name__}: {err}") from err
-    return {"fp32": fp32_info.to_wire(), "final": _inspected(final_path, final_what).to_wire()}
+    try:
+        final_info = _inspected(final_path, final_what)
+    except InvalidModel as err:
+        raise rejected_output(kind, err) from err
+    return {"fp32": fp32_info.to_wire(), "final": final_info.to_wire()}
+
+
+def rejected_output(kind: str, err: InvalidModel) -> WorkerError:
+    """The model a transform wrote does not load: when ONNX Runtime names the node it rejects,
+    the transform cannot handle that operator (UnsupportedOperator naming it), the fp32 model
+    it started from having passed the same check; else `err` as it is."""
+    found = _ORT_NODE.search(err.message)
+    if found is None:
+        return err
+    node, op = found.groups()
+    return UnsupportedOperator(
+        [op],
+        message=f"the {kind} cannot handle operator {op}: ONNX Runtime rejects node {node} of "
+        f"the model it wrote ({err.message}); the onnx (fp32) target does not go through it",
+    )
 
 
 def check_isolated(path: Path, *, what: str, directory: Path) -> OnnxInfo:

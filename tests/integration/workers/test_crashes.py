@@ -98,6 +98,18 @@ def test_a_reference_that_fails_with_onednn_runs_without_it(tmp_path: Path) -> N
     assert "ConvertPirAttribute2RuntimeAttribute not support" in reference["fallbackFrom"]
 
 
+def test_an_fp16_model_onnx_runtime_rejects_names_the_op(tmp_path: Path) -> None:
+    model = unet(tmp_path / "unet")
+    done = modelfleet(
+        "convert", str(model.model_dir), "--to", "onnx-fp16", "--out", str(tmp_path / "o")
+    )
+    line = failure_line(done, "UnsupportedOperator")
+    assert line.startswith(
+        "UnsupportedOperator: the fp16 conversion cannot handle operator Resize: ONNX Runtime "
+        "rejects node"
+    )
+
+
 def test_a_reference_that_fails_everywhere_is_reference_failed(tmp_path: Path) -> None:
     source = unrunnable(tmp_path / "bad")
     out = tmp_path / "o"

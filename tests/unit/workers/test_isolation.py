@@ -12,7 +12,7 @@ import pytest
 
 from modelfleet.operator.conversion.jobs import PERMANENT_EXIT_CODES
 from modelfleet.reasons import EXIT_CODES, RETRYABLE_REASONS
-from modelfleet.workers.convert import check_isolated
+from modelfleet.workers.convert import check_isolated, rejected_output
 from modelfleet.workers.datasets import TensorInfo
 from modelfleet.workers.errors import (
     ConverterCrashed,
@@ -95,6 +95,28 @@ class TestExportFailure:
         text = '(%1) = "pd_op.cumprod" ()\n[ERROR] There are 1 unsupported operators: cumprod'
         err = export_failure(ABRT, text, opset=17, model=MODEL, supported={"matmul"})
         assert isinstance(err, UnsupportedOperator) and err.operators == ["cumprod"]
+
+
+class TestRejectedOutput:
+    """A transform's result that ONNX Runtime will not load, the fp32 model having loaded."""
+
+    def test_the_node_it_names_is_an_unsupported_operator(self) -> None:
+        err = InvalidModel(
+            "onnx-fp16 model model.onnx does not load in ONNX Runtime: [ONNXRuntimeError] : 1 : "
+            "FAIL : Load model from /w/model.onnx failed:Node (Resize.0) Op (Resize) "
+            "[ShapeInferenceError] Either `sizes` or `scales` must be provided, but not both"
+        )
+        rejected = rejected_output("fp16 conversion", err)
+        assert isinstance(rejected, UnsupportedOperator) and rejected.operators == ["Resize"]
+        assert rejected.message.startswith(
+            "the fp16 conversion cannot handle operator Resize: ONNX Runtime rejects node "
+            "Resize.0 of the model it wrote ("
+        )
+        assert "Either `sizes` or `scales`" in rejected.message
+
+    def test_without_a_node_it_stays_invalid_model(self) -> None:
+        err = InvalidModel("onnx-int8 model model.onnx fails onnx.checker: bad")
+        assert rejected_output("static quantization", err) is err
 
 
 class TestChildEnd:

@@ -102,6 +102,21 @@ class DivergenceInfo(Document):
     span: list[str] = Field(default_factory=list)
 
 
+class ReferenceConfig(Document):
+    mkldnn: bool
+    ir_optim: bool
+
+
+class ReferenceInfo(Document):
+    """Which runtime, with which settings, produced the reference; `fallback_from` is the
+    failure of Paddle Inference's defaults when a fallback (oneDNN or IR optimisation off)
+    produced it."""
+
+    runtime: str
+    config: ReferenceConfig | None = None
+    fallback_from: str | None = None
+
+
 class ValidationSection(Document):
     passed: bool
     semantics: str
@@ -112,6 +127,7 @@ class ValidationSection(Document):
     samples: int
     batch_size: int
     reference_runtime: str
+    reference: ReferenceInfo | None = None
     candidate_runtime: str
     output_mapping: Literal["name", "position"]
     outputs: list[OutputResult]

@@ -46,16 +46,13 @@ from modelfleet.api.conversion import (
 from modelfleet.artifacts import Manifest, artifact_digest, converter_versions
 from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import SourceInfo, ValidationSection
-from modelfleet.storage import StorageError
-from modelfleet.workers.errors import WorkerError, classify
+from modelfleet.workers.errors import classify
 
 if TYPE_CHECKING:  # the heavy parts are imported where used: `modelfleet --help` stays fast
     from modelfleet.workers.sources import SourceModel
     from modelfleet.workers.steps import Converted, LocalDataset
 
 FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
-FAILURES = (WorkerError, StorageError, OSError, ValueError)
-"""What a command turns into one `Reason: message` line and the reason's exit code."""
 
 
 def parse_input_specs(text: str) -> list[InputSpec]:
@@ -90,8 +87,8 @@ def _local_source(source: str, scratch: Path) -> Path:
 
 def _fail(err: Exception) -> None:
     failure = classify(err)
-    line = f"[red]{failure.reason}[/red]: {escape(failure.message)}"
-    Console(stderr=True).print(line, soft_wrap=True)  # one line, however narrow the terminal
+    message = escape(" ".join(failure.message.split()))  # one line, printed as written
+    Console(stderr=True, soft_wrap=True).print(f"[red]{failure.reason}[/red]: {message}")
     sys.exit(failure.exit_code)
 
 
@@ -134,7 +131,7 @@ def convert_command(
         with tempfile.TemporaryDirectory(prefix="modelfleet-convert-") as tmp:
             scratch = Path(tmp)
             model = locate_source(_local_source(source, scratch))
-            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model)
+            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model, scratch)
             data = _local_dataset(calibration)
             cal = calibration_for(target, specs, seed=seed, batch_size=batch_size, data=data)
             src_digest = digest_of(model)
@@ -152,7 +149,9 @@ def convert_command(
                 now=datetime.now(UTC),
             )
             _publish(converted, out_dir)
-    except FAILURES as err:
+    except click.ClickException:
+        raise
+    except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
     _print_artifact(Console(), converted, out_dir)
@@ -191,11 +190,11 @@ def _print_artifact(console: Console, converted: Converted, out_dir: Path) -> No
     console.print(table)
 
 
-def _specs_of(model: SourceModel) -> list[InputSpec]:
+def _specs_of(model: SourceModel, scratch: Path) -> list[InputSpec]:
     from modelfleet.workers.datasets import specs_from_model
-    from modelfleet.workers.runtimes import reference_runner
+    from modelfleet.workers.paddle_reference import source_inputs
 
-    return specs_from_model(reference_runner(model, threads=1).inputs)
+    return specs_from_model(source_inputs(model, scratch / "inputs"))
 
 
 @click.command("validate")
@@ -249,8 +248,10 @@ def validate_command(
     probe_path: Path | None,
 ) -> None:
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
+    from modelfleet.workers.convert import check_isolated
     from modelfleet.workers.datasets import specs_from_model
-    from modelfleet.workers.runtimes import OrtRunner, reference_runner
+    from modelfleet.workers.paddle_reference import isolated_reference
+    from modelfleet.workers.runtimes import OrtRunner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import (
         validate_target,
@@ -280,21 +281,32 @@ def validate_command(
         )
         with tempfile.TemporaryDirectory(prefix="modelfleet-validate-") as tmp:
             source = locate_source(_local_source(reference_src, Path(tmp)))
+            check_isolated(candidate, what="candidate", directory=Path(tmp) / "check")
             cand = OrtRunner(candidate, what="candidate")
             specs = parse_input_specs(inputs_spec) if inputs_spec else specs_from_model(cand.inputs)
+            data = validation_dataset(specs, validation, _local_dataset(dataset))
             outcome = validate_target(
                 target_format,
                 tolerance,
-                reference=reference_runner(source),
+                reference=isolated_reference(
+                    source,
+                    Path(tmp) / "reference",
+                    specs=specs,
+                    validation=validation,
+                    dataset=data,
+                    benchmark=not no_benchmark,
+                ),
                 candidate=cand,
                 specs=specs,
                 validation=validation,
-                dataset=validation_dataset(specs, validation, _local_dataset(dataset)),
+                dataset=data,
                 dataset_uri=str(dataset) if dataset else None,
                 run_benchmark=not no_benchmark,
             )
             src_digest = digest_of(source)
-    except FAILURES as err:
+    except click.ClickException:
+        raise
+    except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
     _print_outcome(Console(), outcome.section)
@@ -334,6 +346,8 @@ def _num(value: float | None, spec: str = ".3g") -> str:
 
 
 def _print_outcome(console: Console, section: ValidationSection) -> None:
+    from modelfleet.workers.runtimes import describe_config
+
     table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")
     columns = ("output", "dtype", "max abs", "max rel", "L2", "cosine", "top-1", "mismatched")
     for column in (*columns, "verdict"):
@@ -366,6 +380,10 @@ def _print_outcome(console: Console, section: ValidationSection) -> None:
             f"{b.source.p99_ms:.3f}, candidate {b.target.p50_ms:.3f}/{b.target.p90_ms:.3f}/"
             f"{b.target.p99_ms:.3f}; speedup {b.speedup:.2f}x{flag}"
         )
+    ref = section.reference
+    if ref is not None and ref.config is not None and ref.fallback_from:
+        how = describe_config(ref.config.mkldnn, ref.config.ir_optim)
+        console.print(f"[yellow]reference ran with {how}[/yellow]: {escape(ref.fallback_from)}")
     for failure in section.failures:
         console.print(f"[red]fail[/red] {failure}")
     console.print("[green]PASSED[/green]" if section.passed else "[red]FAILED[/red]")

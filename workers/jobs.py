@@ -56,8 +56,9 @@ from modelfleet.workers.objects import (
     report_failure,
 )
 from modelfleet.workers.paddle2onnx_child import PaddleChild
+from modelfleet.workers.paddle_reference import isolated_reference
 from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
-from modelfleet.workers.runtimes import OrtRunner, reference_runner
+from modelfleet.workers.runtimes import OrtRunner
 from modelfleet.workers.sources import file_sha256
 from modelfleet.workers.steps import (
     Converter,
@@ -240,10 +241,22 @@ def run_validate(
         if plan is not None and not plan.fits(request.inputs, request.validation):
             plan = None
         dataset = plan.dataset if plan is not None else _dataset(request, storage, work_dir)
+        reference = (
+            load_reference(plan)
+            if plan is not None
+            else isolated_reference(
+                source,
+                work_dir / "validate-reference",
+                specs=request.inputs,
+                validation=request.validation,
+                dataset=dataset,
+                benchmark=run_benchmark,
+            )
+        )
         outcome = validate_target(
             request.target.format,
             request.target.tolerance,
-            reference=reference_runner(source) if plan is None else load_reference(plan),
+            reference=reference,
             candidate=OrtRunner(candidate_path, what=f"{request.target.format} artifact"),
             specs=request.inputs,
             validation=request.validation,

@@ -13,7 +13,7 @@ from kubernetes import client
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.storage import Storage
 from support.hostile_models import ocr_recognizer
-from support.operator import PLURAL, OperatorHandle, conversion_body, wait_for
+from support.operator import PLURAL, OperatorHandle, make_conversion_body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]
 
@@ -29,7 +29,7 @@ def test_a_crash_is_a_permanent_named_failure(
     prefix = f"models/ocr-{conversion_namespace}/"
     for path in (model.model_file, model.params_file):
         storage.put_file(prefix + path.name, path)
-    body = conversion_body(
+    body = make_conversion_body(
         "ocr",
         model,
         storage.uri(prefix),

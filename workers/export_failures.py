@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from modelfleet.workers.errors import InvalidModel, UnsupportedOperator, WorkerError
-from modelfleet.workers.isolation import STAGE_TIMEOUT_S, crash, how_it_ended
+from modelfleet.workers.isolation import STAGE_TIMEOUT_S, clean_log, crash, how_it_ended
 from modelfleet.workers.paddle2onnx_child import STAGE_EXPORT
 
 # PIR op names paddle2onnx maps onto its (legacy-named) converters; read from its exporter.
@@ -39,7 +39,6 @@ _PIR_OP = re.compile(r'= "pd_op\.([A-Za-z0-9_]+)"')
 _OP_ERROR = re.compile(r"\[OP: pd_op\.([A-Za-z0-9_]+)\]\s*(.*)")
 _STARTED = re.compile(r"Start export pd_op\.([A-Za-z0-9_]+), op_id: (\d+)")
 _FAILED = re.compile(r"Failed to convert PaddlePaddle model:\s*(.*)")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # (op name suffix, text in paddle2onnx's message) → what the user can change in the model
 _WORKAROUNDS = (
     (
@@ -68,7 +67,7 @@ def export_failure(
     """What a paddle2onnx child that wrote no model met, from its exit and its log `text`:
     an operator or attribute it refuses (UnsupportedOperator naming the op, with a workaround
     where one is known), a crash or hang (ConverterCrashed), else InvalidModel."""
-    text = _ANSI.sub("", text)
+    text = clean_log(text)
     if "unsupported operator" in text.lower():
         return UnsupportedOperator(unsupported_operators(text, supported))
     if "requires opset_version" in text:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,13 @@ NO_INSTALL_ENV = {
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
 _NOISE = ("UserWarning: No ccache found", "warnings.warn(")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# a line's leading clock: `2026-12-02 07:35:52 `, `[2026/12/02 07:35:52] `, glog's
+# `W1202 07:35:52.123456 4242 file.cc:12] `: noise in a one-line message, and never the same twice
+_CLOCK = re.compile(
+    r"^\s*(?:\[?\d{4}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\]?\s*"
+    r"|[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+\S+:\d+\]\s*)"
+)
 
 
 class Child:
@@ -123,11 +131,17 @@ def current_stage(log_text: str, default: str) -> str:
     return marks[-1] if marks else default
 
 
+def clean_log(log_text: str) -> str:
+    """A child's log as a message may quote it: no terminal colour codes, no line timestamps."""
+    return "\n".join(_CLOCK.sub("", ln) for ln in _ANSI.sub("", log_text).splitlines())
+
+
 def output_tail(log_text: str, lines: int = TAIL_LINES) -> str:
-    """The last lines a child wrote, without stage markers, blank lines and import noise."""
+    """The last lines a child wrote, without stage markers, blank lines, import noise, colour
+    codes and timestamps."""
     kept = [
         ln.strip()
-        for ln in log_text.splitlines()
+        for ln in clean_log(log_text).splitlines()
         if ln.strip() and not ln.startswith(STAGE_MARK) and not any(n in ln for n in _NOISE)
     ]
     return " | ".join(kept[-lines:])[-800:]

@@ -96,6 +96,22 @@ class TestExportFailure:
         err = export_failure(ABRT, text, opset=17, model=MODEL, supported={"matmul"})
         assert isinstance(err, UnsupportedOperator) and err.operators == ["cumprod"]
 
+    def test_messages_carry_no_colour_codes_and_no_timestamps(self) -> None:
+        text = (
+            "\x1b[0;31m2026-12-02 07:35:52 [ERROR]\tFailed to convert PaddlePaddle model: "
+            "(InvalidArgument) bad graph\x1b[0m\n"
+            "W1202 07:35:52.123456 4242 pir_parser.cc:81] error: bad attribute\n"
+        )
+        err = export_failure(255, text, opset=17, model=MODEL)
+        assert type(err) is InvalidModel
+        assert "\x1b" not in err.message and "07:35:52" not in err.message
+        assert "[ERROR]\tFailed to convert PaddlePaddle model" in err.message
+        assert "error: bad attribute" in err.message
+        crashed = export_failure(
+            SEGV, "[2026/12/02 07:35:52] \x1b[1mStart\x1b[0m\n", opset=17, model=MODEL
+        )
+        assert crashed.message.endswith("last output: Start")
+
 
 class TestRejectedOutput:
     """A transform's result that ONNX Runtime will not load, the fp32 model having loaded."""

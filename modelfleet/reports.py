@@ -101,6 +101,18 @@ class DivergenceInfo(Document):
     source_op: str | None = None
     span: list[str] = Field(default_factory=list)
 
+    def describe(self) -> str:
+        """One line for the CLI, the failure message and the condition message."""
+        source = f" from {self.source_op}" if self.source_op else ""
+        layer = ""
+        if len(self.span) > 1:
+            shown = ", ".join(self.span[:8]) + (", ..." if len(self.span) > 8 else "")
+            layer = f" (layer: {shown})"
+        return (
+            f"first diverging node {self.node} ({self.op_type}{source}) output {self.output}: "
+            f"max abs {self.max_abs:.3g}, cosine {self.cosine:.6f}{layer}"
+        )
+
 
 class ReferenceConfig(Document):
     mkldnn: bool

@@ -44,7 +44,6 @@ from modelfleet.api.conversion import (
     Validation,
 )
 from modelfleet.artifacts import Manifest, artifact_digest, converter_versions
-from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import SourceInfo, ValidationSection
 from modelfleet.workers.errors import classify
 
@@ -250,10 +249,13 @@ def validate_command(
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
     from modelfleet.workers.convert import check_isolated
     from modelfleet.workers.datasets import specs_from_model
+    from modelfleet.workers.diagnosis import locate, with_divergence
+    from modelfleet.workers.errors import ToleranceExceeded
     from modelfleet.workers.paddle_reference import isolated_reference
     from modelfleet.workers.runtimes import OrtRunner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import (
+        tolerance_message,
         validate_target,
         validation_dataset,
         validation_report,
@@ -303,13 +305,28 @@ def validate_command(
                 dataset_uri=str(dataset) if dataset else None,
                 run_benchmark=not no_benchmark,
             )
+            found = None
+            if not outcome.passed:
+                found = locate(
+                    outcome,
+                    fmt=target_format,
+                    tolerance=tolerance,
+                    candidate=candidate,
+                    source=source,
+                    specs=specs,
+                    work_dir=Path(tmp),
+                )
+                outcome = with_divergence(outcome, found)
             src_digest = digest_of(source)
     except click.ClickException:
         raise
     except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
-    _print_outcome(Console(), outcome.section)
+    console = Console()
+    _print_outcome(console, outcome.section)
+    if found is not None and found.divergence is None:
+        console.print(f"[yellow]{escape(found.describe())}[/yellow]")
     try:
         if report_path is not None:
             report = validation_report(
@@ -324,7 +341,8 @@ def validate_command(
             write_probe_file(probe_path, outcome, fmt=target_format, digest=None)
     except OSError as err:
         _fail(err)
-    sys.exit(0 if outcome.passed else EXIT_CODES["ToleranceExceeded"])
+    if not outcome.passed:
+        _fail(ToleranceExceeded(tolerance_message(target_format, outcome.section)))
 
 
 def _format_beside(candidate: Path) -> TargetFormat:

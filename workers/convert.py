@@ -55,6 +55,7 @@ from modelfleet.workers.sources import SourceModel, check_source
 FP16 = "fp16 conversion"
 STATIC_INT8 = "static quantization"
 DYNAMIC_INT8 = "dynamic quantization"
+KEPT_FP32 = "fp32.onnx"  # beside an fp16/int8 model.onnx: what divergence and remedies compare to
 _ORT_NODE = re.compile(r"Node \(([^)]*)\) Op \(([^)]*)\)")  # in ONNX Runtime's load errors
 
 
@@ -64,6 +65,7 @@ class ConversionResult:
     info: OnnxInfo
     quantization: QuantizationInfo | None = None
     warnings: list[str] = field(default_factory=list)
+    fp32_path: Path | None = None  # the fp32 ONNX an fp16/int8 model was made from
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,11 @@ def convert_model(
                     "int8 calibrated on synthetic seeded samples, not on real data: accuracy "
                     "on real inputs is unproven"
                 )
-        return ConversionResult(final, info, quantization, warnings)
+        kept = None
+        if kind is not None:
+            kept = out_dir / KEPT_FP32
+            shutil.move(fp32, kept)
+        return ConversionResult(final, info, quantization, warnings, kept)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -41,8 +41,9 @@ from modelfleet.artifacts import (
 from modelfleet.jobrequests import ConvertRequest, ValidateRequest, WorkerRequest
 from modelfleet.reports import ConversionSection, Report, SourceInfo
 from modelfleet.storage import Storage
-from modelfleet.workers.convert import Calibration, convert_model
+from modelfleet.workers.convert import KEPT_FP32, Calibration, convert_model
 from modelfleet.workers.datasets import Feeds
+from modelfleet.workers.diagnosis import locate, with_divergence
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded
 from modelfleet.workers.objects import (
     SourceCache,
@@ -65,6 +66,7 @@ from modelfleet.workers.steps import (
     calibration_for,
     convert_target,
     needs_calibration,
+    tolerance_message,
     validate_target,
     validation_dataset,
     validation_report,
@@ -73,6 +75,7 @@ from modelfleet.workers.steps import (
 from modelfleet.workers.validate import validation_samples
 
 log = structlog.get_logger("modelfleet.workers")
+CONVERTED = "out"  # under the work directory: the convert step's files, the validate step's too
 
 ReferenceCache = dict[str, ReferencePlan]
 """Paddle references the conversion's child recorded, by source digest (convert-validate)."""
@@ -158,7 +161,7 @@ def run_convert(
         converted = convert_target(
             source,
             request.target,
-            work_dir / "out",
+            work_dir / CONVERTED,
             specs=request.inputs,
             calibration=calibration,
             digest=keys.digest,
@@ -264,6 +267,19 @@ def run_validate(
             dataset_uri=request.validation.dataset_uri,
             run_benchmark=run_benchmark,
         )
+        if not outcome.passed:
+            found = locate(
+                outcome,
+                fmt=request.target.format,
+                tolerance=request.target.tolerance,
+                candidate=candidate_path,
+                source=source,
+                specs=request.inputs,
+                work_dir=work_dir,
+                kept_fp32=work_dir / CONVERTED / KEPT_FP32,  # a convert-validate Job's
+            )
+            log.info("localized", digest=keys.digest, divergence=found.describe())
+            outcome = with_divergence(outcome, found)
         probe_path = work_dir / "probe.npz"
         write_probe_file(probe_path, outcome, fmt=request.target.format, digest=keys.digest)
         previous = existing_report(storage, keys, bucket)
@@ -282,8 +298,7 @@ def run_validate(
         )
         if not outcome.passed:
             raise ToleranceExceeded(
-                f"{request.target.format} differs from the reference: "
-                + "; ".join(outcome.section.failures)[:1500],
+                tolerance_message(request.target.format, outcome.section),
                 report=f"s3://{bucket}/{keys.report}",
             )
         return ValidateOutcome(keys, bucket, report)

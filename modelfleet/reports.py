@@ -169,6 +169,20 @@ class RemedyAttempt(Document):
     cosine: float | None = None
     seconds: float = 0.0
 
+    def verdict(self) -> str:
+        """`passed`, else the reason with what the numbers said (NaN, cosine, max abs)."""
+        if self.passed:
+            return "passed"
+        reason = self.reason or "failed"
+        if "NaN" in self.message or (self.max_abs is not None and math.isnan(self.max_abs)):
+            return f"{reason} (NaN)"
+        numbers = []
+        if self.cosine is not None and not math.isnan(self.cosine):
+            numbers.append(f"cosine {self.cosine:.6f}")
+        if self.max_abs is not None:
+            numbers.append(f"max abs {self.max_abs:.3g}")
+        return f"{reason} ({', '.join(numbers)})" if numbers else reason
+
 
 class KeptFloat(Document):
     nodes: list[str] = Field(default_factory=list)
@@ -194,6 +208,10 @@ class RemediesSection(Document):
     size_bytes: int | None = None
     latency_p50_ms: float | None = None
     seconds: float = 0.0
+
+    def status_lines(self) -> list[str]:
+        """`status.validation[].remedies` (and the CLI's lines): one per alternative, in order."""
+        return [f"{t.change}: {t.verdict()}" for t in self.tried]
 
 
 class SourceInfo(Document):

@@ -28,6 +28,7 @@ from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import (
     ConversionSection,
     FailureInfo,
+    RemediesSection,
     Report,
     SourceInfo,
     ValidationSection,
@@ -206,6 +207,7 @@ def validation_report(
     source: SourceInfo,
     now: datetime,
     conversion: ConversionSection | None = None,
+    remedies: RemediesSection | None = None,
 ) -> Report:
     """report.json after a validation; a failed one carries the ToleranceExceeded failure."""
     failure = None
@@ -222,6 +224,7 @@ def validation_report(
         passed=outcome.passed,
         conversion=conversion,
         validation=outcome.section,
+        remedies=remedies,
         failure=failure,
         updated_at=now.isoformat(),
     )

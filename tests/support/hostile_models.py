@@ -111,3 +111,28 @@ def unrunnable(out_dir: Path) -> Path:
     spec = paddle.static.InputSpec([None, 3], "float32", "x")
     paddle.jit.save(model, str(out_dir / "inference"), input_spec=[spec])
     return out_dir
+
+
+def groupnorm_gelu(out_dir: Path, seed: int = 0) -> SampleModel:
+    """conv → GroupNorm(8, 32) → GELU → 1x1 conv: paddle2onnx 2.1.0 writes an uninitialised
+    InstanceNormalization epsilon for it (docs/remedies.md), so its fp32 export fails a strict
+    element rule until the norm-epsilon repair."""
+    import paddle
+    from paddle import nn
+
+    class GroupNormGelu(nn.Layer):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2D(3, 32, 3, padding=1)
+            self.norm = nn.GroupNorm(8, 32)
+            self.act = nn.GELU()
+            self.head = nn.Conv2D(32, 4, 1)
+
+        def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+            return self.head(self.act(self.norm(self.conv(x))))
+
+    paddle.seed(seed)
+    model = GroupNormGelu()
+    model.eval()
+    spec = InputSpec(name="x", shape=[1, 3, 16, 16], range=[-1.0, 1.0])
+    return save_inference_model("groupnorm-gelu", model, out_dir, [spec], seed)

@@ -21,7 +21,6 @@ s3:// source), write local files and print.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -33,7 +32,6 @@ from typing import TYPE_CHECKING, cast, get_args
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from modelfleet.api.conversion import (
     DType,
@@ -44,8 +42,9 @@ from modelfleet.api.conversion import (
     Validation,
 )
 from modelfleet.artifacts import Manifest, artifact_digest, converter_versions
-from modelfleet.reports import SourceInfo, ValidationSection
+from modelfleet.reports import SourceInfo
 from modelfleet.workers.errors import classify
+from modelfleet.workers.printing import print_artifact, print_outcome, print_remedies
 
 if TYPE_CHECKING:  # the heavy parts are imported where used: `modelfleet --help` stays fast
     from modelfleet.workers.sources import SourceModel
@@ -107,6 +106,16 @@ def _fail(err: Exception) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option(
+    "--remedies",
+    type=click.Choice(["auto", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: validate a Paddle conversion and, when it fails, try the alternatives of "
+    "docs/remedies.md; none: convert only.",
+)
+@click.option("--atol", type=float, help="The target's tolerance (with --rtol) for that check.")
+@click.option("--rtol", type=float)
 def convert_command(
     source: str,
     fmt: str,
@@ -117,15 +126,26 @@ def convert_command(
     inputs_spec: str | None,
     seed: int,
     batch_size: int,
+    remedies: str,
+    atol: float | None,
+    rtol: float | None,
 ) -> None:
     """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx + manifest.json."""
+    from modelfleet.workers.remedying import checked_conversion
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import calibration_for, convert_target
 
     try:
+        tolerance = None
+        if atol is not None or rtol is not None:
+            tolerance = {
+                "atol": 1e-5 if atol is None else atol,
+                "rtol": 1e-5 if rtol is None else rtol,
+            }
         target = Target.model_validate(
-            {"format": fmt, "opset": opset}
+            {"format": fmt, "opset": opset, "remedies": remedies}
             | ({"quantization": quantization} if quantization else {})
+            | ({"tolerance": tolerance} if tolerance else {})
         )
         with tempfile.TemporaryDirectory(prefix="modelfleet-convert-") as tmp:
             scratch = Path(tmp)
@@ -147,13 +167,25 @@ def convert_command(
                 versions=versions,
                 now=datetime.now(UTC),
             )
+            converted, remedied = checked_conversion(
+                converted,
+                source=model,
+                target=target,
+                specs=specs,
+                validation=Validation.model_validate({"seed": seed, "batchSize": batch_size}),
+                calibration=cal,
+                work_dir=scratch / "check",
+            )
             _publish(converted, out_dir)
     except click.ClickException:
         raise
     except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
-    _print_artifact(Console(), converted, out_dir)
+    console = Console()
+    if remedied is not None:
+        print_remedies(console, remedied.section())
+    print_artifact(console, converted, out_dir)
 
 
 def _local_dataset(path: Path | None) -> LocalDataset | None:
@@ -171,22 +203,6 @@ def _publish(converted: Converted, out_dir: Path) -> None:
     shutil.copyfile(converted.result.model_path, staged)
     os.replace(staged, out_dir / "model.onnx")
     (out_dir / "manifest.json").write_text(converted.manifest.to_json())
-
-
-def _print_artifact(console: Console, converted: Converted, out_dir: Path) -> None:
-    manifest = converted.manifest
-    table = Table(title=f"{manifest.format} artifact", show_header=False)
-    table.add_row("model", str(out_dir / "model.onnx"))
-    table.add_row("sha256", manifest.sha256)
-    table.add_row("size", f"{manifest.size_bytes} bytes")
-    table.add_row("opset", str(manifest.opset))
-    table.add_row("digest", manifest.digest)
-    if manifest.quantization:
-        q = manifest.quantization
-        table.add_row("quantization", f"{q.mode}, calibration {q.calibration} ({q.samples})")
-    for warning in converted.result.warnings:
-        table.add_row("[yellow]warning[/yellow]", warning)
-    console.print(table)
 
 
 def _specs_of(model: SourceModel, scratch: Path) -> list[InputSpec]:
@@ -324,7 +340,7 @@ def validate_command(
         _fail(err)
         return
     console = Console()
-    _print_outcome(console, outcome.section)
+    print_outcome(console, outcome.section)
     if found is not None and found.divergence is None:
         console.print(f"[yellow]{escape(found.describe())}[/yellow]")
     try:
@@ -353,58 +369,6 @@ def _format_beside(candidate: Path) -> TargetFormat:
         except ValueError:
             pass
     return "onnx"
-
-
-def _num(value: float | None, spec: str = ".3g") -> str:
-    if value is None:
-        return "-"
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    return format(value, spec)
-
-
-def _print_outcome(console: Console, section: ValidationSection) -> None:
-    from modelfleet.workers.runtimes import describe_config
-
-    table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")
-    columns = ("output", "dtype", "max abs", "max rel", "L2", "cosine", "top-1", "mismatched")
-    for column in (*columns, "verdict"):
-        table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
-    for out in section.outputs:
-        table.add_row(
-            out.name,
-            out.dtype,
-            _num(out.max_abs),
-            _num(out.max_rel),
-            _num(out.l2),
-            _num(out.cosine, ".6f"),
-            _num(out.top1_agreement, ".2%"),
-            f"{out.mismatched}/{out.total}",
-            "[green]pass[/green]" if out.passed else "[red]FAIL[/red]",
-        )
-    console.print(table)
-    tol = section.tolerance
-    console.print(
-        f"tolerance: maxNormalizedError={tol.max_normalized_error} "
-        f"maxRelativeL2={tol.max_relative_l2} minCosine={tol.min_cosine} "
-        f"topKAgreement={tol.top_k_agreement} atol={tol.atol:g} rtol={tol.rtol:g} "
-        f"(elementwise={'on' if tol.elementwise else 'info'})"
-    )
-    if section.benchmark is not None:
-        b = section.benchmark
-        flag = " [yellow](slower than the source)[/yellow]" if b.slower_than_source else ""
-        console.print(
-            f"latency p50/p90/p99 ms: reference {b.source.p50_ms:.3f}/{b.source.p90_ms:.3f}/"
-            f"{b.source.p99_ms:.3f}, candidate {b.target.p50_ms:.3f}/{b.target.p90_ms:.3f}/"
-            f"{b.target.p99_ms:.3f}; speedup {b.speedup:.2f}x{flag}"
-        )
-    ref = section.reference
-    if ref is not None and ref.config is not None and ref.fallback_from:
-        how = describe_config(ref.config.mkldnn, ref.config.ir_optim)
-        console.print(f"[yellow]reference ran with {how}[/yellow]: {escape(ref.fallback_from)}")
-    for failure in section.failures:
-        console.print(f"[red]fail[/red] {failure}")
-    console.print("[green]PASSED[/green]" if section.passed else "[red]FAILED[/red]")
 
 
 __all__ = ["convert_command", "parse_input_specs", "validate_command"]

@@ -276,6 +276,12 @@ def run_validate(
                 work_dir=work_dir,
                 kept_fp32=work_dir / CONVERTED / KEPT_FP32,  # a convert-validate Job's
             )
+            divergence = outcome.section.divergence
+            log.info(
+                "remedies",
+                divergence=divergence.describe() if divergence else None,
+                tried=remedies.status_lines(),
+            )
             won = remedies.outcome.result if remedies.outcome is not None else None
             if won is not None and remedies.applied is not None:
                 manifest = remedied_manifest(manifest, won, remedies.applied)

@@ -14,12 +14,11 @@ operator computes; the settings used are in the manifest and the report's `remed
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import structlog
 
 from modelfleet.api.conversion import InputSpec, Target, Validation
 from modelfleet.artifacts import ArtifactKeys, Manifest
@@ -29,15 +28,14 @@ from modelfleet.workers.convert import Calibration, check_isolated, convert_mode
 from modelfleet.workers.datasets import Feeds
 from modelfleet.workers.diagnosis import locate, with_divergence
 from modelfleet.workers.divergence import Localization
-from modelfleet.workers.errors import ReferenceFailed
+from modelfleet.workers.errors import ConverterCrashed, ReferenceFailed, ToleranceExceeded
+from modelfleet.workers.paddle_reference import isolated_reference
 from modelfleet.workers.remedies import Outcome, RemedyResult, outcome_of_validation, run_remedies
 from modelfleet.workers.repairs import graph_facts, produce
 from modelfleet.workers.runtimes import OnnxInfo, OrtRunner, Runner
 from modelfleet.workers.sources import SourceModel, file_sha256
-from modelfleet.workers.steps import validate_target
+from modelfleet.workers.steps import Converted, tolerance_message, validate_target
 from modelfleet.workers.validate import ValidationOutcome
-
-log = structlog.get_logger("modelfleet.workers")
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,6 @@ def diagnose(
         work_dir=work_dir,
         kept_fp32=kept_fp32,
     )
-    log.info("localized", divergence=found.describe())
     failed = with_divergence(failed, found)
     remedies = remedy_validation(
         failed,
@@ -97,8 +94,6 @@ def diagnose(
         calibration=calibration,
         work_dir=work_dir,
     )
-    if remedies.tried:
-        log.info("remedies", tried=remedies.status_lines(), seconds=round(remedies.seconds, 2))
     return failed, remedies
 
 
@@ -210,3 +205,66 @@ def republish(
     storage.put_bytes(
         keys.manifest, manifest.to_json().encode(), bucket=bucket, content_type="application/json"
     )
+
+
+def checked_conversion(
+    converted: Converted,
+    *,
+    source: SourceModel,
+    target: Target,
+    specs: Sequence[InputSpec],
+    validation: Validation,
+    calibration: Calibration | None,
+    work_dir: Path,
+) -> tuple[Converted, RemedyResult[Remedied] | None]:
+    """`modelfleet convert` with remedies on: validate the converted file against Paddle (no
+    benchmark) and, when it fails, remedy it as the validate Job does. The file to publish
+    (the remedied one with its manifest, else `converted`) and what the remedies did; a
+    ToleranceExceeded naming the diverging layer when nothing passed."""
+    if source.format != "paddle" or target.remedies == "none":
+        return converted, None
+    try:
+        reference = isolated_reference(
+            source,
+            work_dir / "reference",
+            specs=specs,
+            validation=validation,
+            dataset=None,
+            benchmark=False,
+        )
+        outcome = validate_target(
+            target.format,
+            target.tolerance,
+            reference=reference,
+            candidate=OrtRunner(converted.result.model_path, what=f"{target.format} model"),
+            specs=specs,
+            validation=validation,
+            dataset=None,
+            dataset_uri=None,
+            run_benchmark=False,
+        )
+    except (ReferenceFailed, ConverterCrashed) as err:  # the check's, not the conversion's
+        warning = f"not checked against Paddle Inference: {err.reason}: {err.message}"
+        warnings = [*converted.result.warnings, warning[:600]]
+        return dataclasses.replace(
+            converted, result=dataclasses.replace(converted.result, warnings=warnings)
+        ), None
+    checks = Checks(reference, specs, validation, None, None, False)
+    if outcome.passed:
+        return converted, None
+    failed, remedies = diagnose(
+        outcome,
+        source=source,
+        target=target,
+        candidate=converted.result.model_path,
+        checks=checks,
+        calibration=calibration,
+        work_dir=work_dir,
+        kept_fp32=converted.result.fp32_path,
+    )
+    won = remedies.outcome.result if remedies.outcome is not None else None
+    if won is None or remedies.applied is None:
+        raise ToleranceExceeded(tolerance_message(target.format, failed.section))
+    manifest = remedied_manifest(converted.manifest, won, remedies.applied)
+    result = dataclasses.replace(converted.result, model_path=won.model_path)
+    return Converted(result, manifest), remedies

@@ -71,7 +71,8 @@ def test_validate_job_names_the_nudged_conv(
     body = {
         "source": {"uri": storage.uri(prefix)},
         "inputs": [s.to_wire() for s in cnn.input_specs()],
-        "target": Target(format="onnx").to_wire(),
+        # no remedies: a fresh export at another opset is right, the injected fault is gone
+        "target": Target(format="onnx", remedies="none").to_wire(),
         "validation": {"samples": 2, "benchmark": {"warmup": 1, "iterations": 2}},
     }
     keys = run_convert(

@@ -15,13 +15,13 @@ from modelfleet.api.conversion import Target, Tolerance, Validation
 from modelfleet.comparison import effective_rule
 from modelfleet.dev.samples import SampleModel, classification_dataset
 from modelfleet.remedies import REPAIRS, Budget, GraphFacts, Settings
+from modelfleet.workers import quantize
 from modelfleet.workers.convert import convert_model
 from modelfleet.workers.remedies import Outcome, outcome_of_validation, run_remedies
 from modelfleet.workers.repairs import (
     graph_facts,
     produce,
     program_norm_epsilons,
-    to_fp16_keeping,
 )
 from modelfleet.workers.runtimes import OrtRunner, Runner, reference_runner
 from modelfleet.workers.sources import SourceModel, locate_source
@@ -110,7 +110,8 @@ def test_groupnorm_export_is_remedied_and_recorded(tmp_path: Path) -> None:
     # fp16 of the repaired graph, InstanceNormalization kept in float32, passes fp16's rule
     fp16 = tmp_path / "fp16.onnx"
     keep = Settings(17, REPAIRS, (), ("InstanceNormalization",))
-    assert to_fp16_keeping(outcome.result, fp16, keep) == ["InstanceNormalization.0"]
+    kept = quantize.to_fp16(outcome.result, fp16, float_op_types=keep.float_op_types)
+    assert kept == ["InstanceNormalization.0"]
     _assert_reads_float32(fp16, "InstanceNormalization")
     checked = validate_model(
         reference=reference,

@@ -27,7 +27,6 @@ from modelfleet.storage import Storage
 from modelfleet.workers.convert import Calibration, check_isolated, convert_model
 from modelfleet.workers.datasets import Feeds
 from modelfleet.workers.diagnosis import locate, with_divergence
-from modelfleet.workers.divergence import Localization
 from modelfleet.workers.errors import ConverterCrashed, ReferenceFailed, ToleranceExceeded
 from modelfleet.workers.paddle_reference import isolated_reference
 from modelfleet.workers.remedies import Outcome, RemedyResult, outcome_of_validation, run_remedies
@@ -72,7 +71,7 @@ def diagnose(
 ) -> tuple[ValidationOutcome, RemedyResult[Remedied]]:
     """After the requested settings failed validation: `failed` with the diverging node named
     (`diagnosis`), and what the remedies did (their `outcome.result`, when one passed, is the
-    file to publish instead)."""
+    file to publish instead); `target.remedies == "none"` tries nothing."""
     found = locate(
         failed,
         fmt=target.format,
@@ -84,37 +83,11 @@ def diagnose(
         kept_fp32=kept_fp32,
     )
     failed = with_divergence(failed, found)
-    remedies = remedy_validation(
-        failed,
-        found,
-        source=source,
-        target=target,
-        candidate=candidate,
-        checks=checks,
-        calibration=calibration,
-        work_dir=work_dir,
-    )
-    return failed, remedies
-
-
-def remedy_validation(
-    failed: ValidationOutcome,
-    found: Localization | None,
-    *,
-    source: SourceModel,
-    target: Target,
-    candidate: Path,
-    checks: Checks,
-    calibration: Calibration | None,
-    work_dir: Path,
-) -> RemedyResult[Remedied]:
-    """Try the alternatives after `failed` (the requested settings' validation, `found` its
-    localization); `target.remedies == "none"` tries nothing."""
-    divergence = found.divergence if found is not None else None
+    divergence = found.divergence
     first: Outcome[Remedied] = outcome_of_validation(
         failed.section, diverging_node=divergence.node if divergence else None
     )
-    ranking = [e.node for e in found.ranking] if found is not None else []
+    ranking = [e.node for e in found.ranking]  # int8: kept in float, most damaging first
     counter = itertools.count()
 
     def attempt(settings: Settings) -> Outcome[Remedied]:
@@ -122,7 +95,7 @@ def remedy_validation(
             settings, source, target, checks, calibration, work_dir / f"remedy-{next(counter)}"
         )
 
-    return run_remedies(
+    remedies = run_remedies(
         first,
         attempt,
         lambda: ranking,
@@ -133,6 +106,7 @@ def remedy_validation(
         source_format=source.format,
         graph=graph_facts(candidate),
     )
+    return failed, remedies
 
 
 def _attempt(

@@ -5,15 +5,13 @@ Runtime."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from modelfleet.api.base import GROUP, VERSION
 from modelfleet.storage import Storage
 from support.hostile_models import ocr_recognizer
-from support.operator import PLURAL, OperatorHandle, make_conversion_body, wait_for
+from support.operator import OperatorHandle, create_conversion, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]
 
@@ -25,26 +23,14 @@ def test_a_crash_is_a_permanent_named_failure(
     storage: Storage,
     tmp_path: Path,
 ) -> None:
-    model = ocr_recognizer(tmp_path / "ocr")
-    prefix = f"models/ocr-{conversion_namespace}/"
-    for path in (model.model_file, model.params_file):
-        storage.put_file(prefix + path.name, path)
-    body = make_conversion_body(
-        "ocr",
-        model,
-        storage.uri(prefix),
+    read = create_conversion(
+        kube_client,
+        storage,
+        conversion_namespace,
+        ocr_recognizer(tmp_path / "ocr"),
         inputs=[{"name": "x", "shape": [1, 3, 32, 64]}],
         targets=[{"format": "onnx-fp16"}],
     )
-    objects = client.CustomObjectsApi(kube_client)
-    objects.create_namespaced_custom_object(GROUP, VERSION, conversion_namespace, PLURAL, body)
-
-    def read() -> dict[str, Any]:
-        found: dict[str, Any] = objects.get_namespaced_custom_object(
-            GROUP, VERSION, conversion_namespace, PLURAL, "ocr"
-        )
-        return found
-
     obj = wait_for(read, lambda o: o.get("status", {}).get("phase") == "Failed", what="Failed")
     ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "ConverterCrashed", ready

@@ -5,16 +5,14 @@ strict element rule (docs/remedies.md) until its norm epsilon is repaired."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from modelfleet.api.base import GROUP, VERSION
 from modelfleet.artifacts import Manifest
 from modelfleet.storage import Storage, parse_s3_uri
 from support.hostile_models import groupnorm_gelu
-from support.operator import PLURAL, OperatorHandle, make_conversion_body, wait_for
+from support.operator import OperatorHandle, create_conversion, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]
 
@@ -26,21 +24,9 @@ def test_the_groupnorm_net_succeeds_through_a_recorded_remedy(
     storage: Storage,
     tmp_path: Path,
 ) -> None:
-    model = groupnorm_gelu(tmp_path / "groupnorm")
-    prefix = f"models/groupnorm-{conversion_namespace}/"
-    for path in (model.model_file, model.params_file):
-        storage.put_file(prefix + path.name, path)
     strict = {"format": "onnx", "opset": 17, "tolerance": {"atol": 1e-5, "rtol": 1e-5}}
-    body = make_conversion_body("groupnorm", model, storage.uri(prefix), targets=[strict])
-    objects = client.CustomObjectsApi(kube_client)
-    objects.create_namespaced_custom_object(GROUP, VERSION, conversion_namespace, PLURAL, body)
-
-    def read() -> dict[str, Any]:
-        found: dict[str, Any] = objects.get_namespaced_custom_object(
-            GROUP, VERSION, conversion_namespace, PLURAL, "groupnorm"
-        )
-        return found
-
+    model = groupnorm_gelu(tmp_path / "groupnorm")
+    read = create_conversion(kube_client, storage, conversion_namespace, model, targets=[strict])
     obj = wait_for(
         read,
         lambda o: o.get("status", {}).get("phase") in ("Succeeded", "Failed"),

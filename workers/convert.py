@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from modelfleet.api.conversion import InputSpec, Target
+from modelfleet.api.conversion import InputSpec, KeepFloat, Target
 from modelfleet.artifacts import QuantizationInfo
 from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds, check_inputs
@@ -184,6 +184,7 @@ def _finish(
             "kind": kind,
             "work": str(work.resolve()),
             "calibration": samples,
+            "keep_float": target.keep_float.to_wire() if target.keep_float else None,
         },
         directory=work / "finish",
     )
@@ -200,6 +201,7 @@ def finish_in_child(
     kind: str | None,
     work: str,
     calibration: list[Any] | None,
+    keep_float: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """In the stage child: check the fp32 model and the specs, transform it (`kind`: fp16,
     static or dynamic int8, None for a copy), check the result. Each step is announced, so a
@@ -212,17 +214,19 @@ def finish_in_child(
         shutil.copyfile(fp32_path, final_path)
         return {"fp32": fp32_info.to_wire(), "final": fp32_info.to_wire()}
     enter_stage(kind)
+    keep = KeepFloat.model_validate(keep_float or {})  # the spec's keepFloat
+    sets = {"float_nodes": keep.nodes, "float_op_types": keep.op_types}
     try:
         if kind == FP16:
-            quantize.to_fp16(fp32_path, final_path)
+            quantize.to_fp16(fp32_path, final_path, **sets)
         elif kind == DYNAMIC_INT8:
-            quantize.quantize_dynamic_int8(fp32_path, final_path)
+            quantize.quantize_dynamic_int8(fp32_path, final_path, **sets)
         else:
             assert calibration is not None
             with np.load(calibration[0], allow_pickle=False) as data:
                 arrays = {key: np.asarray(data[key]) for key in data.files}
             samples = unpack_samples(arrays, int(calibration[1]))
-            quantize.quantize_static_qdq(fp32_path, final_path, samples, Path(work))
+            quantize.quantize_static_qdq(fp32_path, final_path, samples, Path(work), **sets)
     except WorkerError:
         raise
     except Exception as err:

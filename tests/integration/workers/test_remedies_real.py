@@ -227,3 +227,16 @@ def _assert_float(path: Path, kept: list[str], *, quantized: set[str]) -> None:
             assert not set(node.output) & quantizing, f"{node.name}'s output is quantized"
         elif node.name in quantized:
             assert weights_dq, f"{node.name} was not quantized"
+
+
+def test_the_specs_keep_float_reaches_the_fp16_conversion(tmp_path: Path) -> None:
+    """`keepFloat` of the spec is honoured by the conversion itself, not only by remedies."""
+    sample = groupnorm_gelu(tmp_path / "src")
+    target = Target.model_validate(
+        {"format": "onnx-fp16", "keepFloat": {"opTypes": ["InstanceNormalization"]}}
+    )
+    result = convert_model(
+        locate_source(sample.model_dir), target, tmp_path / "out", specs=sample.input_specs()
+    )
+    _assert_reads_float32(result.model_path, "InstanceNormalization")
+    assert result.fp32_path is not None and result.fp32_path.is_file()  # kept for divergence

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
 from click.testing import CliRunner
 
@@ -53,6 +54,12 @@ def test_without_remedies_validate_names_the_norm(net: SampleModel, tmp_path: Pa
     )
     assert converted.exit_code == 0, converted.output
     assert "remedied" not in converted.output
+    # one of the epsilons paddle2onnx was seen writing: a denormal one (as likely) is off by
+    # only 5e-5, which a layer-wise bound need not name
+    model = onnx.load(str(out / "model.onnx"))
+    norm = next(n for n in model.graph.node if n.op_type == "InstanceNormalization")
+    next(a for a in norm.attribute if a.name == "epsilon").f = -1.0212997428897924e26
+    onnx.save(model, str(out / "model.onnx"))
     failed = runner.invoke(
         validate_command,
         ["--reference", str(net.model_dir), "--candidate", str(out / "model.onnx"),

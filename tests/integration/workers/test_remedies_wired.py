@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 
 from modelfleet.artifacts import Manifest
@@ -25,6 +26,7 @@ from support.hostile_models import groupnorm_gelu
 pytestmark = pytest.mark.paddle
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+GARBAGE_EPSILON = -1.0212997428897924e26  # written by one paddle2onnx 2.1.0 export
 STRICT = {"format": "onnx", "opset": 17, "tolerance": {"atol": 1e-5, "rtol": 1e-5}}
 
 
@@ -79,10 +81,22 @@ def test_remedies_none_leaves_the_failure_with_the_layer_named(
     storage: Storage, tmp_path: Path
 ) -> None:
     """Another seed: the repaired artifact above is stored under the digest a `remedies: none`
-    spec of the same source computes (the mode is not part of it)."""
+    spec of the same source computes (the mode is not part of it). The stored export gets one
+    of the epsilons paddle2onnx was seen writing (-1e26): a denormal one, as likely, is off by
+    only 5e-5, which a layer-wise bound need not name."""
     net = groupnorm_gelu(tmp_path / "src", seed=1)
     body = _body(storage, net, remedies="none")
-    run_convert(ConvertRequest.model_validate(body), storage=storage, work_dir=tmp_path, now=NOW)
+    keys = run_convert(
+        ConvertRequest.model_validate(body), storage=storage, work_dir=tmp_path, now=NOW
+    ).keys
+    model = onnx.load(str(storage.get_file(keys.model, tmp_path / "stored.onnx")))
+    norm = next(n for n in model.graph.node if n.op_type == "InstanceNormalization")
+    next(a for a in norm.attribute if a.name == "epsilon").f = GARBAGE_EPSILON
+    onnx.save(model, str(tmp_path / "garbage.onnx"))
+    storage.put_file(keys.model, tmp_path / "garbage.onnx")
+    manifest = Manifest.model_validate_json(storage.get_bytes(keys.manifest))
+    fixed = manifest.model_copy(update={"sha256": file_sha256(tmp_path / "garbage.onnx")})
+    storage.put_bytes(keys.manifest, fixed.to_json().encode())
     with pytest.raises(ToleranceExceeded) as raised:
         run_validate(
             ValidateRequest.model_validate(body), storage=storage, work_dir=tmp_path, now=NOW

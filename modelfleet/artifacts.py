@@ -219,3 +219,8 @@ class Manifest(Document):
     target: dict[str, Any]
     quantization: QuantizationInfo | None = None
     created_at: str
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description="The settings an automatic remedy produced this file with "
+        "(`modelfleet.remedies.Settings.to_wire()`); None: made as the target asks.",
+    )

@@ -10,6 +10,10 @@ The operator reads the exit code of a conversion/validation Job (podFailurePolic
     UnsupportedOperator  12          no  (paddle2onnx cannot convert some operators)
     ToleranceExceeded    13          no  (the converted model is not numerically faithful)
     StorageError         14          yes (object storage unreachable or refusing)
+    ConverterCrashed     15          no  (a conversion stage died by a signal or hung: the same
+                                          model and converter versions crash the same way)
+    ReferenceFailed      16          no  (Paddle Inference cannot run the source model, with or
+                                          without oneDNN and IR optimisation)
     InternalError        1           maybe (a bug: anything not classified above)
     (usage error)        2           no  (click: malformed command line or request)
 """
@@ -27,6 +31,8 @@ Reason = Literal[
     "UnsupportedOperator",
     "ToleranceExceeded",
     "StorageError",
+    "ConverterCrashed",
+    "ReferenceFailed",
     "InternalError",
 ]
 
@@ -37,6 +43,8 @@ EXIT_CODES: Mapping[Reason, int] = MappingProxyType(
         "UnsupportedOperator": 12,
         "ToleranceExceeded": 13,
         "StorageError": 14,
+        "ConverterCrashed": 15,
+        "ReferenceFailed": 16,
         "InternalError": 1,
     }
 )

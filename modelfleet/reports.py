@@ -101,6 +101,33 @@ class DivergenceInfo(Document):
     source_op: str | None = None
     span: list[str] = Field(default_factory=list)
 
+    def describe(self) -> str:
+        """One line for the CLI, the failure message and the condition message."""
+        source = f" from {self.source_op}" if self.source_op else ""
+        layer = ""
+        if len(self.span) > 1:
+            shown = ", ".join(self.span[:8]) + (", ..." if len(self.span) > 8 else "")
+            layer = f" (layer: {shown})"
+        return (
+            f"first diverging node {self.node} ({self.op_type}{source}) output {self.output}: "
+            f"max abs {self.max_abs:.3g}, cosine {self.cosine:.6f}{layer}"
+        )
+
+
+class ReferenceConfig(Document):
+    mkldnn: bool
+    ir_optim: bool
+
+
+class ReferenceInfo(Document):
+    """Which runtime, with which settings, produced the reference; `fallback_from` is the
+    failure of Paddle Inference's defaults when a fallback (oneDNN or IR optimisation off)
+    produced it."""
+
+    runtime: str
+    config: ReferenceConfig | None = None
+    fallback_from: str | None = None
+
 
 class ValidationSection(Document):
     passed: bool
@@ -112,6 +139,7 @@ class ValidationSection(Document):
     samples: int
     batch_size: int
     reference_runtime: str
+    reference: ReferenceInfo | None = None
     candidate_runtime: str
     output_mapping: Literal["name", "position"]
     outputs: list[OutputResult]
@@ -141,6 +169,20 @@ class RemedyAttempt(Document):
     cosine: float | None = None
     seconds: float = 0.0
 
+    def verdict(self) -> str:
+        """`passed`, else the reason with what the numbers said (NaN, cosine, max abs)."""
+        if self.passed:
+            return "passed"
+        reason = self.reason or "failed"
+        if "NaN" in self.message or (self.max_abs is not None and math.isnan(self.max_abs)):
+            return f"{reason} (NaN)"
+        numbers = []
+        if self.cosine is not None and not math.isnan(self.cosine):
+            numbers.append(f"cosine {self.cosine:.6f}")
+        if self.max_abs is not None:
+            numbers.append(f"max abs {self.max_abs:.3g}")
+        return f"{reason} ({', '.join(numbers)})" if numbers else reason
+
 
 class KeptFloat(Document):
     nodes: list[str] = Field(default_factory=list)
@@ -166,6 +208,10 @@ class RemediesSection(Document):
     size_bytes: int | None = None
     latency_p50_ms: float | None = None
     seconds: float = 0.0
+
+    def status_lines(self) -> list[str]:
+        """`status.validation[].remedies` (and the CLI's lines): one per alternative, in order."""
+        return [f"{t.change}: {t.verdict()}" for t in self.tried]
 
 
 class SourceInfo(Document):

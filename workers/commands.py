@@ -21,7 +21,6 @@ s3:// source), write local files and print.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import sys
@@ -33,7 +32,6 @@ from typing import TYPE_CHECKING, cast, get_args
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from modelfleet.api.conversion import (
     DType,
@@ -44,18 +42,15 @@ from modelfleet.api.conversion import (
     Validation,
 )
 from modelfleet.artifacts import Manifest, artifact_digest, converter_versions
-from modelfleet.reasons import EXIT_CODES
-from modelfleet.reports import SourceInfo, ValidationSection
-from modelfleet.storage import StorageError
-from modelfleet.workers.errors import WorkerError, classify
+from modelfleet.reports import SourceInfo
+from modelfleet.workers.errors import classify
+from modelfleet.workers.printing import print_artifact, print_outcome, print_remedies
 
 if TYPE_CHECKING:  # the heavy parts are imported where used: `modelfleet --help` stays fast
     from modelfleet.workers.sources import SourceModel
     from modelfleet.workers.steps import Converted, LocalDataset
 
 FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
-FAILURES = (WorkerError, StorageError, OSError, ValueError)
-"""What a command turns into one `Reason: message` line and the reason's exit code."""
 
 
 def parse_input_specs(text: str) -> list[InputSpec]:
@@ -90,8 +85,8 @@ def _local_source(source: str, scratch: Path) -> Path:
 
 def _fail(err: Exception) -> None:
     failure = classify(err)
-    line = f"[red]{failure.reason}[/red]: {escape(failure.message)}"
-    Console(stderr=True).print(line, soft_wrap=True)  # one line, however narrow the terminal
+    message = escape(" ".join(failure.message.split()))  # one line, printed as written
+    Console(stderr=True, soft_wrap=True).print(f"[red]{failure.reason}[/red]: {message}")
     sys.exit(failure.exit_code)
 
 
@@ -111,6 +106,16 @@ def _fail(err: Exception) -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option(
+    "--remedies",
+    type=click.Choice(["auto", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: validate a Paddle conversion and, when it fails, try the alternatives of "
+    "docs/remedies.md; none: convert only.",
+)
+@click.option("--atol", type=float, help="The target's tolerance (with --rtol) for that check.")
+@click.option("--rtol", type=float)
 def convert_command(
     source: str,
     fmt: str,
@@ -121,20 +126,31 @@ def convert_command(
     inputs_spec: str | None,
     seed: int,
     batch_size: int,
+    remedies: str,
+    atol: float | None,
+    rtol: float | None,
 ) -> None:
     """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx + manifest.json."""
+    from modelfleet.workers.remedying import checked_conversion
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import calibration_for, convert_target
 
     try:
+        tolerance = None
+        if atol is not None or rtol is not None:
+            tolerance = {
+                "atol": 1e-5 if atol is None else atol,
+                "rtol": 1e-5 if rtol is None else rtol,
+            }
         target = Target.model_validate(
-            {"format": fmt, "opset": opset}
+            {"format": fmt, "opset": opset, "remedies": remedies}
             | ({"quantization": quantization} if quantization else {})
+            | ({"tolerance": tolerance} if tolerance else {})
         )
         with tempfile.TemporaryDirectory(prefix="modelfleet-convert-") as tmp:
             scratch = Path(tmp)
             model = locate_source(_local_source(source, scratch))
-            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model)
+            specs = parse_input_specs(inputs_spec) if inputs_spec else _specs_of(model, scratch)
             data = _local_dataset(calibration)
             cal = calibration_for(target, specs, seed=seed, batch_size=batch_size, data=data)
             src_digest = digest_of(model)
@@ -151,11 +167,25 @@ def convert_command(
                 versions=versions,
                 now=datetime.now(UTC),
             )
+            converted, remedied = checked_conversion(
+                converted,
+                source=model,
+                target=target,
+                specs=specs,
+                validation=Validation.model_validate({"seed": seed, "batchSize": batch_size}),
+                calibration=cal,
+                work_dir=scratch / "check",
+            )
             _publish(converted, out_dir)
-    except FAILURES as err:
+    except click.ClickException:
+        raise
+    except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
-    _print_artifact(Console(), converted, out_dir)
+    console = Console()
+    if remedied is not None:
+        print_remedies(console, remedied.section())
+    print_artifact(console, converted, out_dir)
 
 
 def _local_dataset(path: Path | None) -> LocalDataset | None:
@@ -175,27 +205,11 @@ def _publish(converted: Converted, out_dir: Path) -> None:
     (out_dir / "manifest.json").write_text(converted.manifest.to_json())
 
 
-def _print_artifact(console: Console, converted: Converted, out_dir: Path) -> None:
-    manifest = converted.manifest
-    table = Table(title=f"{manifest.format} artifact", show_header=False)
-    table.add_row("model", str(out_dir / "model.onnx"))
-    table.add_row("sha256", manifest.sha256)
-    table.add_row("size", f"{manifest.size_bytes} bytes")
-    table.add_row("opset", str(manifest.opset))
-    table.add_row("digest", manifest.digest)
-    if manifest.quantization:
-        q = manifest.quantization
-        table.add_row("quantization", f"{q.mode}, calibration {q.calibration} ({q.samples})")
-    for warning in converted.result.warnings:
-        table.add_row("[yellow]warning[/yellow]", warning)
-    console.print(table)
-
-
-def _specs_of(model: SourceModel) -> list[InputSpec]:
+def _specs_of(model: SourceModel, scratch: Path) -> list[InputSpec]:
     from modelfleet.workers.datasets import specs_from_model
-    from modelfleet.workers.runtimes import reference_runner
+    from modelfleet.workers.paddle_reference import source_inputs
 
-    return specs_from_model(reference_runner(model, threads=1).inputs)
+    return specs_from_model(source_inputs(model, scratch / "inputs"))
 
 
 @click.command("validate")
@@ -249,10 +263,15 @@ def validate_command(
     probe_path: Path | None,
 ) -> None:
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
+    from modelfleet.workers.convert import check_isolated
     from modelfleet.workers.datasets import specs_from_model
-    from modelfleet.workers.runtimes import OrtRunner, reference_runner
+    from modelfleet.workers.diagnosis import locate, with_divergence
+    from modelfleet.workers.errors import ToleranceExceeded
+    from modelfleet.workers.paddle_reference import isolated_reference
+    from modelfleet.workers.runtimes import OrtRunner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import (
+        tolerance_message,
         validate_target,
         validation_dataset,
         validation_report,
@@ -280,24 +299,50 @@ def validate_command(
         )
         with tempfile.TemporaryDirectory(prefix="modelfleet-validate-") as tmp:
             source = locate_source(_local_source(reference_src, Path(tmp)))
+            check_isolated(candidate, what="candidate", directory=Path(tmp) / "check")
             cand = OrtRunner(candidate, what="candidate")
             specs = parse_input_specs(inputs_spec) if inputs_spec else specs_from_model(cand.inputs)
+            data = validation_dataset(specs, validation, _local_dataset(dataset))
             outcome = validate_target(
                 target_format,
                 tolerance,
-                reference=reference_runner(source),
+                reference=isolated_reference(
+                    source,
+                    Path(tmp) / "reference",
+                    specs=specs,
+                    validation=validation,
+                    dataset=data,
+                    benchmark=not no_benchmark,
+                ),
                 candidate=cand,
                 specs=specs,
                 validation=validation,
-                dataset=validation_dataset(specs, validation, _local_dataset(dataset)),
+                dataset=data,
                 dataset_uri=str(dataset) if dataset else None,
                 run_benchmark=not no_benchmark,
             )
+            found = None
+            if not outcome.passed:
+                found = locate(
+                    outcome,
+                    fmt=target_format,
+                    tolerance=tolerance,
+                    candidate=candidate,
+                    source=source,
+                    specs=specs,
+                    work_dir=Path(tmp),
+                )
+                outcome = with_divergence(outcome, found)
             src_digest = digest_of(source)
-    except FAILURES as err:
+    except click.ClickException:
+        raise
+    except Exception as err:  # classified, else InternalError: never a traceback
         _fail(err)
         return
-    _print_outcome(Console(), outcome.section)
+    console = Console()
+    print_outcome(console, outcome.section)
+    if found is not None and found.divergence is None:
+        console.print(f"[yellow]{escape(found.describe())}[/yellow]")
     try:
         if report_path is not None:
             report = validation_report(
@@ -312,7 +357,8 @@ def validate_command(
             write_probe_file(probe_path, outcome, fmt=target_format, digest=None)
     except OSError as err:
         _fail(err)
-    sys.exit(0 if outcome.passed else EXIT_CODES["ToleranceExceeded"])
+    if not outcome.passed:
+        _fail(ToleranceExceeded(tolerance_message(target_format, outcome.section)))
 
 
 def _format_beside(candidate: Path) -> TargetFormat:
@@ -323,52 +369,6 @@ def _format_beside(candidate: Path) -> TargetFormat:
         except ValueError:
             pass
     return "onnx"
-
-
-def _num(value: float | None, spec: str = ".3g") -> str:
-    if value is None:
-        return "-"
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    return format(value, spec)
-
-
-def _print_outcome(console: Console, section: ValidationSection) -> None:
-    table = Table(title=f"validation ({section.data} inputs, {section.samples} samples)")
-    columns = ("output", "dtype", "max abs", "max rel", "L2", "cosine", "top-1", "mismatched")
-    for column in (*columns, "verdict"):
-        table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
-    for out in section.outputs:
-        table.add_row(
-            out.name,
-            out.dtype,
-            _num(out.max_abs),
-            _num(out.max_rel),
-            _num(out.l2),
-            _num(out.cosine, ".6f"),
-            _num(out.top1_agreement, ".2%"),
-            f"{out.mismatched}/{out.total}",
-            "[green]pass[/green]" if out.passed else "[red]FAIL[/red]",
-        )
-    console.print(table)
-    tol = section.tolerance
-    console.print(
-        f"tolerance: maxNormalizedError={tol.max_normalized_error} "
-        f"maxRelativeL2={tol.max_relative_l2} minCosine={tol.min_cosine} "
-        f"topKAgreement={tol.top_k_agreement} atol={tol.atol:g} rtol={tol.rtol:g} "
-        f"(elementwise={'on' if tol.elementwise else 'info'})"
-    )
-    if section.benchmark is not None:
-        b = section.benchmark
-        flag = " [yellow](slower than the source)[/yellow]" if b.slower_than_source else ""
-        console.print(
-            f"latency p50/p90/p99 ms: reference {b.source.p50_ms:.3f}/{b.source.p90_ms:.3f}/"
-            f"{b.source.p99_ms:.3f}, candidate {b.target.p50_ms:.3f}/{b.target.p90_ms:.3f}/"
-            f"{b.target.p99_ms:.3f}; speedup {b.speedup:.2f}x{flag}"
-        )
-    for failure in section.failures:
-        console.print(f"[red]fail[/red] {failure}")
-    console.print("[green]PASSED[/green]" if section.passed else "[red]FAILED[/red]")
 
 
 __all__ = ["convert_command", "parse_input_specs", "validate_command"]

@@ -85,15 +85,7 @@ class Divergence:
         )
 
     def describe(self) -> str:
-        source = f" from {self.source_op}" if self.source_op else ""
-        layer = ""
-        if len(self.span) > 1:
-            shown = ", ".join(self.span[:8]) + (", ..." if len(self.span) > 8 else "")
-            layer = f" (layer: {shown})"
-        return (
-            f"first diverging node {self.node} ({self.op_type}{source}) output {self.output}: "
-            f"max abs {self.max_abs:.3g}, cosine {self.cosine:.6f}{layer}"
-        )
+        return self.info().describe()
 
 
 @dataclass(frozen=True)

@@ -55,12 +55,33 @@ class StorageFailure(WorkerError):  # noqa: N818 (named for its reason)
     reason: ClassVar[Reason] = "StorageError"
 
 
+class ConverterCrashed(WorkerError):  # noqa: N818 (named for its reason)
+    """A stage run in a child process (`modelfleet.workers.isolation`) died by a signal, ended
+    without a result, or hung past its timeout: `stage` names it, `how` says what happened,
+    `output` holds the last lines it wrote."""
+
+    reason: ClassVar[Reason] = "ConverterCrashed"
+
+    def __init__(self, stage: str, how: str, output: str = "", message: str | None = None):
+        said = f"; last output: {output}" if output else "; it wrote nothing"
+        super().__init__(message or f"{stage} {how}{said}", stage=stage)
+        self.stage = stage
+
+
+class ReferenceFailed(WorkerError):  # noqa: N818 (named for its reason)
+    """Paddle Inference, the reference runtime, raised while running the source model."""
+
+    reason: ClassVar[Reason] = "ReferenceFailed"
+
+
 def error_of(reason: str, message: str) -> WorkerError:
     """The exception `classify` reads back as (reason, message): a failure crosses a process
     boundary with its classification intact."""
     if reason == UnsupportedOperator.reason:
         return UnsupportedOperator([], message=message)
-    kinds = (SourceNotFound, InvalidModel, ToleranceExceeded, StorageFailure)
+    if reason == ConverterCrashed.reason:
+        return ConverterCrashed("", "", message=message)
+    kinds = (SourceNotFound, InvalidModel, ToleranceExceeded, StorageFailure, ReferenceFailed)
     return next((kind for kind in kinds if kind.reason == reason), WorkerError)(message)
 
 

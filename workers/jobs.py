@@ -41,7 +41,7 @@ from modelfleet.artifacts import (
 from modelfleet.jobrequests import ConvertRequest, ValidateRequest, WorkerRequest
 from modelfleet.reports import ConversionSection, Report, SourceInfo
 from modelfleet.storage import Storage
-from modelfleet.workers.convert import Calibration, convert_model
+from modelfleet.workers.convert import KEPT_FP32, Calibration, convert_model
 from modelfleet.workers.datasets import Feeds
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, ToleranceExceeded
 from modelfleet.workers.objects import (
@@ -56,14 +56,18 @@ from modelfleet.workers.objects import (
     report_failure,
 )
 from modelfleet.workers.paddle2onnx_child import PaddleChild
+from modelfleet.workers.paddle_reference import isolated_reference
 from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
-from modelfleet.workers.runtimes import OrtRunner, reference_runner
-from modelfleet.workers.sources import file_sha256
+from modelfleet.workers.remedies import RemedyResult
+from modelfleet.workers.remedying import Checks, Remedied, diagnose, remedied_manifest, republish
+from modelfleet.workers.runtimes import OrtRunner, Runner
+from modelfleet.workers.sources import SourceModel, file_sha256
 from modelfleet.workers.steps import (
     Converter,
     calibration_for,
     convert_target,
     needs_calibration,
+    tolerance_message,
     validate_target,
     validation_dataset,
     validation_report,
@@ -72,6 +76,7 @@ from modelfleet.workers.steps import (
 from modelfleet.workers.validate import validation_samples
 
 log = structlog.get_logger("modelfleet.workers")
+CONVERTED = "out"  # under the work directory: the convert step's files, the validate step's too
 
 ReferenceCache = dict[str, ReferencePlan]
 """Paddle references the conversion's child recorded, by source digest (convert-validate)."""
@@ -157,7 +162,7 @@ def run_convert(
         converted = convert_target(
             source,
             request.target,
-            work_dir / "out",
+            work_dir / CONVERTED,
             specs=request.inputs,
             calibration=calibration,
             digest=keys.digest,
@@ -240,10 +245,12 @@ def run_validate(
         if plan is not None and not plan.fits(request.inputs, request.validation):
             plan = None
         dataset = plan.dataset if plan is not None else _dataset(request, storage, work_dir)
+        reference = _reference(request, source, plan, dataset, work_dir, run_benchmark)
+        remedies: RemedyResult[Remedied] | None = None
         outcome = validate_target(
             request.target.format,
             request.target.tolerance,
-            reference=reference_runner(source) if plan is None else load_reference(plan),
+            reference=reference,
             candidate=OrtRunner(candidate_path, what=f"{request.target.format} artifact"),
             specs=request.inputs,
             validation=request.validation,
@@ -251,16 +258,51 @@ def run_validate(
             dataset_uri=request.validation.dataset_uri,
             run_benchmark=run_benchmark,
         )
+        if not outcome.passed:
+            outcome, remedies = diagnose(
+                outcome,
+                source=source,
+                target=request.target,
+                candidate=candidate_path,
+                checks=Checks(
+                    reference,
+                    request.inputs,
+                    request.validation,
+                    dataset,
+                    request.validation.dataset_uri,
+                    run_benchmark,
+                ),
+                calibration=_calibration(request, storage, work_dir),
+                work_dir=work_dir,
+                kept_fp32=work_dir / CONVERTED / KEPT_FP32,  # a convert-validate Job's
+            )
+            divergence = outcome.section.divergence
+            log.info(
+                "remedies",
+                divergence=divergence.describe() if divergence else None,
+                tried=remedies.status_lines(),
+            )
+            won = remedies.outcome.result if remedies.outcome is not None else None
+            if won is not None and remedies.applied is not None:
+                manifest = remedied_manifest(manifest, won, remedies.applied)
+                republish(storage, keys, bucket, manifest, won)
+                outcome = won.outcome
         probe_path = work_dir / "probe.npz"
         write_probe_file(probe_path, outcome, fmt=request.target.format, digest=keys.digest)
         previous = existing_report(storage, keys, bucket)
+        conversion = previous.conversion if previous else None
+        if conversion is not None and remedies is not None:
+            conversion = conversion.model_copy(
+                update={k: getattr(manifest, k) for k in ("sha256", "size_bytes", "opset")}
+            )
         report = validation_report(
             outcome,
             fmt=request.target.format,
             digest=keys.digest,
             source=SourceInfo(uri=request.source.uri, digest=src_digest, format=source.kind),
             now=now,
-            conversion=previous.conversion if previous else None,
+            conversion=conversion,
+            remedies=remedies.section() if remedies is not None and remedies.tried else None,
         )
         storage.put_file(keys.probe, probe_path, bucket=bucket)
         put_json(storage, keys.report, report.to_json(), bucket)
@@ -269,8 +311,7 @@ def run_validate(
         )
         if not outcome.passed:
             raise ToleranceExceeded(
-                f"{request.target.format} differs from the reference: "
-                + "; ".join(outcome.section.failures)[:1500],
+                tolerance_message(request.target.format, outcome.section),
                 report=f"s3://{bucket}/{keys.report}",
             )
         return ValidateOutcome(keys, bucket, report)
@@ -281,13 +322,34 @@ def run_validate(
         raise
 
 
+def _reference(
+    request: WorkerRequest,
+    source: SourceModel,
+    plan: ReferencePlan | None,
+    dataset: list[Feeds] | None,
+    work_dir: Path,
+    benchmark: bool,
+) -> Runner:
+    """What the conversion's child recorded, else Paddle Inference run in a stage child."""
+    if plan is not None:
+        return load_reference(plan)
+    return isolated_reference(
+        source,
+        work_dir / "validate-reference",
+        specs=request.inputs,
+        validation=request.validation,
+        dataset=dataset,
+        benchmark=benchmark,
+    )
+
+
 def _cached(storage: Storage, keys: ArtifactKeys, bucket: str) -> ConvertOutcome:
     manifest = Manifest.model_validate_json(storage.get_bytes(keys.manifest, bucket=bucket))
     log.info("cache hit", digest=keys.digest, format=keys.format)
     return ConvertOutcome(keys, bucket, True, manifest)
 
 
-def _calibration(request: ConvertRequest, storage: Storage, work_dir: Path) -> Calibration | None:
+def _calibration(request: WorkerRequest, storage: Storage, work_dir: Path) -> Calibration | None:
     """The target's calibration dataset is downloaded only when the target calibrates."""
     spec = request.target.calibration if needs_calibration(request.target) else None
     return calibration_for(

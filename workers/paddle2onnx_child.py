@@ -31,79 +31,42 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
+
+from modelfleet.workers.isolation import Child, enter_stage
 
 MODULE = "modelfleet.workers.paddle2onnx_child"
 SUPPORTED_OPERATORS = "supported-operators.json"  # next to OUT.onnx
 EXIT_EXPORT_RAISED = 3
 EXIT_NOTHING_WRITTEN = 4
-NO_INSTALL_ENV = {
-    "POLYGRAPHY_AUTOINSTALL_DEPS": "0",
-    "PIP_NO_INDEX": "1",
-    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-}
+STAGE_EXPORT = "paddle2onnx"
+STAGE_REFERENCE = "Paddle reference"
 
 
-class PaddleChild:
-    """One child process, started with nothing to do yet: `send` hands it its one command,
-    `wait` waits for its exit. Its stdout and stderr go to `log_path` from the start
-    (import-time output included)."""
-
-    process: subprocess.Popen[bytes]
+class PaddleChild(Child):
+    """The paddle2onnx child (`isolation.Child`), started with nothing to do yet: `send` hands
+    it its one command. Its stdout and stderr go to `log_path` from the start (import-time
+    output included)."""
 
     def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        env = {**os.environ, **NO_INSTALL_ENV, "PYTHONUNBUFFERED": "1"}
-        with log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", MODULE],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=log_path.parent,
-            )
+        super().__init__(MODULE, log_path)
 
-    def send(
+    def send_export(
         self, *, model: Path, params: Path, out: Path, opset: int, reference: Path | None
     ) -> None:
-        command = {
-            "model": str(model),
-            "params": str(params),
-            "out": str(out),
-            "opset": opset,
-            "reference": None if reference is None else str(reference),
-        }
-        stdin = self.process.stdin
-        assert stdin is not None
-        try:
-            stdin.write(json.dumps(command).encode() + b"\n")
-            stdin.close()
-        except OSError:  # it died before reading (its log says why); `wait` reports the exit
-            pass
-
-    def wait(self, timeout: float) -> int | None:
-        """Its exit code, or None when it ran past `timeout` (then it is killed)."""
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.close()
-            return None
-
-    def close(self) -> None:
-        """End of input, and a kill if it still runs (it had no work, or ran out of time)."""
-        stdin = self.process.stdin
-        if stdin is not None and not stdin.closed:
-            with suppress(OSError):
-                stdin.close()
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        self.send(
+            {
+                "model": str(model.resolve()),  # the child runs in its own directory
+                "params": str(params.resolve()),
+                "out": str(out.resolve()),
+                "opset": opset,
+                "reference": None if reference is None else str(reference.resolve()),
+            }
+        )
 
 
 @contextmanager
@@ -137,6 +100,7 @@ def main() -> int:
     if not line.strip():
         return 0  # the worker needed no conversion after all
     command = json.loads(line)
+    enter_stage(STAGE_EXPORT)
     model, params, out = command["model"], command["params"], command["out"]
     opset, reference = int(command["opset"]), command.get("reference")
 
@@ -165,9 +129,9 @@ def main() -> int:
     partial.write_bytes(data)
     os.replace(partial, out)
     if reference:
-        from modelfleet.workers.references import record_reference
+        from modelfleet.workers.paddle_reference import record_reference
 
-        sys.stdout.flush()
+        enter_stage(STAGE_REFERENCE)
         record_reference(Path(reference), Path(model), Path(params))
     return 0
 

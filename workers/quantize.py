@@ -7,6 +7,10 @@
   the manifest and report say). On CPU this is the variant that is smaller AND faster.
 - int8 dynamic (only when the target asks `quantization: dynamic`): int8 weights, activations
   quantized at run time; it suits MatMul-heavy models and can be much slower on CNNs.
+
+Each takes the nodes and op types to keep in float32 (`float_nodes`, `float_op_types`: the
+spec's `keepFloat`, or what an automatic remedy chose, `modelfleet.workers.repairs.produce`)
+and returns the nodes it kept.
 """
 
 from __future__ import annotations
@@ -19,17 +23,54 @@ from typing import Any
 from modelfleet.workers.datasets import Feeds
 
 
-def to_fp16(src: Path, dst: Path) -> None:
+def float_node_names(
+    model: Any, float_nodes: Sequence[str] = (), float_op_types: Sequence[str] = ()
+) -> list[str]:
+    """The nodes of `model` kept in float, in graph order: those named, those ORT's
+    pre-processing fused from a named one (`MatMul.0/MatMulAddFusion`), and every node of a
+    named op type."""
+    named, types = set(float_nodes), set(float_op_types)
+    return [
+        n.name
+        for n in model.graph.node
+        if n.name in named or n.name.split("/", 1)[0] in named or n.op_type in types
+    ]
+
+
+def to_fp16(
+    src: Path, dst: Path, *, float_nodes: Sequence[str] = (), float_op_types: Sequence[str] = ()
+) -> list[str]:
+    """fp16 with `keep_io_types`; the named nodes and op types (on top of the converter's
+    default block list) stay float32. Returns the nodes kept."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
-    converted = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    kept = float_node_names(model, float_nodes, float_op_types)
+    converted = convert_float_to_float16(
+        model,
+        keep_io_types=True,
+        disable_shape_infer=False,
+        op_block_list=sorted({*DEFAULT_OP_BLOCK_LIST, *float_op_types}),
+        node_block_list=list(float_nodes),
+    )
     topological_sort(converted.graph)
     onnx.save(converted, str(dst))
+    return kept
 
 
-def quantize_static_qdq(src: Path, dst: Path, calibration: Sequence[Feeds], work_dir: Path) -> None:
+def quantize_static_qdq(
+    src: Path,
+    dst: Path,
+    calibration: Sequence[Feeds],
+    work_dir: Path,
+    *,
+    float_nodes: Sequence[str] = (),
+    float_op_types: Sequence[str] = (),
+) -> list[str]:
+    """Static QDQ int8, the named nodes and op types excluded. Returns the nodes kept in float
+    (names after ORT's pre-processing; a named node it fused away is not among them)."""
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -49,6 +90,7 @@ def quantize_static_qdq(src: Path, dst: Path, calibration: Sequence[Feeds], work
     prepared = work_dir / "quant-preprocessed.onnx"
     with _Quiet():
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        kept = float_node_names(onnx.load(str(prepared)), float_nodes, float_op_types)
         quantize_static(
             str(prepared),
             str(dst),
@@ -57,16 +99,26 @@ def quantize_static_qdq(src: Path, dst: Path, calibration: Sequence[Feeds], work
             per_channel=True,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=kept,
             calibrate_method=CalibrationMethod.MinMax,
             calibration_cache_path=work_dir / "calibration.cache",
         )
+    return kept
 
 
-def quantize_dynamic_int8(src: Path, dst: Path) -> None:
+def quantize_dynamic_int8(
+    src: Path, dst: Path, *, float_nodes: Sequence[str] = (), float_op_types: Sequence[str] = ()
+) -> list[str]:
+    """Dynamic int8, the named nodes and op types excluded. Returns the nodes kept in float."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    kept = float_node_names(onnx.load(str(src)), float_nodes, float_op_types)
     with _Quiet():
-        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=kept
+        )
+    return kept
 
 
 def topological_sort(graph: Any) -> None:

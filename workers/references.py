@@ -1,11 +1,11 @@
-"""Paddle reference results recorded by the converter child, so a convert-validate Job imports
-Paddle once: in the child that runs paddle2onnx, never in the worker process itself.
+"""Paddle reference results recorded in a child process and replayed in the worker, so the
+worker process never imports Paddle and a crash of Paddle Inference never ends it.
 
 Called by `modelfleet.workers.jobs` (plans the reference before the conversion, reads the
-record in the validate step), `modelfleet.workers.convert` (hands the plan to the child) and
-`modelfleet.workers.paddle2onnx_child` (records it after a successful export, with
-`record_reference`). The standalone `validate` Job and command run Paddle Inference in their
-own process (`runtimes.PaddleRunner`) and do not use this module.
+record in the validate step), `modelfleet.workers.convert` (hands the plan to the paddle2onnx
+child, which records it after a successful export) and `modelfleet.workers.paddle_reference`
+(which records it: in that child, or in a stage child of its own for the standalone validate
+Job and command).
 
 The child runs exactly what validation would have run in the worker: `PaddleRunner` on the
 same samples in the same order, then the latency benchmark of the first sample with the same
@@ -21,6 +21,7 @@ The reference directory (in the Job's scratch directory):
     outputs.npz    by the child: "<i>:<k>" = Paddle Inference output k of sample i
     result.json    by the child, LAST: {"runtime", "inputs", "outputs" (tensors as
                    [name, dtype, shape | null]), "durationsS": [...] | null,
+                   "config": {"mkldnn", "irOptim"}, "fallbackFrom": str | null,
                    "failure": {"at": "load" | "run" | "benchmark", "sample", "reason",
                    "message"} | null}
     child.json     by the worker, only when the child ended without result.json: {"how"}
@@ -30,19 +31,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.reasons import EXIT_CODES, Reason
+from modelfleet.reports import ReferenceConfig, ReferenceInfo
 from modelfleet.workers.datasets import Feeds, TensorInfo
-from modelfleet.workers.errors import WorkerError, classify, error_of
+from modelfleet.workers.errors import ConverterCrashed, WorkerError, classify, error_of
+
+if TYPE_CHECKING:  # both import this module
+    from modelfleet.workers.runtimes import Runner
 
 Array = npt.NDArray[Any]
 Stage = Literal["load", "run", "benchmark"]
@@ -52,6 +56,7 @@ INPUTS = "inputs.npz"
 OUTPUTS = "outputs.npz"
 RESULT = "result.json"
 CHILD_EXIT = "child.json"
+STAGE = "Paddle reference"
 
 
 def feeds_key(feeds: Mapping[str, Array]) -> str:
@@ -179,6 +184,8 @@ class RecordedReference:
     warmup: int | None = None
     iterations: int | None = None
     failure: RecordedFailure | None = None
+    config: dict[str, bool] | None = None
+    fallback_from: str | None = None
 
     def run(self, feeds: Mapping[str, Array]) -> list[Array]:
         index = self.keys.get(feeds_key(feeds))
@@ -205,16 +212,31 @@ class RecordedReference:
         return list(self.durations_s)
 
 
+def reference_info(runner: Runner) -> ReferenceInfo:
+    """For the report: the runtime and the configuration that produced the reference, recorded
+    (`RecordedReference`) or live (`PaddleRunner.config`; ONNX Runtime has none)."""
+    config = getattr(runner, "config", None)
+    return ReferenceInfo(
+        runtime=runner.name,
+        config=None
+        if config is None
+        else ReferenceConfig(mkldnn=config["mkldnn"], ir_optim=config["irOptim"]),
+        fallback_from=runner.fallback_from if isinstance(runner, RecordedReference) else None,
+    )
+
+
 def load_reference(plan: ReferencePlan) -> RecordedReference:
-    """The record of `plan`; raises what the child met loading the model, or InternalError when
-    the child ended before recording anything."""
+    """The record of `plan`; raises what the child met loading the model, or ConverterCrashed
+    when the child ended before recording anything."""
     result_path = plan.directory / RESULT
     if not result_path.is_file():
         exit_path = plan.directory / CHILD_EXIT
         how = json.loads(exit_path.read_text())["how"] if exit_path.is_file() else "ended"
-        raise WorkerError(
-            f"the Paddle child {how} after the export, before it recorded the Paddle Inference "
-            "reference outputs"
+        raise ConverterCrashed(
+            STAGE,
+            "",
+            message=f"the {STAGE} (Paddle Inference, in the converter child) {how}, before it "
+            "recorded the reference outputs",
         )
     result = json.loads(result_path.read_text())
     failure = RecordedFailure.from_wire(result["failure"]) if result.get("failure") else None
@@ -236,6 +258,8 @@ def load_reference(plan: ReferencePlan) -> RecordedReference:
         warmup=bench.get("warmup"),
         iterations=bench.get("iterations"),
         failure=failure,
+        config=result.get("config"),
+        fallback_from=result.get("fallbackFrom"),
     )
 
 
@@ -262,57 +286,3 @@ def unpack_samples(arrays: Mapping[str, Array], count: int) -> list[Feeds]:
         index, name = key.split(":", 1)
         samples[int(index)][name] = value
     return samples
-
-
-# --- in the child (Paddle is imported here, never in the worker process) ---------------------
-
-
-def record_reference(directory: Path, model_file: Path, params_file: Path) -> None:
-    """Run Paddle Inference as validation would and write outputs.npz, then result.json."""
-    from modelfleet.workers import benchmark as bench
-    from modelfleet.workers.datasets import check_inputs
-    from modelfleet.workers.runtimes import PaddleRunner
-    from modelfleet.workers.sources import SourceModel
-
-    request = json.loads((directory / REQUEST).read_text())
-    specs = [InputSpec.model_validate(raw) for raw in request["inputs"]]
-    with np.load(directory / INPUTS, allow_pickle=False) as data:
-        samples = unpack_samples({k: np.asarray(data[k]) for k in data.files}, request["samples"])
-    result: dict[str, Any] = {"runtime": None, "inputs": [], "outputs": [], "failure": None}
-    results: list[list[Array]] = []
-    failure: RecordedFailure | None = None
-    try:
-        runner = PaddleRunner(SourceModel("paddle", model_file.parent, model_file, params_file))
-    except Exception as err:
-        failure = RecordedFailure.of("load", err)
-    else:
-        result["runtime"] = runner.name
-        result["inputs"] = [tensor_to_wire(t) for t in runner.inputs]
-        result["outputs"] = [tensor_to_wire(t) for t in runner.outputs]
-        try:
-            check_inputs(specs, runner.inputs)  # validation refuses such inputs before any run
-        except Exception as err:
-            failure = RecordedFailure.of("run", err, 0)
-        for index, feeds in enumerate(samples if failure is None else []):
-            try:
-                results.append(runner.run(feeds))
-            except Exception as err:
-                failure = RecordedFailure.of("run", err, index)
-                break
-        settings = request.get("benchmark")
-        if failure is None and settings is not None and samples:
-            try:
-                result["durationsS"] = bench.time_runs(
-                    lambda: runner.run(samples[0]),
-                    warmup=int(settings["warmup"]),
-                    iterations=int(settings["iterations"]),
-                )
-                result["benchmark"] = settings
-            except Exception as err:
-                failure = RecordedFailure.of("benchmark", err)
-    result["failure"] = failure.to_wire() if failure is not None else None
-    with (directory / OUTPUTS).open("wb") as handle:
-        np.savez(handle, allow_pickle=False, **pack_outputs(results))
-    partial = directory / f".{RESULT}.partial"
-    partial.write_text(json.dumps(result))
-    os.replace(partial, directory / RESULT)  # LAST: its presence means the record is complete

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from modelfleet.api.conversion import TargetFormat
 from modelfleet.remedies import Budget, Evidence, GraphFacts, Settings, Stage, alternatives
@@ -97,7 +97,7 @@ class RemedyResult(Generic[T]):
 
     def status_lines(self) -> list[str]:
         """`status.validation[].remedies`: one line per alternative, in order."""
-        return [f"{t.settings.describe(self.requested)}: {_verdict(t.outcome)}" for t in self.tried]
+        return self.section().status_lines()
 
 
 def run_remedies(
@@ -202,21 +202,6 @@ def outcome_of_validation(
 
 def _nan(value: float | None) -> bool:
     return value is not None and math.isnan(value)
-
-
-def _verdict(outcome: Outcome[Any]) -> str:
-    if outcome.passed:
-        return "passed"
-    evidence = outcome.evidence
-    reason = evidence.reason if evidence else "failed"
-    if evidence is not None and evidence.nan:
-        return f"{reason} (NaN)"
-    numbers = []
-    if outcome.cosine is not None and not math.isnan(outcome.cosine):
-        numbers.append(f"cosine {outcome.cosine:.6f}")
-    if outcome.max_abs is not None and not math.isnan(outcome.max_abs):
-        numbers.append(f"max abs {outcome.max_abs:.3g}")
-    return f"{reason} ({', '.join(numbers)})" if numbers else reason
 
 
 def _record(tried: Tried[T], requested: Settings) -> RemedyAttempt:

@@ -6,11 +6,8 @@
   (measured: 4e-45, -1e26, 2e25, -7e-5 for the same model), so InstanceNormalization computes
   NaN, near-zero or almost right outputs at random. This copies the program's epsilon into
   each InstanceNormalization node. Legacy `.pdmodel` programs store a float and export right.
-- `to_fp16_keeping`, `quantize_static_keeping`, `quantize_dynamic_keeping`: the transforms of
-  `modelfleet.workers.quantize` with the settings' nodes and op types kept in float32 (fp16:
-  the converter's block lists on top of its default one; int8: excluded from quantization).
-  They take the place of `quantize.to_fp16` / `quantize_static_qdq` / `quantize_dynamic_int8`
-  once those accept the float sets.
+- `produce`: the repairs, then the transform of `modelfleet.workers.quantize` with the
+  settings' nodes and op types kept in float32.
 """
 
 from __future__ import annotations
@@ -22,9 +19,9 @@ from typing import Any, Literal
 
 from modelfleet.api.conversion import TargetFormat
 from modelfleet.remedies import REPAIR_NORM_EPSILON, GraphFacts, Settings
+from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds
 from modelfleet.workers.errors import InvalidModel
-from modelfleet.workers.quantize import topological_sort
 
 NORM_OPS = ("group_norm", "instance_norm")
 Quantization = Literal["static", "dynamic"]
@@ -55,13 +52,14 @@ def produce(
     if fmt == "onnx":
         shutil.copyfile(fp32, out)
         return []
+    keep = {"float_nodes": settings.float_nodes, "float_op_types": settings.float_op_types}
     if fmt == "onnx-fp16":
-        return to_fp16_keeping(fp32, out, settings)
+        return quantize.to_fp16(fp32, out, **keep)
     if quantization == "dynamic":
-        return quantize_dynamic_keeping(fp32, out, settings)
+        return quantize.quantize_dynamic_int8(fp32, out, **keep)
     if not calibration:
         raise InvalidModel("static int8 quantization needs calibration samples")
-    return quantize_static_keeping(fp32, out, calibration, work_dir, settings)
+    return quantize.quantize_static_qdq(fp32, out, calibration, work_dir, **keep)
 
 
 def graph_facts(path: Path) -> GraphFacts:
@@ -158,93 +156,3 @@ def _norm_above(producer: Mapping[str, Any], output: str, depth: int = 8) -> Any
                 return node
         frontier = [producer[i] for node in frontier for i in node.input if i in producer]
     return None
-
-
-def float_node_names(model: Any, settings: Settings) -> list[str]:
-    """The nodes of `model` the settings keep in float, in graph order: those named, those
-    ORT's pre-processing fused from a named one (`MatMul.0/MatMulAddFusion`), and every node
-    of a named op type."""
-    named, types = set(settings.float_nodes), set(settings.float_op_types)
-    return [
-        n.name
-        for n in model.graph.node
-        if n.name in named or n.name.split("/", 1)[0] in named or n.op_type in types
-    ]
-
-
-def to_fp16_keeping(src: Path, dst: Path, settings: Settings) -> list[str]:
-    """fp16 with `keep_io_types` (as today) and the settings' float sets blocked."""
-    import onnx
-    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
-    model = onnx.load(str(src))
-    kept = float_node_names(model, settings)
-    converted = convert_float_to_float16(
-        model,
-        keep_io_types=True,
-        disable_shape_infer=False,
-        op_block_list=sorted({*DEFAULT_OP_BLOCK_LIST, *settings.float_op_types}),
-        node_block_list=list(settings.float_nodes),
-    )
-    topological_sort(converted.graph)
-    onnx.save(converted, str(dst))
-    return kept
-
-
-def quantize_static_keeping(
-    src: Path, dst: Path, calibration: Sequence[Feeds], work_dir: Path, settings: Settings
-) -> list[str]:
-    """Static QDQ int8 as `quantize.quantize_static_qdq`, the settings' float sets excluded.
-    Returns the nodes kept in float (names after ORT's pre-processing; a named node that
-    pre-processing fused away is not among them)."""
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from modelfleet.workers.quantize import _Quiet
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._samples: Iterator[Feeds] = iter(calibration)
-
-        def get_next(self) -> dict[str, Any] | None:
-            return next(self._samples, None)
-
-    prepared = work_dir / "quant-preprocessed.onnx"
-    with _Quiet():
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        kept = float_node_names(onnx.load(str(prepared)), settings)
-        quantize_static(
-            str(prepared),
-            str(dst),
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=kept,
-            calibrate_method=CalibrationMethod.MinMax,
-            calibration_cache_path=work_dir / "calibration.cache",
-        )
-    return kept
-
-
-def quantize_dynamic_keeping(src: Path, dst: Path, settings: Settings) -> list[str]:
-    """Dynamic int8 as `quantize.quantize_dynamic_int8`, the settings' float sets excluded."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from modelfleet.workers.quantize import _Quiet
-
-    kept = float_node_names(onnx.load(str(src)), settings)
-    with _Quiet():
-        quantize_dynamic(
-            str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=kept
-        )
-    return kept

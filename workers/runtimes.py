@@ -19,7 +19,8 @@ import numpy.typing as npt
 
 from modelfleet.artifacts import TensorSignature
 from modelfleet.workers.datasets import TensorInfo
-from modelfleet.workers.errors import InvalidModel
+from modelfleet.workers.errors import InvalidModel, ReferenceFailed
+from modelfleet.workers.references import tensor_from_wire, tensor_to_wire
 from modelfleet.workers.sources import SourceModel
 
 Array = npt.NDArray[Any]
@@ -65,6 +66,22 @@ class OnnxInfo:
         return (
             [sig(t, i) for i, t in enumerate(self.inputs)],
             [sig(t, i) for i, t in enumerate(self.outputs)],
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """JSON, for the stage child that inspects a model (`modelfleet.workers.convert`)."""
+        return {
+            "opset": self.opset,
+            "inputs": [tensor_to_wire(t) for t in self.inputs],
+            "outputs": [tensor_to_wire(t) for t in self.outputs],
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> OnnxInfo:
+        return cls(
+            opset=int(raw["opset"]),
+            inputs=[tensor_from_wire(t) for t in raw["inputs"]],
+            outputs=[tensor_from_wire(t) for t in raw["outputs"]],
         )
 
 
@@ -137,10 +154,26 @@ def _ort_info(node: Any) -> TensorInfo:
     return TensorInfo(node.name, _ORT_TYPES.get(node.type, str(node.type)), shape)
 
 
-class PaddleRunner:
-    """Paddle Inference predictor on CPU, the reference runtime."""
+def describe_config(mkldnn: bool, ir_optim: bool) -> str:
+    """`oneDNN on, IR optimisation off`: a Paddle Inference configuration, for messages."""
+    return f"oneDNN {'on' if mkldnn else 'off'}, IR optimisation {'on' if ir_optim else 'off'}"
 
-    def __init__(self, source: SourceModel, *, threads: int | None = None):
+
+class PaddleRunner:
+    """Paddle Inference predictor on CPU, the reference runtime.
+
+    `mkldnn=False` / `ir_optim=False` turn oneDNN / IR optimisation off (both are on by
+    default); `config` says what the predictor actually runs with. A failure of a run is
+    ReferenceFailed: Paddle Inference itself could not compute the reference."""
+
+    def __init__(
+        self,
+        source: SourceModel,
+        *,
+        threads: int | None = None,
+        mkldnn: bool = True,
+        ir_optim: bool = True,
+    ):
         from paddle import inference
 
         if source.params_file is None:
@@ -149,6 +182,11 @@ class PaddleRunner:
         config.disable_gpu()
         config.disable_glog_info()
         config.set_cpu_math_library_num_threads(threads or default_threads())
+        if not mkldnn:
+            config.disable_mkldnn()
+        if not ir_optim:
+            config.switch_ir_optim(False)
+        self.config = {"mkldnn": bool(config.mkldnn_enabled()), "irOptim": bool(config.ir_optim())}
         try:
             self._predictor = inference.create_predictor(config)
         except Exception as err:
@@ -181,7 +219,14 @@ class PaddleRunner:
             handle = self._predictor.get_input_handle(name)
             handle.reshape(list(value.shape))
             handle.copy_from_cpu(np.ascontiguousarray(value))
-        self._predictor.run()
+        try:
+            self._predictor.run()
+        except Exception as err:
+            settings = describe_config(self.config["mkldnn"], self.config["irOptim"])
+            raise ReferenceFailed(
+                f"Paddle Inference failed to run the source model ({settings}): "
+                f"{type(err).__name__}: {_first_line(err)}"
+            ) from err
         return [
             np.asarray(self._predictor.get_output_handle(name).copy_to_cpu())
             for name in self._output_names

@@ -25,7 +25,15 @@ from modelfleet.artifacts import Manifest, SourceRef, conversion_config
 from modelfleet.comparison import effective_rule
 from modelfleet.jobrequests import validation_settings_digest
 from modelfleet.reasons import EXIT_CODES
-from modelfleet.reports import ConversionSection, FailureInfo, Report, SourceInfo, write_probe
+from modelfleet.reports import (
+    ConversionSection,
+    FailureInfo,
+    RemediesSection,
+    Report,
+    SourceInfo,
+    ValidationSection,
+    write_probe,
+)
 from modelfleet.workers.convert import Calibration, ConversionResult, convert_model
 from modelfleet.workers.datasets import Feeds, dataset_samples, load_npz, seeded_samples
 from modelfleet.workers.paddle2onnx_child import PaddleChild
@@ -182,6 +190,15 @@ def validate_target(
     return dataclasses.replace(outcome, section=section)
 
 
+def tolerance_message(fmt: TargetFormat, section: ValidationSection) -> str:
+    """The one line of a failed validation (the report's, the Job's, the CLI's and hence the
+    condition's): what fell outside the tolerance, then the diverging node when one was named."""
+    text = f"{fmt} differs from the reference: " + "; ".join(section.failures)[:1500]
+    if section.divergence is not None:
+        text += f"; {section.divergence.describe()}"
+    return text
+
+
 def validation_report(
     outcome: ValidationOutcome,
     *,
@@ -190,13 +207,14 @@ def validation_report(
     source: SourceInfo,
     now: datetime,
     conversion: ConversionSection | None = None,
+    remedies: RemediesSection | None = None,
 ) -> Report:
     """report.json after a validation; a failed one carries the ToleranceExceeded failure."""
     failure = None
     if not outcome.passed:
         failure = FailureInfo(
             reason="ToleranceExceeded",
-            message="; ".join(outcome.section.failures)[:2000],
+            message=tolerance_message(fmt, outcome.section),
             exit_code=EXIT_CODES["ToleranceExceeded"],
         )
     return Report(
@@ -206,6 +224,7 @@ def validation_report(
         passed=outcome.passed,
         conversion=conversion,
         validation=outcome.section,
+        remedies=remedies,
         failure=failure,
         updated_at=now.isoformat(),
     )

@@ -25,7 +25,7 @@ from modelfleet.reports import BenchmarkSection, ValidationSection
 from modelfleet.workers import benchmark as bench
 from modelfleet.workers.datasets import Feeds, check_inputs, seeded_samples
 from modelfleet.workers.errors import InvalidModel
-from modelfleet.workers.references import RecordedReference
+from modelfleet.workers.references import RecordedReference, reference_info
 from modelfleet.workers.runtimes import Runner
 
 PROBE_SAMPLES = 4
@@ -106,6 +106,7 @@ def validate_model(
         samples=len(samples),
         batch_size=validation.batch_size,
         reference_runtime=reference.name,
+        reference=reference_info(reference),
         candidate_runtime=candidate.name,
         output_mapping="name" if how == "name" else "position",
         outputs=list(comparison.outputs),

@@ -115,6 +115,7 @@ def _evidence(
         source_latency=_latency(bench.source) if bench else None,
         target_latency=_latency(bench.target) if bench else None,
         speedup=bench.speedup if bench else None,
+        remedies=report.remedies.status_lines()[:16] if report.remedies else [],
     )
     failure = report.failure
     return ValidationEvidence(

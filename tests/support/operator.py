@@ -14,8 +14,33 @@ from modelfleet.api.base import GROUP, VERSION
 from modelfleet.dev.components import start_operator
 from modelfleet.dev.processes import ManagedProcess
 from modelfleet.dev.samples import SampleModel
+from modelfleet.storage import Storage
 
 PLURAL = "modelconversions"
+
+
+def create_conversion(
+    kube_client: Any, storage: Storage, namespace: str, sample: SampleModel, **spec: Any
+) -> Callable[[], dict[str, Any]]:
+    """Upload `sample`'s files, create a ModelConversion named after it with `spec`, and
+    return a reader of the object."""
+    from kubernetes import client
+
+    prefix = f"models/{sample.name}-{namespace}/"
+    for path in (sample.model_file, sample.params_file):
+        assert path is not None
+        storage.put_file(prefix + path.name, path)
+    body = make_conversion_body(sample.name, sample, storage.uri(prefix), **spec)
+    objects = client.CustomObjectsApi(kube_client)
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    def read() -> dict[str, Any]:
+        found: dict[str, Any] = objects.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, sample.name
+        )
+        return found
+
+    return read
 
 
 @dataclass

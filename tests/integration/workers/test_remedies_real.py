@@ -11,48 +11,26 @@ import numpy as np
 import onnx
 import pytest
 
-from modelfleet.api.conversion import InputSpec, Target, Tolerance, Validation
+from modelfleet.api.conversion import Target, Tolerance, Validation
 from modelfleet.comparison import effective_rule
-from modelfleet.dev.samples import SampleModel, classification_dataset, save_inference_model
+from modelfleet.dev.samples import SampleModel, classification_dataset
 from modelfleet.remedies import REPAIRS, Budget, GraphFacts, Settings
+from modelfleet.workers import quantize
 from modelfleet.workers.convert import convert_model
 from modelfleet.workers.remedies import Outcome, outcome_of_validation, run_remedies
 from modelfleet.workers.repairs import (
     graph_facts,
     produce,
     program_norm_epsilons,
-    to_fp16_keeping,
 )
 from modelfleet.workers.runtimes import OrtRunner, Runner, reference_runner
 from modelfleet.workers.sources import SourceModel, locate_source
 from modelfleet.workers.validate import validate_model
+from support.hostile_models import groupnorm_gelu
 
 pytestmark = pytest.mark.paddle
 
 QUICK = Validation.model_validate({"samples": 4, "benchmark": {"warmup": 1, "iterations": 3}})
-
-
-def build_groupnorm_gelu(out_dir: Path, seed: int = 0) -> SampleModel:
-    """conv → GroupNorm(8, 32) → GELU → 1x1 conv: the shape the issue met failing."""
-    import paddle
-    from paddle import nn
-
-    class GroupNormGelu(nn.Layer):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2D(3, 32, 3, padding=1)
-            self.norm = nn.GroupNorm(8, 32)
-            self.act = nn.GELU()
-            self.head = nn.Conv2D(32, 4, 1)
-
-        def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-            return self.head(self.act(self.norm(self.conv(x))))
-
-    paddle.seed(seed)
-    model = GroupNormGelu()
-    model.eval()
-    spec = InputSpec(name="x", shape=[1, 3, 16, 16], range=[-1.0, 1.0])
-    return save_inference_model("groupnorm-gelu", model, out_dir, [spec], seed)
 
 
 def _epsilon(path: Path) -> float:
@@ -92,7 +70,7 @@ def _fp32_attempt(
 
 
 def test_groupnorm_export_is_remedied_and_recorded(tmp_path: Path) -> None:
-    sample = build_groupnorm_gelu(tmp_path / "src")
+    sample = groupnorm_gelu(tmp_path / "src")
     source = locate_source(sample.model_dir)
     assert program_norm_epsilons(source.model_file) == [("group_norm", 0, 1e-05)]
     reference = reference_runner(source, threads=1)
@@ -132,7 +110,8 @@ def test_groupnorm_export_is_remedied_and_recorded(tmp_path: Path) -> None:
     # fp16 of the repaired graph, InstanceNormalization kept in float32, passes fp16's rule
     fp16 = tmp_path / "fp16.onnx"
     keep = Settings(17, REPAIRS, (), ("InstanceNormalization",))
-    assert to_fp16_keeping(outcome.result, fp16, keep) == ["InstanceNormalization.0"]
+    kept = quantize.to_fp16(outcome.result, fp16, float_op_types=keep.float_op_types)
+    assert kept == ["InstanceNormalization.0"]
     _assert_reads_float32(fp16, "InstanceNormalization")
     checked = validate_model(
         reference=reference,
@@ -160,7 +139,7 @@ def _assert_reads_float32(path: Path, op_type: str) -> None:
 def test_other_opsets_alone_only_reroll_the_epsilon(tmp_path: Path) -> None:
     """Record of the variation: every opset writes a random epsilon (one mapper serves all),
     so an opset passes or fails by chance; the repair, not the opset, is the remedy."""
-    sample = build_groupnorm_gelu(tmp_path / "src")
+    sample = groupnorm_gelu(tmp_path / "src")
     source = locate_source(sample.model_dir)
     reference = reference_runner(source, threads=1)
     attempt = _fp32_attempt(source, sample, reference, tmp_path / "work")
@@ -248,3 +227,16 @@ def _assert_float(path: Path, kept: list[str], *, quantized: set[str]) -> None:
             assert not set(node.output) & quantizing, f"{node.name}'s output is quantized"
         elif node.name in quantized:
             assert weights_dq, f"{node.name} was not quantized"
+
+
+def test_the_specs_keep_float_reaches_the_fp16_conversion(tmp_path: Path) -> None:
+    """`keepFloat` of the spec is honoured by the conversion itself, not only by remedies."""
+    sample = groupnorm_gelu(tmp_path / "src")
+    target = Target.model_validate(
+        {"format": "onnx-fp16", "keepFloat": {"opTypes": ["InstanceNormalization"]}}
+    )
+    result = convert_model(
+        locate_source(sample.model_dir), target, tmp_path / "out", specs=sample.input_specs()
+    )
+    _assert_reads_float32(result.model_path, "InstanceNormalization")
+    assert result.fp32_path is not None and result.fp32_path.is_file()  # kept for divergence

@@ -20,6 +20,7 @@ from modelfleet.workers import runtimes
 from modelfleet.workers.benchmark import summarize, time_runs
 from modelfleet.workers.datasets import TensorInfo
 from modelfleet.workers.errors import InvalidModel, WorkerError, classify, error_of
+from modelfleet.workers.paddle_reference import record_reference
 from modelfleet.workers.references import (
     CHILD_EXIT,
     RecordedFailure,
@@ -31,7 +32,6 @@ from modelfleet.workers.references import (
     pack_outputs,
     pack_samples,
     plan_reference,
-    record_reference,
     tensor_from_wire,
     tensor_to_wire,
     unpack_outputs,
@@ -52,10 +52,18 @@ class FakePaddle:
     fail_run_at: int | None = None
     runs = 0
 
-    def __init__(self, source: Any, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        *,
+        threads: int | None = None,
+        mkldnn: bool = True,
+        ir_optim: bool = True,
+    ) -> None:
         if FakePaddle.fail_load is not None:
             raise FakePaddle.fail_load
         self.name = "paddle.inference fake (CPU)"
+        self.config = {"mkldnn": mkldnn, "irOptim": ir_optim}
         self.inputs = [TensorInfo("x", "float32", (None, 4))]
         self.outputs = [
             TensorInfo("scores", "float32", (None, 3)),
@@ -289,7 +297,7 @@ class TestFailures:
         assert (plan.directory / CHILD_EXIT).exists()
         with pytest.raises(WorkerError, match="killed by SIGSEGV") as caught:
             load_reference(plan)
-        assert classify(caught.value).reason == "InternalError"
+        assert classify(caught.value).reason == "ConverterCrashed"  # was InternalError (issue 11)
 
     def test_a_complete_record_is_never_overridden_by_the_exit_note(self, tmp_path: Path) -> None:
         plan, directory = recorded(tmp_path)

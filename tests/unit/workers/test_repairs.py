@@ -13,8 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from modelfleet.remedies import Settings
 from modelfleet.workers.errors import InvalidModel
+from modelfleet.workers.quantize import float_node_names
 from modelfleet.workers.repairs import (
-    float_node_names,
     produce,
     program_norm_epsilons,
     repair_norm_epsilon,
@@ -116,7 +116,8 @@ def test_float_sets_name_nodes_fused_ones_and_op_types(tmp_path: Path) -> None:
     )
     model = helper.make_model(graph)
     settings = Settings(17, (), ("MatMul.0", "Gone.7"), ("Resize",))
-    assert float_node_names(model, settings) == ["MatMul.0/MatMulAddFusion", "Resize.0"]
+    kept = float_node_names(model, settings.float_nodes, settings.float_op_types)
+    assert kept == ["MatMul.0/MatMulAddFusion", "Resize.0"]
 
 
 def _matmuls(path: Path) -> Path:

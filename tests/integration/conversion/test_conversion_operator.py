@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.dev.samples import SampleModel
@@ -229,6 +229,91 @@ def test_spec_changes_reconvert_only_when_the_artifact_changes(
     assert len(conversions.jobs("evolving", "convert-validate")) == 2
     assert len(conversions.jobs("evolving", "validate")) == 1
     assert reconverted["status"]["artifacts"][0]["uri"] != first["status"]["artifacts"][0]["uri"]
+
+
+def test_kubectl_wait_blocks_until_the_new_generation_is_ready(
+    operator: OperatorHandle,
+    conversions: Conversions,
+    mlp_source: tuple[SampleModel, str],
+    kube_apiserver: ApiServer,
+    tmp_path: Path,
+) -> None:
+    """A spec change makes the stored Ready=True stale: `kubectl wait` must not return on it,
+    only once the new generation itself is validated and approved."""
+    sample, uri = mlp_source
+    conversions.create(
+        make_conversion_body("waited", sample, uri, targets=[{"format": "onnx", "opset": 13}])
+    )
+    first = conversions.wait_phase("waited", "Succeeded")
+    conversions.patch_spec("waited", {"validation": {"seed": 7}})
+    generation = first["metadata"]["generation"] + 1
+    waiting = subprocess.Popen(
+        [
+            str(BIN / "kubectl"),
+            "wait",
+            "--for=condition=Ready",
+            "modelconversion/waited",
+            "-n",
+            conversions.namespace,
+            "--timeout=300s",
+        ],
+        env={**kube_apiserver.env(), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        observed = wait_for(
+            lambda: conversions.get("waited"),
+            lambda o: o["status"].get("observedGeneration") == generation,
+            what="generation observed",
+        )
+        assert _condition(observed, "Ready")["status"] == "False"
+        assert waiting.poll() is None, "kubectl wait returned on a stale Ready"
+        _, stderr = waiting.communicate(timeout=300)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, stderr
+    ready = conversions.get("waited")
+    assert _condition(ready, "Ready")["status"] == "True"
+    assert _condition(ready, "Ready")["observedGeneration"] == generation
+    assert len(conversions.jobs("waited", "validate")) == 1
+
+    # A change the stored evidence still covers: the pass that observes it is not Ready yet.
+    version = ready["metadata"]["resourceVersion"]
+    conversions.patch_spec("waited", {"jobTemplate": {"ttlSecondsAfterFinished": 600}})
+    seen = [
+        (c["status"], c["reason"])
+        for obj in _versions(conversions, "waited", version, until_generation=generation + 1)
+        for c in obj["status"]["conditions"]
+        if c["type"] == "Ready" and c.get("observedGeneration") == generation + 1
+    ]
+    assert seen[0] == ("False", "Reconciling") and seen[-1] == ("True", "Approved"), seen
+
+
+def _versions(
+    conversions: Conversions, name: str, resource_version: str, *, until_generation: int
+) -> list[dict[str, Any]]:
+    """Every version of the object after `resource_version`, until one is Ready at
+    `until_generation`, as a watch delivers them."""
+    found: list[dict[str, Any]] = []
+    stream = watch.Watch()
+    for event in stream.stream(
+        conversions.objects.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        conversions.namespace,
+        PLURAL,
+        field_selector=f"metadata.name={name}",
+        resource_version=resource_version,
+        timeout_seconds=120,
+    ):
+        obj = event["object"]
+        found.append(obj)
+        ready = _condition(obj, "Ready") if obj.get("status") else {}
+        if ready.get("observedGeneration") == until_generation and ready["status"] == "True":
+            stream.stop()
+    return found
 
 
 def test_metrics_report_conversions_by_phase_and_job_durations(

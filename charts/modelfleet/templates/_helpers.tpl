@@ -106,6 +106,10 @@ capabilities:
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "delete"]
+# Their Pods, read for the worker's termination message when a Job fails.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Device heartbeats, read into an index.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]

@@ -125,6 +125,26 @@ def test_missing_source_fails_with_source_not_found(
     assert conversions.jobs("ghost", "convert-validate") == []
 
 
+def test_a_source_without_a_model_fails_with_the_workers_own_message(
+    operator: OperatorHandle,
+    conversions: Conversions,
+    mlp_source: tuple[SampleModel, str],
+    storage: Storage,
+) -> None:
+    """The Job's condition only says "exit code 11"; the worker's termination message, read
+    from the Job's Pod, says which file is missing."""
+    sample, _ = mlp_source
+    storage.put_bytes("models/readme-only/README.md", b"# weights to follow\n")
+    body = make_conversion_body("readme", sample, storage.uri("models/readme-only/"))
+    conversions.create(body)
+    obj = conversions.wait_phase("readme", "Failed")
+    ready = _condition(obj, "Ready")
+    assert ready["reason"] == "SourceNotFound"
+    assert "no Paddle model file (*.json or *.pdmodel)" in ready["message"], ready
+    assert "(found: README.md)" in ready["message"]
+    assert "exit code" not in ready["message"]
+
+
 def test_tolerance_exceeded_fails_validation(
     operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
 ) -> None:
@@ -346,6 +366,8 @@ def test_stored_evidence_counts_only_for_the_same_input_specs(
     conversions.create(make_conversion_body("renamed", sample, uri, inputs=renamed))
     failed = conversions.wait_phase("renamed", "Failed")
     assert _condition(failed, "Ready")["reason"] == "InvalidModel"
+    message = _condition(failed, "Ready")["message"]
+    assert "inputs[0].name 'image' is not an input of the model" in message, message
     assert len(conversions.jobs("renamed", "validate")) == 1
 
     ranged = [{**first, "range": [-3.0, 3.0]}, *rest]

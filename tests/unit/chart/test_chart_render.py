@@ -32,6 +32,7 @@ OPERATOR_RULES = {
     ("modelfleet.io", "edgedeployments/status"): {"patch"},
     ("modelfleet.io", "edgedevices"): {"get", "list", "watch", "patch"},
     ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+    ("", "pods"): {"list"},
     ("coordination.k8s.io", "leases"): {"list", "watch"},
     ("", "events"): {"create", "patch"},
 }

@@ -349,6 +349,7 @@ def plan_conversion(
             artifacts=[t.artifact for t in targets if t.artifact is not None],
             validation=validations,
             jobs=jobs,
+            formats=",".join(t.target.format for t in targets),
         ),
         create_jobs=creates,
         requeue_after=None if phase in ("Succeeded", "Failed", "AwaitingApproval") else 5.0,

@@ -59,6 +59,11 @@ def assemble_plan(
         current_revision=progress.current,
         stable_revision=progress.stable,
         wave=progress.wave if progress.current is not None else None,
+        wave_progress=(
+            f"{progress.wave + 1}/{len(ctx.spec.strategy.waves)}"
+            if progress.current is not None
+            else None
+        ),
         wave_started_at=progress.wave_started_at,
         wave_completed_at=progress.wave_completed_at,
         promoted_wave=progress.promoted_wave,

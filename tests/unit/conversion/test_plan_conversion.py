@@ -217,6 +217,7 @@ def test_passed_validation_with_auto_approval_is_ready() -> None:
     assert condition(result, "Ready") == ("True", "Approved")
     assert result.create_jobs == ()
     assert result.requeue_after is None
+    assert result.status.formats == "onnx"
 
 
 def test_tolerance_exceeded_fails_with_the_reports_words() -> None:

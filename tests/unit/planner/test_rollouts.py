@@ -356,6 +356,7 @@ def test_a_spec_change_is_not_ready_in_the_pass_that_first_observes_it() -> None
     stable = make_status(current=1, stable=1, wave=2, phase="Succeeded")
     settled = plan(devices, status=stable, art=make_artifact(1), generation=1)
     assert settled.status.phase == "Succeeded"
+    assert (settled.status.wave, settled.status.wave_progress) == (2, "3/3")
     changed = plan(devices, status=settled.status, art=make_artifact(1), generation=2)
     ready = get_condition(changed.status.conditions, READY)
     assert ready is not None

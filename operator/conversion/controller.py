@@ -45,6 +45,7 @@ from modelfleet.operator.conversion.planner import (
     plan_conversion,
 )
 from modelfleet.operator.conversion.pods import worker_failure
+from modelfleet.operator.events import EventRecorder
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.storage import Storage, StorageError
 
@@ -66,6 +67,10 @@ class ConversionController:
     )
     _timed_jobs: set[str] = field(default_factory=set)
     """Jobs whose duration was observed: each is counted once per operator process."""
+    _events: EventRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._events = EventRecorder(self.api)
 
     def reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
         with self._locks[(namespace, name)]:
@@ -123,6 +128,8 @@ class ConversionController:
         for step, fmt in plan.create_jobs:
             self._create_job(conversion, requests[(step, fmt)])
         self._write_status(namespace, name, conversion.status, plan.status)
+        before = conversion.status.to_wire() if conversion.status else None
+        self._events.record(raw, before, plan.status.to_wire())
         self._record(namespace, name, conversion.status, plan, jobs)
         return plan
 

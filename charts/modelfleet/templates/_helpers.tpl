@@ -118,6 +118,10 @@ capabilities:
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Phase transitions of conversions and deployments, as series-aggregated Events.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "get", "patch"]
 {{- end -}}
 
 {{/* S3 settings and credentials (secretKeyRef): include with (list $ endpoint secretName). */}}

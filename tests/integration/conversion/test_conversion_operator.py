@@ -54,6 +54,13 @@ class Conversions:
             what=f"{name} phase in {phases}",
         )
 
+    def events(self, name: str) -> list[Any]:
+        """events.k8s.io/v1 Events about the conversion `name`."""
+        listed = client.EventsV1Api(self.objects.api_client).list_namespaced_event(
+            self.namespace, field_selector=f"regarding.name={name}"
+        )
+        return list(listed.items)
+
     def jobs(self, name: str, step: str) -> list[str]:
         listed = self.batch.list_namespaced_job(
             self.namespace, label_selector=f"{CONVERSION_LABEL}={name},{STEP_LABEL}={step}"
@@ -143,6 +150,14 @@ def test_a_source_without_a_model_fails_with_the_workers_own_message(
     assert "no Paddle model file (*.json or *.pdmodel)" in ready["message"], ready
     assert "(found: README.md)" in ready["message"]
     assert "exit code" not in ready["message"]
+    events = wait_for(
+        lambda: conversions.events("readme"),
+        lambda found: any(e.reason == "SourceNotFound" for e in found),
+        what="a SourceNotFound event",
+    )
+    failed = next(e for e in events if e.reason == "SourceNotFound")
+    assert failed.type == "Warning" and "(found: README.md)" in failed.note
+    assert failed.regarding.kind == "ModelConversion"
 
 
 def test_tolerance_exceeded_fails_validation(
@@ -309,6 +324,9 @@ def test_kubectl_wait_blocks_until_the_new_generation_is_ready(
         if c["type"] == "Ready" and c.get("observedGeneration") == generation + 1
     ]
     assert seen[0] == ("False", "Reconciling") and seen[-1] == ("True", "Approved"), seen
+    reasons = {e.reason: e for e in conversions.events("waited")}
+    assert {"Converting", "Validating", "Approved", "Reconciling"} <= set(reasons), reasons
+    assert reasons["Approved"].series is not None and reasons["Approved"].series.count >= 2
 
 
 def _versions(

@@ -35,6 +35,7 @@ OPERATOR_RULES = {
     ("", "pods"): {"list"},
     ("coordination.k8s.io", "leases"): {"list", "watch"},
     ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "get", "patch"},
 }
 
 EVERYTHING_ON = with_endpoint(

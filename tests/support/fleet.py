@@ -15,7 +15,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from unit.agent.builders import BIAS, WEIGHT, model_bytes, write_probe_for
+from unit.agent.builders import BIAS, WEIGHT, make_model_bytes, make_probe_file
 
 from modelfleet.agent.identity import provision_device
 from modelfleet.api.base import GROUP, VERSION
@@ -98,8 +98,8 @@ class Fleet:
     ) -> Artifact:
         """Upload a model whose weights are shifted by `weight_shift` and the probe of a model
         shifted by `probe_shift` (different shifts: the probe fails)."""
-        data = model_bytes(WEIGHT + weight_shift, BIAS, padding=padding)
-        probe = write_probe_for(self.root / f"{name}.npz", WEIGHT + probe_shift, BIAS)
+        data = make_model_bytes(WEIGHT + weight_shift, BIAS, padding=padding)
+        probe = make_probe_file(self.root / f"{name}.npz", WEIGHT + probe_shift, BIAS)
         prefix = f"{self.namespace}/{name}"
         self.storage.put_bytes(f"{prefix}/model.onnx", data)
         self.storage.put_file(f"{prefix}/probe.npz", probe)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -35,6 +36,9 @@ POD_BACKOFF = Backoff(initial=1.0, max=32.0)
 counted one, doubling to 32 s (the Job controller waits 10 s doubling to 6 min: a dev loop
 wants its retries sooner)."""
 _PASSED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+_LOG_FALLBACK_LINES, _LOG_FALLBACK_BYTES = 80, 2048
+"""What the kubelet takes from the log's tail for FallbackToLogsOnError."""
 
 
 def _now() -> dt.datetime:
@@ -59,6 +63,7 @@ class Attempt:
     failed: int
     pod_name: str
     log_path: Path
+    termination_path: Path
 
 
 @dataclass
@@ -117,10 +122,18 @@ class JobRunner:
             return
         container = job.spec.template.spec.containers[0]
         failed = self._failures.get(key, (job.status.failed or 0) if job.status else 0)
-        pod_name = f"{job.metadata.name}-{failed}"
+        pod_name = f"{job.metadata.name}-{secrets.token_hex(3)}"
         log_path = self.log_dir / f"{key[0]}_{job.metadata.name}_{failed}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [*(container.command or []), *(container.args or [])]
+        termination_path = log_path.with_suffix(".termination")
+        termination_path.write_bytes(b"")
+        argv = [
+            *(container.command or []),
+            *(container.args or []),
+            "--termination-log",
+            str(termination_path),
+        ]
+        self._create_pod(job, pod_name, started)
         with log_path.open("wb") as output:
             process = subprocess.Popen(
                 argv,
@@ -131,7 +144,9 @@ class JobRunner:
                 cwd=container.working_dir or None,
                 start_new_session=True,
             )
-        self._attempts[key] = Attempt(process, started, failed, pod_name, log_path)
+        self._attempts[key] = Attempt(
+            process, started, failed, pod_name, log_path, termination_path
+        )
         self._patch_status(
             job, {"startTime": _timestamp(started), "active": 1, "ready": 1, "failed": failed}
         )
@@ -143,6 +158,7 @@ class JobRunner:
             # The Job controller checks the deadline before counting succeeded pods, so a pod
             # that exits after the deadline but before the next sync still fails the Job.
             self._kill(self._attempts.pop(key))
+            self._pod_terminated(job, attempt, job.spec.template.spec.containers[0], 137)
             self._finish(
                 key,
                 job,
@@ -156,6 +172,7 @@ class JobRunner:
             return
         del self._attempts[key]
         container = job.spec.template.spec.containers[0]
+        self._pod_terminated(job, attempt, container, exit_code)
         outcome = attempt_outcome(
             exit_code=exit_code,
             failed_so_far=attempt.failed,
@@ -230,6 +247,65 @@ class JobRunner:
             reason=outcome.reason,
         )
 
+    def _create_pod(self, job: Any, name: str, started: dt.datetime) -> None:
+        """The attempt's Pod, as the Job controller creates it; Running, as the kubelet says."""
+        template = self.api.sanitize_for_serialization(job.spec.template)
+        labels = {
+            **(template.get("metadata") or {}).get("labels", {}),
+            JOB_NAME_LABEL: job.metadata.name,
+        }
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job.metadata.name,
+            "uid": job.metadata.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        body = {
+            "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+            "spec": template["spec"],
+        }
+        core = client.CoreV1Api(self.api)
+        core.create_namespaced_pod(job.metadata.namespace, body)
+        container = template["spec"]["containers"][0]["name"]
+        running = {"running": {"startedAt": _timestamp(started)}}
+        status: dict[str, Any] = {
+            "phase": "Running",
+            "startTime": _timestamp(started),
+            "containerStatuses": [_container_status(container, running, job)],
+        }
+        core.patch_namespaced_pod_status(name, job.metadata.namespace, {"status": status})
+
+    def _pod_terminated(self, job: Any, attempt: Attempt, container: Any, exit_code: int) -> None:
+        """The kubelet's last word on the attempt: exit code, times and termination message."""
+        message = attempt.termination_path.read_text(errors="replace").strip()
+        if (
+            not message
+            and exit_code != 0
+            and container.termination_message_policy == ("FallbackToLogsOnError")
+        ):
+            message = _log_tail(attempt.log_path)
+        terminated = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "message": message,
+            "startedAt": _timestamp(attempt.started),
+            "finishedAt": _timestamp(_now()),
+        }
+        status = {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "containerStatuses": [
+                _container_status(container.name, {"terminated": terminated}, job)
+            ],
+        }
+        try:
+            client.CoreV1Api(self.api).patch_namespaced_pod_status(
+                attempt.pod_name, job.metadata.namespace, {"status": status}
+            )
+        except ApiException as err:  # never lose the attempt's outcome over its Pod
+            log.warning("pod status not written", pod=attempt.pod_name, error=describe(err))
+
     def _patch_status(self, job: Any, status: dict[str, Any]) -> None:
         self._batch.patch_namespaced_job_status(
             job.metadata.name, job.metadata.namespace, {"status": status}
@@ -272,3 +348,21 @@ class JobRunner:
 
 
 _DEADLINE_MESSAGE = "Job was active longer than specified deadline"
+
+
+def _container_status(name: str, state: dict[str, Any], job: Any) -> dict[str, Any]:
+    image = job.spec.template.spec.containers[0].image
+    ready = "running" in state
+    return {
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": ready,
+        "restartCount": 0,
+        "state": state,
+    }
+
+
+def _log_tail(path: Path) -> str:
+    lines = path.read_bytes()[-_LOG_FALLBACK_BYTES:].decode(errors="replace").splitlines()
+    return "\n".join(lines[-_LOG_FALLBACK_LINES:])

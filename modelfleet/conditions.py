@@ -14,8 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 from modelfleet.api.base import Condition, ConditionStatus
+
+READY: Final = "Ready"
+RECONCILING: Final = "Reconciling"
+"""Ready's reason in the pass that first observes a generation whose verdict would be Ready."""
 
 MESSAGE_LIMIT = 4096
 """`Condition.message` is capped by the CRD schema; longer messages are cut, never rejected."""
@@ -73,6 +78,38 @@ def set_condition(
     if previous is None:
         return [*conditions, condition]
     return [condition if c.type == type else c for c in conditions]
+
+
+def first_pass_not_ready(
+    conditions: Sequence[Condition],
+    *,
+    observed_generation: int | None,
+    generation: int | None,
+    now: datetime,
+) -> list[Condition] | None:
+    """Conditions with Ready=False (reason Reconciling) when this pass is the first to observe
+    `generation` after an earlier one and would say Ready=True; None when the conditions stand
+    as they are (a new object has nothing to inherit: its first verdict stands).
+
+    A fresh generation is never Ready by inheritance: `kubectl wait --for=condition=Ready`
+    and GitOps health checks read Ready together with its observedGeneration, so the pass that
+    first stamps the new generation must not carry a Ready=True decided from evidence an
+    earlier generation left. The status write wakes the reconciler again, and that pass (the
+    generation now observed) says Ready=True if the evidence still holds.
+    """
+    ready = get_condition(conditions, READY)
+    fresh = observed_generation is not None and observed_generation != generation
+    if not fresh or ready is None or ready.status != "True":
+        return None
+    return set_condition(
+        conditions,
+        type=READY,
+        status="False",
+        reason=RECONCILING,
+        message=f"generation {generation} observed; checking it before it is Ready",
+        now=now,
+        observed_generation=generation,
+    )
 
 
 def remove_condition(conditions: Sequence[Condition], type: str) -> list[Condition]:

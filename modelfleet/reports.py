@@ -285,6 +285,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def read_termination_failure(text: str) -> tuple[str, str] | None:
+    """(reason, message) of a failure termination line; None for a success line, or for text
+    that is no termination line at all (`FallbackToLogsOnError` puts the log's tail there
+    when the worker died before writing one)."""
+    try:
+        data = json.loads(text.strip().splitlines()[-1]) if text.strip() else None
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("ok") is not False:
+        return None
+    reason, message = data.get("reason"), data.get("message")
+    if not isinstance(reason, str) or not reason or not isinstance(message, str):
+        return None
+    return reason, message
+
+
 def write_termination_log(path: Path | None, payload: Mapping[str, Any]) -> bool:
     """Write the one-line message; False (never an exception) when the path is unwritable."""
     if path is None:

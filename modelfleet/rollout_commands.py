@@ -18,16 +18,36 @@ from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentStatus
 from modelfleet.kube import api_client
 
 
-def rollback_patch(status: EdgeDeploymentStatus, to_revision: int | None) -> dict[str, Any]:
-    """The spec.model patch that returns to `to_revision` (default: the stable revision, else
-    the newest revision before the current one)."""
+def previous_revision(status: EdgeDeploymentStatus) -> int:
+    """The revision `rollback` returns to by default: the newest one before the current one,
+    like `kubectl rollout undo`.
+
+    Revisions the operator already rolled back are skipped (returning to a model the fleet
+    refused helps no one), and so are revisions of the current artifact, since pinning the
+    model the fleet runs changes nothing: that was a silent no-op rollback before."""
     history = {record.revision: record for record in status.history}
-    if to_revision is None:
-        older = [
-            r for r in history if status.current_revision is None or r < status.current_revision
-        ]
-        to_revision = status.stable_revision or (max(older) if older else None)
-    if to_revision is None or to_revision not in history:
+    current = history.get(status.current_revision) if status.current_revision else None
+    if current is None:
+        raise click.ClickException("nothing to roll back: no revision has been rolled out yet")
+    earlier = [
+        record.revision
+        for record in status.history
+        if record.revision < current.revision
+        and record.outcome != "RolledBack"
+        and record.sha256 != current.sha256
+    ]
+    if not earlier:
+        raise click.ClickException(
+            f"nothing to roll back to: revision {current.revision} is the only one in history "
+            f"with a different artifact that was not rolled back"
+        )
+    return max(earlier)
+
+
+def rollback_patch(status: EdgeDeploymentStatus, to_revision: int) -> dict[str, Any]:
+    """The spec.model patch that returns to `to_revision`."""
+    history = {record.revision: record for record in status.history}
+    if to_revision not in history:
         known = ", ".join(str(r) for r in sorted(history)) or "none"
         raise click.ClickException(f"revision {to_revision} not in history (known: {known})")
     record = history[to_revision]
@@ -78,16 +98,26 @@ _kubeconfig = click.option("--kubeconfig", type=click.Path(exists=True), default
 
 @click.command()
 @click.argument("name")
-@click.option("--to-revision", type=int, default=None, help="Default: the stable revision.")
+@click.option(
+    "--to-revision",
+    type=int,
+    default=None,
+    help="Default: the newest earlier revision with a different artifact, not rolled back.",
+)
 @_namespace
 @_kubeconfig
 def rollback(name: str, to_revision: int | None, namespace: str, kubeconfig: str | None) -> None:
     """Point an EdgeDeployment back at an earlier revision's artifact."""
     deployments = _Deployments(kubeconfig, namespace)
-    patch = rollback_patch(deployments.status(name), to_revision)
+    status = deployments.status(name)
+    target = previous_revision(status) if to_revision is None else to_revision
+    patch = rollback_patch(status, target)
     deployments.patch(name, patch)
     model = patch["spec"]["model"]
-    click.echo(f"edgedeployment/{name} model pinned to {model['uri']} ({model['sha256'][:12]})")
+    click.echo(
+        f"edgedeployment/{name} rolled back from revision {status.current_revision} to "
+        f"revision {target}: model pinned to {model['uri']} ({model['sha256'][:12]})"
+    )
 
 
 @click.command()

@@ -1,13 +1,20 @@
 """`modelfleet status`: ModelConversions and EdgeDeployments in tables, like `kubectl get` but
-with the numbers that matter: worst error and speedup per target, wave and device counts."""
+with the numbers that matter: worst error and speedup per target, wave and device counts.
+
+`-o wide` adds the Ready condition's message (the worker's own words when a Job failed);
+`-o json|yaml` prints both kinds as one `List`, as `kubectl get -o json` would. Off a terminal
+(a pipe, a file, CI logs) tables are as wide as their content: nothing is cut to 80 columns."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -43,7 +50,16 @@ def _number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def conversion_rows(items: Sequence[dict[str, Any]], now: dt.datetime) -> list[list[str]]:
+def _ready_message(status: dict[str, Any]) -> str:
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+    )
+    return str(ready.get("message", ""))
+
+
+def conversion_rows(
+    items: Sequence[dict[str, Any]], now: dt.datetime, *, wide: bool = False
+) -> list[list[str]]:
     """One row per (conversion, target): pure, so the table's content is testable."""
     rows = []
     for item in items:
@@ -66,12 +82,15 @@ def conversion_rows(items: Sequence[dict[str, Any]], now: dt.datetime) -> list[l
                     _number(found.get("speedup"), ".2f") + ("x" if found.get("speedup") else ""),
                     ready.get("reason", "") if first else "",
                     age(meta.get("creationTimestamp"), now) if first else "",
+                    *([_ready_message(status) if first else ""] if wide else []),
                 ]
             )
     return rows
 
 
-def deployment_rows(items: Sequence[dict[str, Any]], now: dt.datetime) -> list[list[str]]:
+def deployment_rows(
+    items: Sequence[dict[str, Any]], now: dt.datetime, *, wide: bool = False
+) -> list[list[str]]:
     rows = []
     for item in items:
         meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
@@ -88,6 +107,7 @@ def deployment_rows(items: Sequence[dict[str, Any]], now: dt.datetime) -> list[l
                 "-" if wave is None else f"{wave + 1}/{waves}",
                 *(str(counts.get(key, 0)) for key in _COUNTS),
                 age(meta.get("creationTimestamp"), now),
+                *([_ready_message(status)] if wide else []),
             ]
         )
     return rows
@@ -103,22 +123,48 @@ def _table(title: str, columns: Sequence[str], rows: list[list[str]], numeric: s
     return table
 
 
-def render_conversions(items: Sequence[dict[str, Any]], now: dt.datetime) -> Table:
+def render_conversions(
+    items: Sequence[dict[str, Any]], now: dt.datetime, *, wide: bool = False
+) -> Table:
     metrics = ("MAX ABS", "COSINE", "SPEEDUP")
     columns = ("NAMESPACE", "NAME", "PHASE", "TARGET", *metrics, "REASON", "AGE")
-    return _table("ModelConversions", columns, conversion_rows(items, now), set(metrics))
+    rows = conversion_rows(items, now, wide=wide)
+    return _table("ModelConversions", (*columns, *(_WIDE if wide else ())), rows, set(metrics))
 
 
-def render_deployments(items: Sequence[dict[str, Any]], now: dt.datetime) -> Table:
+def render_deployments(
+    items: Sequence[dict[str, Any]], now: dt.datetime, *, wide: bool = False
+) -> Table:
     counts = tuple(key.upper().replace("INFLIGHT", "IN FLIGHT") for key in _COUNTS)
     columns = ("NAMESPACE", "NAME", "PHASE", "REV/STABLE", "WAVE", *counts, "AGE")
-    return _table("EdgeDeployments", columns, deployment_rows(items, now), set(counts))
+    rows = deployment_rows(items, now, wide=wide)
+    return _table("EdgeDeployments", (*columns, *(_WIDE if wide else ())), rows, set(counts))
+
+
+_WIDE = ("MESSAGE",)
+
+
+def as_list(*groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The objects as one `kind: List`, without server bookkeeping nobody reads."""
+    items = []
+    for item in (item for group in groups for item in group):
+        meta = {k: v for k, v in item["metadata"].items() if k != "managedFields"}
+        items.append({**item, "metadata": meta})
+    return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
 @click.command()
 @click.option("--namespace", "-n", default=None, help="Only this namespace (default: all).")
 @click.option("--kubeconfig", type=click.Path(exists=True), default=None)
-def status(namespace: str | None, kubeconfig: str | None) -> None:
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "wide", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="wide adds each Ready message; json and yaml print the objects.",
+)
+def status(namespace: str | None, kubeconfig: str | None, output: str) -> None:
     """Show conversions (per-target error, speedup) and deployments (wave, device counts)."""
     from kubernetes import client
 
@@ -135,7 +181,16 @@ def status(namespace: str | None, kubeconfig: str | None) -> None:
             return found
 
         conversions, deployments = items(ModelConversion.PLURAL), items(EdgeDeployment.PLURAL)
+    if output == "json":
+        click.echo(json.dumps(as_list(conversions, deployments), indent=2))
+        return
+    if output == "yaml":
+        click.echo(yaml.safe_dump(as_list(conversions, deployments), sort_keys=False), nl=False)
+        return
     now = dt.datetime.now(dt.UTC)
-    console = Console()
-    console.print(render_conversions(conversions, now))
-    console.print(render_deployments(deployments, now))
+    # rich assumes 80 columns off a terminal and would cut cells ("Succee…"): a pipe gets
+    # tables as wide as their content instead.
+    console = Console() if sys.stdout.isatty() else Console(width=100_000)
+    wide = output == "wide"
+    console.print(render_conversions(conversions, now, wide=wide))
+    console.print(render_deployments(deployments, now, wide=wide))

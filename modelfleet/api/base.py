@@ -19,6 +19,14 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
 SHA256_HEX = r"^[a-f0-9]{64}$"
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
+)
+"""A label key as the API server checks it: an optional DNS-subdomain prefix and `/`, then a
+name of at most 63 alphanumerics, `-`, `_` or `.` that starts and ends alphanumeric."""
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+""" A label value: empty, or what a key's name part may be (at most 63 characters)."""
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
@@ -91,16 +99,36 @@ class Condition(ApiModel):
     observed_generation: int | None = None
 
 
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]
+
+
 class LabelSelectorRequirement(ApiModel):
-    key: str = Field(max_length=317)
+    key: str = Field(max_length=317, pattern=LABEL_KEY)
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[Annotated[str, Field(max_length=63)]] = Field(default_factory=list, max_length=64)
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+
+
+_CEL_LABEL_KEY = LABEL_KEY.replace("\\", "\\\\")
 
 
 class LabelSelector(ApiModel):
-    """The standard Kubernetes label selector."""
+    """The standard Kubernetes label selector; its keys and values must be valid labels."""
 
-    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+    # A selector no label can match is a typo, not an empty fleet: refuse it on apply.
+
+    model_config = ApiModel.model_config | {
+        "json_schema_extra": validations(
+            cel(
+                f"!has(self.matchLabels) || self.matchLabels.all(k, size(k) <= 317 && "
+                f"k.matches('{_CEL_LABEL_KEY}'))",
+                "matchLabels keys must be label keys: an optional DNS prefix and '/', then at "
+                "most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends",
+                ".matchLabels",
+            )
+        )
+    }
+
+    match_labels: dict[str, LabelValue] = Field(
         default_factory=dict, json_schema_extra={"maxProperties": 32}
     )
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)

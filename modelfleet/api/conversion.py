@@ -258,6 +258,12 @@ class ModelConversionStatus(ApiModel):
         description="Jobs of the current work by `<step>-<format>`: `convert-validate` (nothing "
         "stored yet: both steps in one Job), `validate` (artifact stored).",
     )
+    formats: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Every target's format, comma-separated: the TARGETS column of `kubectl "
+        "get` (a printer column's JSONPath shows only the first element of a list).",
+    )
 
 
 class ModelConversion(ResourceModel):

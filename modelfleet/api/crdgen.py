@@ -20,13 +20,14 @@ from modelfleet.api.device import EdgeDevice
 Schema = dict[str, Any]
 CATEGORY = "modelfleet"
 _DROPPED_KEYS = {"title", "$defs"}
+_RULES = "x-kubernetes-validations"
 
 _CONDITION = '.status.conditions[?(@.type=="{}")].status'
 PRINTER_COLUMNS: dict[str, list[Schema]] = {
     "ModelConversion": [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Ready", "type": "string", "jsonPath": _CONDITION.format("Ready")},
-        {"name": "Targets", "type": "string", "jsonPath": ".spec.targets[*].format"},
+        {"name": "Targets", "type": "string", "jsonPath": ".status.formats"},
         {"name": "Approval", "type": "string", "jsonPath": ".spec.approval", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ],
@@ -34,7 +35,7 @@ PRINTER_COLUMNS: dict[str, list[Schema]] = {
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Revision", "type": "integer", "jsonPath": ".status.currentRevision"},
         {"name": "Stable", "type": "integer", "jsonPath": ".status.stableRevision"},
-        {"name": "Wave", "type": "integer", "jsonPath": ".status.wave"},
+        {"name": "Wave", "type": "string", "jsonPath": ".status.waveProgress"},
         {"name": "Targeted", "type": "integer", "jsonPath": ".status.counts.targeted"},
         {"name": "Healthy", "type": "integer", "jsonPath": ".status.counts.healthy"},
         {"name": "Failed", "type": "integer", "jsonPath": ".status.counts.failed"},
@@ -60,6 +61,9 @@ def _resolve(node: Any, defs: Schema) -> Any:
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        rules = [*target.get(_RULES, []), *node.get(_RULES, [])]
+        if rules:  # a field's own rules add to its model's, never hide them
+            merged[_RULES] = rules
         return _resolve(merged, defs)
     return _structural({k: _resolve(v, defs) for k, v in node.items() if k not in _DROPPED_KEYS})
 

@@ -55,7 +55,12 @@ class Strategy(ApiModel):
                 "progressDeadlineSeconds must exceed deviceTimeoutSeconds, or a silent device "
                 "trips the deadline before it counts as offline",
                 ".progressDeadlineSeconds",
-            )
+            ),
+            cel(
+                "type(self.maxInFlight) == int ? self.maxInFlight > 0 : self.maxInFlight != '0%'",
+                "maxInFlight must be at least 1 or 1%: with 0 no device is ever updated",
+                ".maxInFlight",
+            ),
         )
     }
 
@@ -161,6 +166,12 @@ class EdgeDeploymentStatus(ApiModel):
     current_revision: int | None = None
     stable_revision: int | None = None
     wave: int | None = None
+    wave_progress: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The current wave counted from 1, of all waves (`2/3`): the WAVE column of "
+        "`kubectl get`, as `modelfleet status` shows it (`wave` counts from 0).",
+    )
     wave_started_at: str | None = None
     wave_completed_at: str | None = None
     promoted_wave: int | None = None

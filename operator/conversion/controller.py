@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes import client
@@ -24,6 +24,7 @@ from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversion.conditions import READY
 from modelfleet.operator.conversion.jobs import (
+    CONTAINER,
     CONVERSION_LABEL,
     JobRequest,
     Step,
@@ -43,6 +44,8 @@ from modelfleet.operator.conversion.planner import (
     TargetObservation,
     plan_conversion,
 )
+from modelfleet.operator.conversion.pods import worker_failure
+from modelfleet.operator.events import EventRecorder
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.storage import Storage, StorageError
 
@@ -64,6 +67,10 @@ class ConversionController:
     )
     _timed_jobs: set[str] = field(default_factory=set)
     """Jobs whose duration was observed: each is counted once per operator process."""
+    _events: EventRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._events = EventRecorder(self.api)
 
     def reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
         with self._locks[(namespace, name)]:
@@ -121,6 +128,8 @@ class ConversionController:
         for step, fmt in plan.create_jobs:
             self._create_job(conversion, requests[(step, fmt)])
         self._write_status(namespace, name, conversion.status, plan.status)
+        before = conversion.status.to_wire() if conversion.status else None
+        self._events.record(raw, before, plan.status.to_wire())
         self._record(namespace, name, conversion.status, plan, jobs)
         return plan
 
@@ -191,6 +200,22 @@ class ConversionController:
             expected = job_name(name, request.step, request.format, request.work_key)
             if expected in by_name:
                 views[key] = job_view(by_name[expected], validation_key=request.validation_key)
+        if any(view.state == "Failed" for view in views.values()):
+            views = self._with_worker_failures(namespace, name, views)
+        return views
+
+    def _with_worker_failures(
+        self, namespace: str, name: str, views: dict[tuple[Step, str], JobView]
+    ) -> dict[tuple[Step, str], JobView]:
+        """Failed Jobs take the worker's own reason and message from their Pod (pods.py)."""
+        listed = client.CoreV1Api(self.api).list_namespaced_pod(
+            namespace, label_selector=f"{CONVERSION_LABEL}={name[:63]}"
+        )
+        pods = [self.api.sanitize_for_serialization(p) for p in listed.items]
+        for key, view in views.items():
+            failure = worker_failure(pods, view.name, CONTAINER) if view.state == "Failed" else None
+            if failure is not None:
+                views[key] = replace(view, reason=failure[0], message=failure[1])
         return views
 
     def _create_job(self, conversion: ModelConversion, request: JobRequest) -> None:

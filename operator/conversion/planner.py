@@ -48,7 +48,7 @@ from modelfleet.api.conversion import (
     Target,
     TargetValidation,
 )
-from modelfleet.conditions import set_condition
+from modelfleet.conditions import first_pass_not_ready, set_condition
 from modelfleet.operator.conversion.conditions import (
     APPROVED,
     ARTIFACT_MISSING,
@@ -332,6 +332,11 @@ def plan_conversion(
         generation=generation,
         now=now,
     )
+    held = first_pass_not_ready(
+        conditions, observed_generation=previous.observed_generation, generation=generation, now=now
+    )
+    if held is not None:
+        phase, conditions = "Pending", held
     jobs: dict[str, str] = {}
     for verdict in verdicts:
         jobs.update(verdict.jobs)
@@ -344,6 +349,7 @@ def plan_conversion(
             artifacts=[t.artifact for t in targets if t.artifact is not None],
             validation=validations,
             jobs=jobs,
+            formats=",".join(t.target.format for t in targets),
         ),
         create_jobs=creates,
         requeue_after=None if phase in ("Succeeded", "Failed", "AwaitingApproval") else 5.0,

@@ -30,6 +30,7 @@ from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversion.conditions import READY as CONVERSION_READY
+from modelfleet.operator.events import EventRecorder
 from modelfleet.operator.rollout.expectations import Expectations
 from modelfleet.operator.rollout.ordering import selector_matches
 from modelfleet.operator.rollout.planner import (
@@ -177,9 +178,11 @@ class DeploymentController:
     kubernetes client's connection pool (10)."""
     expectations: Expectations = field(default_factory=Expectations)
     _pool: ThreadPoolExecutor = field(init=False)
+    _events: EventRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="device-writer")
+        self._events = EventRecorder(self.api)
 
     def reconcile(
         self,
@@ -212,6 +215,7 @@ class DeploymentController:
             unresolved_message=why,
         )
         self._write_status(namespace, name, raw.get("status") or {}, plan)
+        self._events.record(raw, raw.get("status"), plan.status.to_wire())
         counts = plan.status.counts.to_wire()
         metrics.record_deployment(namespace, name, plan.status.phase, counts)
         views = {d.name: d for d in devices}

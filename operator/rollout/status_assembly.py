@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from modelfleet.api.deployment import EdgeDeploymentStatus
-from modelfleet.conditions import as_utc
+from modelfleet.conditions import as_utc, first_pass_not_ready
 from modelfleet.operator.rollout.conditions import rollout_conditions
 from modelfleet.operator.rollout.fleet import Device, count, observe
 from modelfleet.operator.rollout.ordering import order_key
@@ -32,32 +32,43 @@ def assemble_plan(
     actions = sorted(decision.actions, key=lambda a: (order_key(ctx.uid, a.device), a.slot))
     after = _after(ctx, targeted, actions)
     counts = count(after, progress.current)
+    conditions = rollout_conditions(
+        ctx.previous.conditions,
+        progressing=(decision.verdict.status, decision.verdict.reason, decision.verdict.message),
+        succeeded=verdict.phase == "Succeeded",
+        stable=progress.stable,
+        healthy=counts.healthy,
+        slot=ctx.slot,
+        conflicts=conflicts,
+        now=ctx.now,
+        generation=ctx.generation,
+    )
+    phase = verdict.phase
+    held = first_pass_not_ready(
+        conditions,
+        observed_generation=ctx.previous.observed_generation,
+        generation=ctx.generation,
+        now=ctx.now,
+    )
+    if held is not None:
+        phase, conditions = "Progressing", held
     status = EdgeDeploymentStatus(
-        phase=decision.verdict.phase,
+        phase=phase,
         observed_generation=ctx.generation,
         slot=ctx.slot,
         current_revision=progress.current,
         stable_revision=progress.stable,
         wave=progress.wave if progress.current is not None else None,
+        wave_progress=(
+            f"{progress.wave + 1}/{len(ctx.spec.strategy.waves)}"
+            if progress.current is not None
+            else None
+        ),
         wave_started_at=progress.wave_started_at,
         wave_completed_at=progress.wave_completed_at,
         promoted_wave=progress.promoted_wave,
         counts=counts,
-        conditions=rollout_conditions(
-            ctx.previous.conditions,
-            progressing=(
-                decision.verdict.status,
-                decision.verdict.reason,
-                decision.verdict.message,
-            ),
-            succeeded=verdict.phase == "Succeeded",
-            stable=progress.stable,
-            healthy=counts.healthy,
-            slot=ctx.slot,
-            conflicts=conflicts,
-            now=ctx.now,
-            generation=ctx.generation,
-        ),
+        conditions=conditions,
         history=list(progress.history),
     )
     timers = [*decision.timers, *_device_timers(ctx, after)]

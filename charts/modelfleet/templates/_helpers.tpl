@@ -106,6 +106,10 @@ capabilities:
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "delete"]
+# Their Pods, read for the worker's termination message when a Job fails.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # Device heartbeats, read into an index.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
@@ -114,6 +118,10 @@ capabilities:
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Phase transitions of conversions and deployments, as series-aggregated Events.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "get", "patch"]
 {{- end -}}
 
 {{/* S3 settings and credentials (secretKeyRef): include with (list $ endpoint secretName). */}}

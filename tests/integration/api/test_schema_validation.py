@@ -200,6 +200,42 @@ INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
         "spec.strategy.failureThreshold",
     ),
     ("empty selector", _edep(_set("selector", {})), "spec.selector"),
+    ("no device in flight", _edep(_set("strategy.maxInFlight", 0)), "spec.strategy.maxInFlight"),
+    (
+        "no percent in flight",
+        _edep(_set("strategy.maxInFlight", "0%")),
+        "spec.strategy.maxInFlight",
+    ),
+    (
+        "label value with a space",
+        _edep(_set("selector.matchLabels.hardware", "jetson orin")),
+        "spec.selector.matchLabels.hardware",
+    ),
+    (
+        "label value ending in a dash",
+        _edep(_set("selector.matchLabels.hardware", "jetson-")),
+        "spec.selector.matchLabels.hardware",
+    ),
+    (
+        "label key with a space",
+        _edep(_set("selector.matchLabels", {"hard ware": "jetson"})),
+        "spec.selector.matchLabels",
+    ),
+    (
+        "label key with two slashes",
+        _edep(_set("selector.matchLabels", {"a/b/c": "jetson"})),
+        "spec.selector.matchLabels",
+    ),
+    (
+        "expression key not a label key",
+        _edep(_set("selector.matchExpressions.0.key", "chan nel")),
+        "spec.selector.matchExpressions[0].key",
+    ),
+    (
+        "expression value not a label value",
+        _edep(_set("selector.matchExpressions.0.values", ["st able"])),
+        "spec.selector.matchExpressions[0].values[0]",
+    ),
     (
         "deadline shorter than device timeout",
         _edep(_set("strategy.progressDeadlineSeconds", 600)),
@@ -241,6 +277,16 @@ def test_invalid_object_is_rejected_naming_the_field(
     objects = client.CustomObjectsApi(kube_client)
     stored = objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[body["kind"]])
     assert stored["items"] == []
+
+
+def test_label_keys_with_a_prefix_and_one_in_flight_are_accepted(
+    kube_client: client.ApiClient, namespace: str, repo_root: Path
+) -> None:
+    body = copy.deepcopy(_examples(repo_root)["EdgeDeployment"])
+    body["spec"]["selector"]["matchLabels"] = {"example.com/hardware": "jetson_orin.v2", "x": ""}
+    body["spec"]["strategy"]["maxInFlight"] = "1%"
+    created = _create(kube_client, namespace, body)
+    assert created["spec"]["selector"]["matchLabels"]["example.com/hardware"] == "jetson_orin.v2"
 
 
 def test_a_deployment_keeps_its_slot(

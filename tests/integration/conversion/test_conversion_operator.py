@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.dev.samples import SampleModel
@@ -53,6 +53,13 @@ class Conversions:
             timeout=timeout,
             what=f"{name} phase in {phases}",
         )
+
+    def events(self, name: str) -> list[Any]:
+        """events.k8s.io/v1 Events about the conversion `name`."""
+        listed = client.EventsV1Api(self.objects.api_client).list_namespaced_event(
+            self.namespace, field_selector=f"regarding.name={name}"
+        )
+        return list(listed.items)
 
     def jobs(self, name: str, step: str) -> list[str]:
         listed = self.batch.list_namespaced_job(
@@ -123,6 +130,34 @@ def test_missing_source_fails_with_source_not_found(
     assert _condition(obj, "Ready")["reason"] == "SourceNotFound"
     assert "-missing/" in _condition(obj, "Ready")["message"]
     assert conversions.jobs("ghost", "convert-validate") == []
+
+
+def test_a_source_without_a_model_fails_with_the_workers_own_message(
+    operator: OperatorHandle,
+    conversions: Conversions,
+    mlp_source: tuple[SampleModel, str],
+    storage: Storage,
+) -> None:
+    """The Job's condition only says "exit code 11"; the worker's termination message, read
+    from the Job's Pod, says which file is missing."""
+    sample, _ = mlp_source
+    storage.put_bytes("models/readme-only/README.md", b"# weights to follow\n")
+    body = make_conversion_body("readme", sample, storage.uri("models/readme-only/"))
+    conversions.create(body)
+    obj = conversions.wait_phase("readme", "Failed")
+    ready = _condition(obj, "Ready")
+    assert ready["reason"] == "SourceNotFound"
+    assert "no Paddle model file (*.json or *.pdmodel)" in ready["message"], ready
+    assert "(found: README.md)" in ready["message"]
+    assert "exit code" not in ready["message"]
+    events = wait_for(
+        lambda: conversions.events("readme"),
+        lambda found: any(e.reason == "SourceNotFound" for e in found),
+        what="a SourceNotFound event",
+    )
+    failed = next(e for e in events if e.reason == "SourceNotFound")
+    assert failed.type == "Warning" and "(found: README.md)" in failed.note
+    assert failed.regarding.kind == "ModelConversion"
 
 
 def test_tolerance_exceeded_fails_validation(
@@ -231,6 +266,94 @@ def test_spec_changes_reconvert_only_when_the_artifact_changes(
     assert reconverted["status"]["artifacts"][0]["uri"] != first["status"]["artifacts"][0]["uri"]
 
 
+def test_kubectl_wait_blocks_until_the_new_generation_is_ready(
+    operator: OperatorHandle,
+    conversions: Conversions,
+    mlp_source: tuple[SampleModel, str],
+    kube_apiserver: ApiServer,
+    tmp_path: Path,
+) -> None:
+    """A spec change makes the stored Ready=True stale: `kubectl wait` must not return on it,
+    only once the new generation itself is validated and approved."""
+    sample, uri = mlp_source
+    conversions.create(
+        make_conversion_body("waited", sample, uri, targets=[{"format": "onnx", "opset": 13}])
+    )
+    first = conversions.wait_phase("waited", "Succeeded")
+    conversions.patch_spec("waited", {"validation": {"seed": 7}})
+    generation = first["metadata"]["generation"] + 1
+    waiting = subprocess.Popen(
+        [
+            str(BIN / "kubectl"),
+            "wait",
+            "--for=condition=Ready",
+            "modelconversion/waited",
+            "-n",
+            conversions.namespace,
+            "--timeout=300s",
+        ],
+        env={**kube_apiserver.env(), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        observed = wait_for(
+            lambda: conversions.get("waited"),
+            lambda o: o["status"].get("observedGeneration") == generation,
+            what="generation observed",
+        )
+        assert _condition(observed, "Ready")["status"] == "False"
+        assert waiting.poll() is None, "kubectl wait returned on a stale Ready"
+        _, stderr = waiting.communicate(timeout=300)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, stderr
+    ready = conversions.get("waited")
+    assert _condition(ready, "Ready")["status"] == "True"
+    assert _condition(ready, "Ready")["observedGeneration"] == generation
+    assert len(conversions.jobs("waited", "validate")) == 1
+
+    # A change the stored evidence still covers: the pass that observes it is not Ready yet.
+    version = ready["metadata"]["resourceVersion"]
+    conversions.patch_spec("waited", {"jobTemplate": {"ttlSecondsAfterFinished": 600}})
+    seen = [
+        (c["status"], c["reason"])
+        for obj in _versions(conversions, "waited", version, until_generation=generation + 1)
+        for c in obj["status"]["conditions"]
+        if c["type"] == "Ready" and c.get("observedGeneration") == generation + 1
+    ]
+    assert seen[0] == ("False", "Reconciling") and seen[-1] == ("True", "Approved"), seen
+    reasons = {e.reason: e for e in conversions.events("waited")}
+    assert {"Converting", "Validating", "Approved", "Reconciling"} <= set(reasons), reasons
+    assert reasons["Approved"].series is not None and reasons["Approved"].series.count >= 2
+
+
+def _versions(
+    conversions: Conversions, name: str, resource_version: str, *, until_generation: int
+) -> list[dict[str, Any]]:
+    """Every version of the object after `resource_version`, until one is Ready at
+    `until_generation`, as a watch delivers them."""
+    found: list[dict[str, Any]] = []
+    stream = watch.Watch()
+    for event in stream.stream(
+        conversions.objects.list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        conversions.namespace,
+        PLURAL,
+        field_selector=f"metadata.name={name}",
+        resource_version=resource_version,
+        timeout_seconds=120,
+    ):
+        obj = event["object"]
+        found.append(obj)
+        ready = _condition(obj, "Ready") if obj.get("status") else {}
+        if ready.get("observedGeneration") == until_generation and ready["status"] == "True":
+            stream.stop()
+    return found
+
+
 def test_metrics_report_conversions_by_phase_and_job_durations(
     operator: OperatorHandle, conversions: Conversions, mlp_source: tuple[SampleModel, str]
 ) -> None:
@@ -261,6 +384,8 @@ def test_stored_evidence_counts_only_for_the_same_input_specs(
     conversions.create(make_conversion_body("renamed", sample, uri, inputs=renamed))
     failed = conversions.wait_phase("renamed", "Failed")
     assert _condition(failed, "Ready")["reason"] == "InvalidModel"
+    message = _condition(failed, "Ready")["message"]
+    assert "inputs[0].name 'image' is not an input of the model" in message, message
     assert len(conversions.jobs("renamed", "validate")) == 1
 
     ranged = [{**first, "range": [-3.0, 3.0]}, *rest]

@@ -70,3 +70,13 @@ def test_reconciled_objects_show_no_drift(
 
     diff = run_kubectl(kube_apiserver, "diff", *common)
     assert diff.returncode == 0, f"drift after reconcile:\n{diff.stdout}{diff.stderr}"
+
+    # The story is told as events.k8s.io/v1 Events, one per transition of each resource.
+    listed = client.EventsV1Api(kube_client).list_namespaced_event(conversion_namespace)
+    told = {(e.regarding.kind, e.reason) for e in listed.items}
+    assert ("ModelConversion", "Approved") in told, told
+    assert ("EdgeDeployment", "NoDevicesSelected") in told, told
+    described = run_kubectl(
+        kube_apiserver, "describe", "edep", "gitops", "-n", conversion_namespace
+    )
+    assert "NoDevicesSelected" in described.stdout.split("Events:")[-1], described.stdout

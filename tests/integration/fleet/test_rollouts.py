@@ -183,6 +183,24 @@ def test_manual_rollback_to_an_earlier_revision(
     _healthy_on(rollouts, "vision", rollouts.artifacts["v1"]["sha256"], FLEET_SIZE)
 
 
+def test_rollback_without_a_revision_undoes_the_last_rollout(
+    rollouts: Rollouts, kube_apiserver: ApiServer
+) -> None:
+    """Like `kubectl rollout undo`: back to the revision before the current one (skipping
+    revision 2, which was rolled back), and undoing that undo returns to the newer artifact."""
+    said = _cli(kube_apiserver, "rollback", "cam")
+    assert "rolled back from revision 4 to revision 3" in said, said
+    undone = rollouts.wait_phase("cam", "Succeeded")
+    assert undone["spec"]["model"]["sha256"] == rollouts.artifacts["v2"]["sha256"]
+    _healthy_on(rollouts, "vision", rollouts.artifacts["v2"]["sha256"], FLEET_SIZE)
+
+    said = _cli(kube_apiserver, "rollback", "cam")
+    assert "rolled back from revision 5 to revision 4" in said, said
+    redone = rollouts.wait_phase("cam", "Succeeded")
+    assert redone["status"]["stableRevision"] == 6
+    _healthy_on(rollouts, "vision", rollouts.artifacts["v1"]["sha256"], FLEET_SIZE)
+
+
 def test_stopped_agents_count_offline_and_do_not_block(rollouts: Rollouts) -> None:
     stopped = rollouts.fleet.agents[-2:]
     for agent in stopped:

@@ -32,8 +32,10 @@ OPERATOR_RULES = {
     ("modelfleet.io", "edgedeployments/status"): {"patch"},
     ("modelfleet.io", "edgedevices"): {"get", "list", "watch", "patch"},
     ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+    ("", "pods"): {"list"},
     ("coordination.k8s.io", "leases"): {"list", "watch"},
     ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "get", "patch"},
 }
 
 EVERYTHING_ON = with_endpoint(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from modelfleet.status import age, conversion_rows, deployment_rows
+from modelfleet.status import age, as_list, conversion_rows, deployment_rows
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 
@@ -67,3 +67,20 @@ def test_deployment_rows_show_wave_and_counts() -> None:
     }
     (row,) = deployment_rows([item], NOW)
     assert row == ["ml", "cam", "Progressing", "3/2", "2/3", "20", "10", "9", "0", "1", "0", "2m"]
+
+
+def test_wide_rows_add_the_ready_message_once_per_object() -> None:
+    item = {
+        "metadata": {"namespace": "ml", "name": "cls", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"targets": [{"format": "onnx"}, {"format": "onnx-fp16"}]},
+        "status": {
+            "phase": "Failed",
+            "conditions": [{"type": "Ready", "reason": "InvalidModel", "message": "no model"}],
+        },
+    }
+    first, second = conversion_rows([item], NOW, wide=True)
+    assert (first[-1], second[-1]) == ("no model", "")
+    assert len(conversion_rows([item], NOW)[0]) == len(first) - 1
+    listed = as_list([item], [])
+    assert listed["kind"] == "List" and "managedFields" not in listed["items"][0]["metadata"]
+    assert item["metadata"]["managedFields"]  # the input is left as it was

@@ -217,6 +217,7 @@ def test_passed_validation_with_auto_approval_is_ready() -> None:
     assert condition(result, "Ready") == ("True", "Approved")
     assert result.create_jobs == ()
     assert result.requeue_after is None
+    assert result.status.formats == "onnx"
 
 
 def test_tolerance_exceeded_fails_with_the_reports_words() -> None:
@@ -261,6 +262,26 @@ def test_a_new_generation_retries_after_a_failure() -> None:
     retried = plan(TargetObservation(ONNX), status=failed.status, generation=2)
     assert retried.create_jobs == (("convert-validate", "onnx"),)
     assert retried.status.observed_generation == 2
+
+
+def test_a_new_generation_is_not_ready_in_the_pass_that_first_observes_it() -> None:
+    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True))
+    ready = plan(observed)
+    first = plan(observed, status=ready.status, generation=2)
+    assert first.status.phase == "Pending"
+    assert condition(first, "Ready") == ("False", "Reconciling")
+    found = get_condition(first.status.conditions, "Ready")
+    assert found is not None and found.observed_generation == 2
+    second = plan(observed, status=first.status, generation=2)
+    assert second.status.phase == "Succeeded"
+    assert condition(second, "Ready") == ("True", "Approved")
+
+
+def test_a_new_generation_that_is_not_ready_keeps_its_own_reason() -> None:
+    observed = TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True))
+    ready = plan(observed)
+    validating = plan(TargetObservation(ONNX, artifact=ARTIFACT), status=ready.status, generation=2)
+    assert condition(validating, "Ready") == ("False", "Validating")
 
 
 def test_transition_time_is_kept_while_a_condition_holds() -> None:

@@ -8,10 +8,19 @@ from modelfleet.operator.rollout.conditions import (
     CONFLICT,
     PROGRESS_DEADLINE_EXCEEDED,
     PROGRESSING,
+    READY,
     ROLLOUT_ABORTED,
 )
 from modelfleet.operator.rollout.planner import AssignRevision, RollBack
-from tests.unit.planner.builders import make_artifact, make_spec, names, progressing
+from tests.unit.planner.builders import (
+    make_artifact,
+    make_healthy,
+    make_spec,
+    make_status,
+    names,
+    plan,
+    progressing,
+)
 from tests.unit.planner.simulated_fleet import Fleet
 
 
@@ -340,3 +349,20 @@ def test_a_lost_status_resumes_without_reusing_revision_numbers(fleet: Fleet) ->
     final = fleet.run()
     assert final.status.current_revision == final.status.stable_revision == 3
     assert set(fleet.revisions().values()) == {3}
+
+
+def test_a_spec_change_is_not_ready_in_the_pass_that_first_observes_it() -> None:
+    devices = [make_healthy(name, 1) for name in names(3)]
+    stable = make_status(current=1, stable=1, wave=2, phase="Succeeded")
+    settled = plan(devices, status=stable, art=make_artifact(1), generation=1)
+    assert settled.status.phase == "Succeeded"
+    assert (settled.status.wave, settled.status.wave_progress) == (2, "3/3")
+    changed = plan(devices, status=settled.status, art=make_artifact(1), generation=2)
+    ready = get_condition(changed.status.conditions, READY)
+    assert ready is not None
+    assert (ready.status, ready.reason, ready.observed_generation) == ("False", "Reconciling", 2)
+    assert changed.status.phase == "Progressing" and changed.status.observed_generation == 2
+    again = plan(devices, status=changed.status, art=make_artifact(1), generation=2)
+    ready = get_condition(again.status.conditions, READY)
+    assert ready is not None and ready.status == "True"
+    assert again.status.phase == "Succeeded"

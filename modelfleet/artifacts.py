@@ -87,6 +87,12 @@ class ArtifactKeys:
     def probe(self) -> str:
         return self.report_prefix + PROBE_FILE
 
+    def settings_report(self, settings: str) -> str:
+        """The report as judged under one validation settings digest: conversions of one
+        artifact with different input specs or tolerances each keep their own evidence (the
+        shared report.json is whichever wrote last)."""
+        return f"{self.report_prefix}settings/{settings}/{REPORT_FILE}"
+
 
 def _dir(prefix: str) -> str:
     return prefix if prefix.endswith("/") else prefix + "/"

@@ -53,6 +53,7 @@ from modelfleet.workers.objects import (
     fetch_request_source,
     keys_for,
     put_json,
+    put_report,
     report_failure,
 )
 from modelfleet.workers.paddle2onnx_child import PaddleChild
@@ -197,7 +198,7 @@ def run_convert(
             ),
             updated_at=now.isoformat(),
         )
-        put_json(storage, keys.report, report.to_json(), bucket)
+        put_report(storage, keys, report, request, bucket)
         put_json(storage, keys.manifest, manifest.to_json(), bucket)  # LAST
         log.info("converted", digest=keys.digest, sha256=manifest.sha256, size=manifest.size_bytes)
         return ConvertOutcome(keys, bucket, False, manifest)
@@ -305,7 +306,7 @@ def run_validate(
             remedies=remedies.section() if remedies is not None and remedies.tried else None,
         )
         storage.put_file(keys.probe, probe_path, bucket=bucket)
-        put_json(storage, keys.report, report.to_json(), bucket)
+        put_report(storage, keys, report, request, bucket)
         log.info(
             "validated", digest=keys.digest, passed=outcome.passed, max_abs=outcome.section.max_abs
         )

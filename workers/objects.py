@@ -17,7 +17,7 @@ import structlog
 
 from modelfleet.api.conversion import Calibration as CalibrationSpec
 from modelfleet.artifacts import ArtifactKeys, artifact_digest
-from modelfleet.jobrequests import WorkerRequest
+from modelfleet.jobrequests import WorkerRequest, validation_settings_digest
 from modelfleet.reports import ConversionSection, FailureInfo, Report, SourceInfo
 from modelfleet.storage import ObjectNotFound, Storage, parse_s3_uri
 from modelfleet.workers.errors import InvalidModel, SourceNotFound, classify
@@ -95,6 +95,19 @@ def put_json(storage: Storage, key: str, text: str, bucket: str) -> None:
     storage.put_bytes(key, text.encode(), bucket=bucket, content_type="application/json")
 
 
+def put_report(
+    storage: Storage, keys: ArtifactKeys, report: Report, request: WorkerRequest, bucket: str
+) -> None:
+    """report.json, plus its copy under the request's validation settings, which is what the
+    operator reads as evidence for a spec with those settings."""
+    text = report.to_json()
+    settings = validation_settings_digest(
+        request.inputs, request.validation, request.target.format, request.target.tolerance
+    )
+    put_json(storage, keys.settings_report(settings), text, bucket)
+    put_json(storage, keys.report, text, bucket)
+
+
 def existing_report(storage: Storage, keys: ArtifactKeys, bucket: str) -> Report | None:
     try:
         return Report.model_validate_json(storage.get_bytes(keys.report, bucket=bucket))
@@ -135,6 +148,6 @@ def report_failure(
         updated_at=now.isoformat(),
     )
     try:
-        put_json(storage, keys.report, report.to_json(), bucket)
+        put_report(storage, keys, report, request, bucket)
     except Exception as report_err:
         log.warning("failure report not written", error=str(report_err))

@@ -142,7 +142,10 @@ def observe_target(
             report_uri=storage.uri(keys.report),
             probe_uri=storage.uri(keys.probe),
         )
-    report_doc = _read_json(storage, keys.report)
+    report_doc = _read_json(storage, keys.settings_report(validation_key(spec, target)))
+    shared = report_doc is None  # nothing judged under these settings yet
+    if shared:
+        report_doc = _read_json(storage, keys.report)
     evidence, conversion_failure = None, None
     if report_doc is not None:
         try:
@@ -151,7 +154,9 @@ def observe_target(
             report = None
         if report is not None:
             evidence = _evidence(report, spec, target) if artifact else None
-            if report.failure and report.validation is None:
+            # another spec's validation failure in the shared report is not this spec's
+            converted = report.conversion is not None and report.conversion.ok
+            if report.failure and report.validation is None and not (shared and converted):
                 conversion_failure = (report.failure.reason, report.failure.message)
     return TargetObservation(
         target=target,

@@ -163,7 +163,11 @@ def convert_validate_job(
     )
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     [line] = log.read_text().splitlines()
-    [key] = [k for k in storage.list_keys("reports/") if k.endswith("report.json")]
+    [key] = [
+        k
+        for k in storage.list_keys("reports/")
+        if k.endswith("report.json") and "/settings/" not in k
+    ]
     return done.returncode, json.loads(line), Report.model_validate_json(storage.get_bytes(key))
 
 

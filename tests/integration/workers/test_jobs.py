@@ -136,7 +136,9 @@ def test_unsupported_operator_leaves_no_artifact(
             ConvertRequest.model_validate(body), storage=storage, work_dir=tmp_path, now=NOW
         )
     assert storage.list_keys("artifacts/") == []
-    [report_key] = storage.list_keys("reports/")
+    report_key, settings_key = sorted(storage.list_keys("reports/"))
+    assert "/settings/" in settings_key  # the same report, under the request's settings
+    assert storage.get_bytes(settings_key) == storage.get_bytes(report_key)
     report = Report.model_validate_json(storage.get_bytes(report_key))
     assert report.failure is not None and report.failure.reason == "UnsupportedOperator"
     assert report.failure.exit_code == EXIT_CODES["UnsupportedOperator"]
@@ -259,7 +261,13 @@ def test_convert_validate_process_publishes_artifact_report_and_probe(
         f"artifacts/{digest}/onnx/manifest.json",
         f"artifacts/{digest}/onnx/model.onnx",
     ]
-    assert sorted(storage.list_keys(reports)) == [f"{reports}probe.npz", f"{reports}report.json"]
+    keys = sorted(storage.list_keys(reports))
+    [settings_key] = [k for k in keys if "/settings/" in k]
+    assert [k for k in keys if k != settings_key] == [
+        f"{reports}probe.npz",
+        f"{reports}report.json",
+    ]
+    assert storage.get_bytes(settings_key) == storage.get_bytes(f"{reports}report.json")
     report = Report.model_validate_json(storage.get_bytes(f"{reports}report.json"))
     manifest = Manifest.model_validate_json(
         storage.get_bytes(f"artifacts/{digest}/onnx/manifest.json")

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from unit.workers.builders import make_unfitting_reference
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.comparison import effective_rule
@@ -131,15 +132,7 @@ def test_failing_in_every_configuration_is_reference_failed(tmp_path: Path) -> N
 
 
 def test_inputs_that_do_not_fit_are_not_retried(tmp_path: Path) -> None:
-    wrong = [InputSpec(name="x", shape=[1, 5])]
-    plan = plan_reference(
-        tmp_path / "r",
-        specs=wrong,
-        validation=VALIDATION,
-        samples=validation_samples(wrong, VALIDATION, None),
-        data="seeded",
-    )
-    record_reference(plan.directory, tmp_path / "m.json", tmp_path / "m.pdiparams")
+    plan = make_unfitting_reference(tmp_path, VALIDATION)
     assert Predictor.tried == [(True, True)]
     result = json.loads((plan.directory / RESULT).read_text())
     assert result["failure"]["reason"] == InvalidModel.reason

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from unit.workers.builders import make_unfitting_reference
 
 from modelfleet.api.conversion import InputSpec, Validation
 from modelfleet.comparison import effective_rule
@@ -272,15 +273,7 @@ class TestFailures:
         assert classify(replayed.value).message == "RuntimeError: predictor exploded"
 
     def test_inputs_that_do_not_fit_are_refused_before_any_run(self, tmp_path: Path) -> None:
-        wrong = [InputSpec(name="x", shape=[1, 5])]
-        plan = plan_reference(
-            tmp_path / "r",
-            specs=wrong,
-            validation=VALIDATION,
-            samples=validation_samples(wrong, VALIDATION, None),
-            data="seeded",
-        )
-        record_reference(plan.directory, tmp_path / "m.json", tmp_path / "m.pdiparams")
+        plan = make_unfitting_reference(tmp_path, VALIDATION)
         reference = load_reference(plan)
         assert reference.results == [] and reference.failure is not None
         assert reference.failure.reason == "InvalidModel"

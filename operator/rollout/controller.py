@@ -29,7 +29,6 @@ from modelfleet.conditions import format_time
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
-from modelfleet.operator.conversion.conditions import READY as CONVERSION_READY
 from modelfleet.operator.events import EventRecorder
 from modelfleet.operator.rollout.expectations import Expectations
 from modelfleet.operator.rollout.ordering import selector_matches
@@ -44,6 +43,7 @@ from modelfleet.operator.rollout.planner import (
     RollBack,
     plan_rollout,
 )
+from modelfleet.operator.rollout.resolution import conversion_artifact
 from modelfleet.storage import Storage, parse_s3_uri
 
 log = get_logger(__name__)
@@ -135,28 +135,7 @@ def resolve_artifact(
         if err.status == 404:
             return None, f"ModelConversion {model.conversion} not found"
         raise
-    status = raw.get("status") or {}
-    ready = next((c for c in status.get("conditions", []) if c["type"] == CONVERSION_READY), None)
-    current = status.get("observedGeneration") == raw["metadata"]["generation"]
-    if not ready or ready["status"] != "True" or not current:
-        phase = status.get("phase", "Pending")
-        reason = f": {ready['reason']}" if ready else ""
-        return None, f"ModelConversion {model.conversion} is {phase}{reason}, not approved"
-    artifact = next((a for a in status.get("artifacts", []) if a["format"] == model.format), None)
-    if artifact is None:
-        return None, f"ModelConversion {model.conversion} has no {model.format} artifact"
-    return (
-        ResolvedArtifact(
-            sha256=artifact["sha256"],
-            format=model.format,
-            uri=artifact["uri"],
-            size_bytes=artifact["sizeBytes"],
-            conversion=model.conversion,
-            conversion_generation=raw["metadata"]["generation"],
-            probe_uri=artifact.get("probeUri"),
-        ),
-        "",
-    )
+    return conversion_artifact(raw, model.format)
 
 
 def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:

@@ -19,6 +19,7 @@ from modelfleet.dev.jobrunner import JobRunner
 from modelfleet.dev.ports import free_port
 from modelfleet.dev.processes import ManagedProcess
 from modelfleet.dev.servers import S3Server
+from modelfleet.dev.supervision import SupervisedThread, Supervisor
 
 STORAGE_SECRET = "modelfleet-storage"
 
@@ -39,11 +40,14 @@ def ensure_storage_secret(api: client.ApiClient, namespace: str, s3: S3Server) -
 
 
 @contextmanager
-def run_job_runner(api: client.ApiClient, log_dir: Path) -> Iterator[JobRunner]:
+def run_job_runner(
+    api: client.ApiClient, log_dir: Path, supervisor: Supervisor | None = None
+) -> Iterator[JobRunner]:
     runner = JobRunner(api=api, log_dir=log_dir)
     stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=(stop,), name="job-runner", daemon=True)
-    thread.start()
+    thread = SupervisedThread("job-runner", lambda: runner.run(stop))
+    if supervisor is not None:
+        supervisor.watch(thread)
     try:
         yield runner
     finally:
@@ -78,8 +82,12 @@ def start_operator(run_dir: Path, env: dict[str, str], *, name: str = "operator"
 
 
 @contextmanager
-def run_operator(run_dir: Path, env: dict[str, str]) -> Iterator[ManagedProcess]:
+def run_operator(
+    run_dir: Path, env: dict[str, str], supervisor: Supervisor | None = None
+) -> Iterator[ManagedProcess]:
     process = start_operator(run_dir, env)
+    if supervisor is not None:
+        supervisor.watch(process)
     try:
         yield process
     finally:

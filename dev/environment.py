@@ -18,6 +18,7 @@ from modelfleet.dev.servers import (
     run_etcd,
     run_minio,
 )
+from modelfleet.dev.supervision import Supervisor
 from modelfleet.kube import api_client, install_crds
 from modelfleet.logs import get_logger
 
@@ -54,8 +55,10 @@ def dev_environment(
     object_storage: bool = True,
     modelfleet: bool = False,
     bucket: str = DEFAULT_BUCKET,
+    supervisor: Supervisor | None = None,
 ) -> Iterator[DevEnvironment]:
-    """Start the servers; with `modelfleet`, also the job runner and the operator."""
+    """Start the servers; with `modelfleet`, also the job runner and the operator. With a
+    `supervisor`, each is handed to it once ready (`modelfleet dev up`: restarts on death)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         apiserver = None
@@ -67,13 +70,14 @@ def dev_environment(
                     access_key="modelfleet",
                     secret_key=secrets.token_urlsafe(24),
                     bucket=bucket,
+                    supervisor=supervisor,
                 )
             )
             log.info("minio ready", endpoint=s3.endpoint, bucket=bucket)
         if kubernetes:
-            etcd_url = stack.enter_context(run_etcd(run_dir))
-            apiserver = stack.enter_context(run_apiserver(run_dir, etcd_url))
-            stack.enter_context(run_controller_manager(run_dir, apiserver))
+            etcd_url = stack.enter_context(run_etcd(run_dir, supervisor))
+            apiserver = stack.enter_context(run_apiserver(run_dir, etcd_url, supervisor))
+            stack.enter_context(run_controller_manager(run_dir, apiserver, supervisor))
             api = stack.enter_context(api_client(apiserver.kubeconfig))
             install_crds(api)
             log.info(
@@ -84,7 +88,7 @@ def dev_environment(
             if apiserver is None or s3 is None:
                 raise ValueError("the operator needs both kubernetes and object storage")
             ensure_storage_secret(api, "default", s3)
-            stack.enter_context(run_job_runner(api, run_dir / "jobs"))
-            stack.enter_context(run_operator(run_dir, environment.env()))
+            stack.enter_context(run_job_runner(api, run_dir / "jobs", supervisor))
+            stack.enter_context(run_operator(run_dir, environment.env(), supervisor))
             log.info("operator and job runner ready")
         yield environment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -37,18 +38,34 @@ class ManagedProcess:
     ) -> None:
         self.name = name
         self.log_path = log_path
+        self._argv = list(argv)
+        self._env = dict(env) if env is not None else None
+        self._cwd = cwd
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                list(argv),
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                self._argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
+                env=self._env,
+                cwd=self._cwd,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe
             )
+
+    def respawn(self) -> None:
+        """Start the same command again, logging to the same file, after what is left of the
+        old process group is gone: the supervisor (supervision.py) restarts a dead server so.
+        Call it from a thread that lives as long as the process should: the child is killed
+        when the thread that started it ends (PR_SET_PDEATHSIG)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.process = self._spawn()
 
     @property
     def pid(self) -> int:
@@ -56,6 +73,10 @@ class ManagedProcess:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        """The exit status once it ended (negative: the signal that killed it), else None."""
+        return self.process.poll()
 
     def log_tail(self, lines: int = 20) -> str:
         try:

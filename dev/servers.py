@@ -15,6 +15,7 @@ from pathlib import Path
 from modelfleet.dev.pki import Pki, create_pki
 from modelfleet.dev.ports import free_port
 from modelfleet.dev.processes import ManagedProcess
+from modelfleet.dev.supervision import Supervisor
 from modelfleet.dev.tools import find_tool
 from modelfleet.kubeconfigs import client_cert_user, write_kubeconfig
 
@@ -58,7 +59,7 @@ class S3Server:
 
 
 @contextmanager
-def run_etcd(run_dir: Path) -> Iterator[str]:
+def run_etcd(run_dir: Path, supervisor: Supervisor | None = None) -> Iterator[str]:
     client_port, peer_port = free_port(), free_port()
     url = f"http://127.0.0.1:{client_port}"
     etcd = ManagedProcess(
@@ -79,9 +80,16 @@ def run_etcd(run_dir: Path) -> Iterator[str]:
     )
     try:
         etcd.wait_until(lambda: _http_ok(f"{url}/health"), timeout=_STARTUP_TIMEOUT, what="healthy")
+        _supervise(supervisor, etcd)
         yield url
     finally:
         etcd.stop()
+
+
+def _supervise(supervisor: Supervisor | None, process: ManagedProcess) -> None:
+    """Once a server is ready: `modelfleet dev up` restarts it if it dies (supervision.py)."""
+    if supervisor is not None:
+        supervisor.watch(process)
 
 
 PROFILING_ENV = "MODELFLEET_APISERVER_PROFILING"
@@ -89,7 +97,9 @@ PROFILING_ENV = "MODELFLEET_APISERVER_PROFILING"
 
 
 @contextmanager
-def run_apiserver(run_dir: Path, etcd_url: str) -> Iterator[ApiServer]:
+def run_apiserver(
+    run_dir: Path, etcd_url: str, supervisor: Supervisor | None = None
+) -> Iterator[ApiServer]:
     pki = create_pki(run_dir / "pki")
     port = free_port()
     url = f"https://127.0.0.1:{port}"
@@ -129,13 +139,16 @@ def run_apiserver(run_dir: Path, etcd_url: str) -> Iterator[ApiServer]:
         apiserver.wait_until(
             lambda: _http_ok(f"{url}/readyz", context), timeout=_STARTUP_TIMEOUT, what="ready"
         )
+        _supervise(supervisor, apiserver)
         yield ApiServer(url=url, kubeconfig=kubeconfig, pki=pki)
     finally:
         apiserver.stop()
 
 
 @contextmanager
-def run_controller_manager(run_dir: Path, apiserver: ApiServer) -> Iterator[None]:
+def run_controller_manager(
+    run_dir: Path, apiserver: ApiServer, supervisor: Supervisor | None = None
+) -> Iterator[None]:
     """Garbage collection (ownerReferences) and namespace deletion, as a real cluster has."""
     port = free_port()
     manager = ManagedProcess(
@@ -162,6 +175,7 @@ def run_controller_manager(run_dir: Path, apiserver: ApiServer) -> Iterator[None
             timeout=_STARTUP_TIMEOUT,
             what="healthy",
         )
+        _supervise(supervisor, manager)
         yield
     finally:
         manager.stop()
@@ -169,7 +183,12 @@ def run_controller_manager(run_dir: Path, apiserver: ApiServer) -> Iterator[None
 
 @contextmanager
 def run_minio(
-    run_dir: Path, *, access_key: str, secret_key: str, bucket: str
+    run_dir: Path,
+    *,
+    access_key: str,
+    secret_key: str,
+    bucket: str,
+    supervisor: Supervisor | None = None,
 ) -> Iterator[S3Server]:
     from minio import Minio
 
@@ -204,6 +223,7 @@ def run_minio(
         client = Minio(f"127.0.0.1:{port}", access_key, secret_key, secure=False)
         if not client.bucket_exists(bucket):
             client.make_bucket(bucket)
+        _supervise(supervisor, minio)
         yield S3Server(
             endpoint=endpoint, access_key=access_key, secret_key=secret_key, bucket=bucket
         )

@@ -38,6 +38,7 @@ from modelfleet.operator.rollout.conditions import PROGRESSING
 from modelfleet.operator.rollout.fleet import DeviceView, observe
 from modelfleet.operator.rollout.ordering import rollout_order, selector_matches
 from modelfleet.operator.rollout.planner import (
+    Action,
     ArtifactRef,
     AssignRevision,
     Plan,
@@ -185,7 +186,7 @@ def preview_rollout(
 
 
 def _row(
-    action: object, status: EdgeDeploymentStatus, earlier: PreviewRow | None
+    action: Action, status: EdgeDeploymentStatus, earlier: PreviewRow | None
 ) -> PreviewRow | None:
     """The row for one action of a pass; a device keeps the row of the latest move, which
     mentions a stable catch-up that came before it."""
@@ -218,7 +219,7 @@ def _row(
     return None  # RefreshUrl: new URLs for the same assignment move nothing
 
 
-def _apply(view: DeviceView, action: object, deployment: str, now: datetime) -> DeviceView:
+def _apply(view: DeviceView, action: Action, deployment: str, now: datetime) -> DeviceView:
     """The device as the planner will see it once the action is written."""
     models = dict(view.models)
     if isinstance(action, ReleaseSlot):

@@ -69,9 +69,16 @@ class SupervisedThread:
         self._thread = self._start()
 
     def _start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._target, name=self.name, daemon=True)
+        thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         thread.start()
         return thread
+
+    def _run(self) -> None:
+        """The target; an exception that ends it is one log line, not a traceback."""
+        try:
+            self._target()
+        except Exception as err:
+            log.error("component thread died", component=self.name, error=describe(err))
 
     @property
     def pid(self) -> int:

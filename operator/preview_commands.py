@@ -102,34 +102,27 @@ def plan_deployment(
         device_view(body, leases.get(body["metadata"]["name"]))
         for body in _items(objects, namespace, EdgeDevice.PLURAL)
     ]
-    live = None
+    live: EdgeDeployment | None = None
     claims = []
     for item in _items(objects, namespace, EdgeDeployment.PLURAL):
-        other = EdgeDeployment.model_validate({**item, "status": None})
-        if item["metadata"]["name"] == name:
-            live = item
-            continue
-        claims.append(
-            DeploymentClaim(
-                item["metadata"]["name"],
-                other.spec.slot or item["metadata"]["name"],
-                other.spec.selector,
-            )
-        )
-    status = None
-    if live is not None and live.get("status"):
-        raw_status = {k: v for k, v in live["status"].items() if k != "kopf"}
-        status = EdgeDeployment.model_validate({**live, "status": raw_status}).status
-    metadata = live["metadata"] if live else {}
+        status = {k: v for k, v in (item.get("status") or {}).items() if k != "kopf"}
+        found = EdgeDeployment.model_validate({**item, "status": status or None})
+        found_name = item["metadata"]["name"]
+        if found_name == name:
+            live = found
+        else:
+            slot_claimed = found.spec.slot or found_name
+            claims.append(DeploymentClaim(found_name, slot_claimed, found.spec.selector))
+    metadata = live.metadata if live else {}
     generation = int(metadata.get("generation", 0))
-    if live is None or EdgeDeployment.model_validate({**live, "status": None}).spec != spec:
+    if live is None or live.spec != spec:
         generation += 1  # applying the file makes a new generation
     preview = preview_rollout(
         deployment_name=name,
         deployment_uid=metadata.get("uid"),
         generation=generation,
         spec=spec,
-        status=status,
+        status=live.status if live else None,
         annotations=metadata.get("annotations") or {},
         artifact=artifact,
         devices=devices,
@@ -298,6 +291,8 @@ def _plan_all(filename: Path, namespace: str | None, kubeconfig: str | None) -> 
             ]
     except ApiException as err:
         raise PlanError("ClusterError", f"the API server refused a read: {describe(err)}") from err
+    except ValidationError as err:  # an object in the cluster that this version cannot read
+        raise PlanError("ClusterError", f"unreadable object: {err.errors()[0]['msg']}") from err
     except (ConfigException, OSError) as err:
         raise PlanError("ClusterUnreachable", describe(err)) from err
     except Exception as err:

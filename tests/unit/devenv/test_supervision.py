@@ -4,6 +4,7 @@ how `dev status` reads a record against the live process table."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from modelfleet.dev.component_states import (
     describe_exit,
     read_records,
 )
-from modelfleet.dev.supervision import Supervisor
+from modelfleet.dev.supervision import SupervisedThread, Supervisor
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 OWN_PID = 4242
@@ -176,3 +177,29 @@ def test_exits_read_as_people_say_them() -> None:
         "SIGKILL",
         "SIGTERM",
     ]
+
+
+def test_a_thread_that_dies_of_an_exception_is_a_component_the_supervisor_restarts(
+    tmp_path: Path, clock: Clock
+) -> None:
+    runs: list[int] = []
+    release = threading.Event()
+
+    def target() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise ConnectionError("apiserver gone")
+        release.wait(5)
+
+    supervisor = make_supervisor(tmp_path, clock)
+    thread = SupervisedThread("job-runner", target)
+    thread.join(timeout=5)
+    supervisor.watch(thread)
+    assert not thread.alive() and thread.exit_code() == 1
+    supervisor.check()
+    clock.seconds = 1.0
+    supervisor.check()
+    assert record(tmp_path, "job-runner")["restarts"] == 1
+    assert thread.alive() and thread.exit_code() is None
+    release.set()
+    thread.join(timeout=5)

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 import click
+from pydantic.alias_generators import to_camel
 from rich.console import Console
 from rich.table import Table
 
@@ -139,7 +140,8 @@ def dev_status(run_dir: Path, output: str) -> None:
     now = dt.datetime.now(dt.UTC)
     rows = [derive_status(r, running=process_running, now=now) for r in records]
     if output == "json":
-        click.echo(json.dumps([dataclasses.asdict(row) for row in rows], indent=2))
+        listed = [{to_camel(k): v for k, v in dataclasses.asdict(row).items()} for row in rows]
+        click.echo(json.dumps(listed, indent=2))
         return
     table = Table(box=None, pad_edge=False)
     for column in ("COMPONENT", "STATE", "PID", "RESTARTS", "LAST EXIT", "UPTIME", "DETAIL"):

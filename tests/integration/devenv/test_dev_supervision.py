@@ -109,7 +109,7 @@ def test_dev_up_restarts_killed_components_and_dev_status_shows_it(tmp_path: Pat
         after = _eventually(restarted, "minio and the operator to come back")
         for name in ("minio", "operator"):
             assert after[name]["pid"] != before[name]["pid"]
-            assert after[name]["last_exit"].startswith("SIGKILL at ")
+            assert after[name]["lastExit"].startswith("SIGKILL at ")
         assert {after[n]["restarts"] for n in COMPONENTS - {"minio", "operator"}} == {0}
 
         s3 = Minio(

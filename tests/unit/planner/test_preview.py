@@ -7,11 +7,15 @@ device lands in, which artifact it gets, and why the others never move.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
 from modelfleet.operator.rollout.fleet import DeviceView
 from modelfleet.operator.rollout.ordering import rollout_order
+from modelfleet.operator.rollout.planner import AssignRevision
 from modelfleet.operator.rollout.preview import DEFAULT_VARIANT, Preview, preview_rollout
 from modelfleet.operator.rollout.resolution import conversion_artifact
 from modelfleet.operator.rollout.revisions import ResolvedArtifact
@@ -27,6 +31,7 @@ from tests.unit.planner.builders import (
     make_view,
     names,
 )
+from tests.unit.planner.simulated_fleet import Fleet
 
 
 def preview(
@@ -203,3 +208,42 @@ def test_a_conversion_not_ready_for_its_generation_offers_nothing() -> None:
         None,
         "ModelConversion detector-v1 is Failed: ToleranceExceeded, not approved",
     )
+
+
+@pytest.mark.parametrize(
+    ("waves_", "max_in_flight", "bake", "pause"),
+    [
+        ([1, "50%", "100%"], 1, 30, "none"),
+        (["25%", "50%", "100%"], "50%", 10, "none"),
+        (["10%", "25%", "100%"], "20%", 0, "betweenWaves"),
+        ([2, 5, "100%"], 3, 120, "betweenWaves"),
+    ],
+)
+def test_the_waves_previewed_are_the_waves_a_paced_rollout_takes(
+    waves_: list[int | str], max_in_flight: int | str, bake: int, pause: str
+) -> None:
+    """The preview drops maxInFlight, bake and promotion pauses: they change when a device
+    moves, not its wave. A paced rollout on the simulated fleet (slow agents, offline
+    devices) puts every device into the wave the preview named."""
+    spec = make_spec(waves=waves_, max_in_flight=max_in_flight, bake=bake, pause=pause)
+    fleet = Fleet(spec=spec, art=make_artifact(1))
+    fleet.add(*names(12), slow=2)
+    offline = names(6, prefix="gone")
+    fleet.add(*offline, online=False)
+    for name in offline:  # silent for a day: counted in the wave sizes, never assigned
+        fleet.devices[name].lease = T0 - timedelta(days=1)
+    previewed = preview(fleet.views(), spec=spec)
+
+    seen: dict[str, int] = {}
+    for _ in range(400):
+        step = fleet.step(seconds=10)
+        for action in step.actions:
+            if isinstance(action, AssignRevision):
+                seen.setdefault(action.device, (step.status.wave or 0) + 1)
+        if step.status.phase == "Paused":
+            fleet.promote()
+        if step.status.phase == "Succeeded" and not step.actions:
+            break
+    assert step.status.phase == "Succeeded"
+    assert seen == {r.device: r.wave for r in previewed.rows if r.disposition == "rollout"}
+    assert skipped(previewed) == dict.fromkeys(offline, "Offline")

@@ -13,8 +13,8 @@ from support.fleet import Fleet
 
 SLOT = "detector"
 HOOK = """
-import hashlib, json, os, sys
-log, refused = sys.argv[1], sys.argv[2]
+import hashlib, json, os, sys, time
+log, refused, hold = sys.argv[1:4]
 slot_dir = os.environ["MODELFLEET_SLOT_DIR"]
 prefix = "MODELFLEET_"
 seen = {k.removeprefix(prefix): v for k, v in os.environ.items() if k.startswith(prefix)}
@@ -23,6 +23,8 @@ seen["current"] = os.path.realpath(os.path.join(slot_dir, "current"))
 seen["runtime_sha256"] = json.load(open(seen["RUNTIME"]))["sha256"]
 with open(log, "a") as out:
     out.write(json.dumps(seen) + "\\n")
+while os.path.exists(hold):  # a service that takes its time to reload
+    time.sleep(0.1)
 if seen["SHA256"] == refused:
     sys.stderr.write("loading model\\nservice refused the model: input shape changed\\n")
     sys.exit(3)
@@ -30,9 +32,11 @@ if seen["SHA256"] == refused:
 
 
 def hook_command(tmp_path: Path, refused: str = "none") -> tuple[str, Path]:
+    """The option that runs HOOK: it logs what it sees to the returned file, waits while
+    tmp_path/hold exists, and fails for the `refused` sha256."""
     script, log = tmp_path / "reload.py", tmp_path / "reloads.jsonl"
     script.write_text(HOOK)
-    argv = [sys.executable, str(script), str(log), refused]
+    argv = [sys.executable, str(script), str(log), refused, str(tmp_path / "hold")]
     return "--on-activate=" + shlex.join(argv), log
 
 
@@ -96,3 +100,31 @@ def test_a_failing_command_rolls_the_slot_back_and_says_why(fleet: Fleet, tmp_pa
         ("2", str(fleet.data_dir("edge-2") / "objects" / f"{refused.sha256}.onnx")),
         ("1", str(fleet.data_dir("edge-2") / "objects" / f"{good.sha256}.onnx")),
     ]
+
+
+def test_an_agent_killed_before_the_command_confirmed_rolls_back_and_runs_it_again(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    old, new = fleet.publish("old"), fleet.publish("new", weight_shift=1.0, probe_shift=1.0)
+    option, log = hook_command(tmp_path)
+    agent = fleet.start_agent("edge-3", option)
+    fleet.wait("registration", lambda: fleet.device("edge-3"))
+    fleet.assign("edge-3", SLOT, fleet.assignment(old, 1))
+    fleet.wait_phase("edge-3", SLOT, "Healthy", 1)
+
+    (tmp_path / "hold").touch()
+    fleet.assign("edge-3", SLOT, fleet.assignment(new, 2))
+    fleet.wait("the command for revision 2", lambda: len(reloads(log)) == 2)
+    agent.kill()
+    slot_dir = fleet.current("edge-3", SLOT).parent
+    assert (slot_dir / "activation.json").exists() and fleet.active_sha(
+        "edge-3", SLOT
+    ) == new.sha256
+    (tmp_path / "hold").unlink()  # the orphaned command ends
+
+    restarted = fleet.start_agent("edge-3", option)
+    status = fleet.wait_phase("edge-3", SLOT, "Healthy", 2)
+    assert (status["activeSha256"], status["previousRevision"]) == (new.sha256, 1)
+    assert [r["REVISION"] for r in reloads(log)] == ["1", "2", "2"]
+    assert "unconfirmed activation rolled back" in restarted.log_path.read_text()
+    assert not (slot_dir / "activation.json").exists()

@@ -217,6 +217,9 @@ class Steps:
                 policy=self.retry,
                 should_stop=lambda: self.moved(slot, assignment),
                 max_bytes=PROBE_LIMIT_BYTES,
+                on_retry=lambda attempt, cause, delay: self._retrying(
+                    slot, assignment, attempt, f"probe: {cause}", delay
+                ),
             )
         try:
             arrays, meta = probing.read_probe(path)

@@ -69,6 +69,7 @@ def test_the_command_runs_when_the_new_model_is_current(fleet: Fleet, tmp_path: 
         assert (seen["SLOT"], seen["SLOT_DIR"]) == (SLOT, str(slot_dir))
         assert seen["RUNTIME"] == str(slot_dir / "runtime.json")
     assert not (slot_dir / "activation.json").exists()
+    assert fleet.phases_written("edge-1", SLOT) == ["Healthy", "Healthy"]  # one write a rollout
 
 
 def test_a_failing_command_rolls_the_slot_back_and_says_why(fleet: Fleet, tmp_path: Path) -> None:
@@ -100,6 +101,7 @@ def test_a_failing_command_rolls_the_slot_back_and_says_why(fleet: Fleet, tmp_pa
         ("2", str(fleet.data_dir("edge-2") / "objects" / f"{refused.sha256}.onnx")),
         ("1", str(fleet.data_dir("edge-2") / "objects" / f"{good.sha256}.onnx")),
     ]
+    assert fleet.phases_written("edge-2", SLOT) == ["Healthy", "Failed"]
 
 
 def test_an_agent_killed_before_the_command_confirmed_rolls_back_and_runs_it_again(

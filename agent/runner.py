@@ -5,9 +5,9 @@ Three threads: the Lease heartbeat (`heartbeats`), the watch on the device's own
 wake-up - and at least every `resync_seconds` - brings each slot to its assignment
 (`slots`: plan with `reconcile.plan_slot`, one step at a time with `steps`: download, verify
 and store, load and probe, switch the `current` link, run the --on-activate command), reports
-slot status (`reporting`:
-Downloading only if the slot is still busy `progress_grace_seconds` later, then Healthy or
-Failed, the state the rollout controller acts on) and refreshes the device facts (`facts`).
+slot status (`reporting`: Downloading only if the slot is still busy `progress_grace_seconds`
+later, then Healthy or Failed, the state the rollout controller acts on) and refreshes the
+device facts (`facts`: engines and accelerators).
 What the device is asked to hold is read from the watch (`assignments`).
 
 Restart safety comes from the store: nothing here keeps state that matters across a SIGKILL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -78,10 +79,14 @@ def test_a_command_that_does_not_exist_fails_to_start(tmp_path: Path) -> None:
 
 
 def test_the_command_is_split_like_a_shell_but_never_run_by_one(tmp_path: Path) -> None:
-    hook = ActivationHook.parse(f"touch '{tmp_path}/a b' $(touch {tmp_path}/pwned)")
-    assert hook.argv == ("touch", f"{tmp_path}/a b", "$(touch", f"{tmp_path}/pwned)")
+    out = tmp_path / "argv.json"
+    script = "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))"
+    hook = ActivationHook.parse(
+        f"{PYTHON} -c {shlex.quote(script)} {out} 'a b' $(touch {tmp_path}/pwned) `id`; id"
+    )
     run_hook(hook, {"MODELFLEET_SLOT": "x; touch pwned"})
-    assert (tmp_path / "a b").exists() and not (tmp_path / "pwned").exists()
+    assert json.loads(out.read_text()) == ["a b", "$(touch", f"{tmp_path}/pwned)", "`id`;", "id"]
+    assert not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.parametrize("command", ["", "   ", "reload 'unclosed"])

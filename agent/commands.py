@@ -105,6 +105,26 @@ def resolve_namespace(namespace: str | None, kubeconfig: Path | None) -> str:
     help="Report Downloading only if activation takes longer than this; 0: at once.",
 )
 @click.option(
+    "--download-timeout-seconds",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Socket timeout per connect and read of a download; a stalled server is retried.",
+)
+@click.option(
+    "--on-activate",
+    "on_activate",
+    help="Command run after a slot switches model (split like a shell, run without one; "
+    "MODELFLEET_SLOT, _SLOT_DIR, _MODEL, _RUNTIME, _REVISION, _SHA256 in its environment). "
+    "A non-zero exit or timeout rolls the slot back and fails it with ActivationFailed.",
+)
+@click.option(
+    "--on-activate-timeout-seconds",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+)
+@click.option(
     "--report-every-phase",
     is_flag=True,
     help="Also report Verifying and Activating (two more status writes per rollout).",
@@ -123,9 +143,13 @@ def agent_command(
     retry_seconds: float,
     max_download_rate: int | None,
     progress_grace_seconds: float,
+    download_timeout_seconds: float,
+    on_activate: str | None,
+    on_activate_timeout_seconds: float,
     report_every_phase: bool,
 ) -> None:
     """Run the device agent: keep this device's models as its EdgeDevice says."""
+    from modelfleet.agent.activation import ActivationHook
     from modelfleet.agent.download import RetryPolicy
     from modelfleet.agent.reconcile import ASSIGNMENT_BACKOFF
     from modelfleet.agent.runner import Agent, AgentSettings
@@ -133,6 +157,12 @@ def agent_command(
     from modelfleet.logs import configure_logging, get_logger
 
     configure_logging()
+    hook = None
+    if on_activate is not None:
+        try:
+            hook = ActivationHook.parse(on_activate, timeout_seconds=on_activate_timeout_seconds)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--on-activate") from None
     settings = AgentSettings(
         device_name=device_name,
         namespace=resolve_namespace(namespace, kubeconfig),
@@ -142,11 +172,12 @@ def agent_command(
         heartbeat_seconds=heartbeat_seconds,
         resync_seconds=resync_seconds,
         facts_seconds=facts_seconds,
-        retry=RetryPolicy(attempts=download_attempts),
+        retry=RetryPolicy(attempts=download_attempts, timeout=download_timeout_seconds),
         assignment_backoff=dataclasses.replace(ASSIGNMENT_BACKOFF, initial=retry_seconds),
         max_download_rate=max_download_rate,
         report_every_phase=report_every_phase,
         progress_grace_seconds=progress_grace_seconds,
+        on_activate=hook,
     )
     with api_client(kubeconfig) as api:
         agent = Agent(api, settings)

@@ -6,9 +6,11 @@ restart after SIGKILL) it asks for the rest with `Range: bytes=<have>-` and appe
 starts over on `200` (the server ignored the range). Connection errors, timeouts, 408, 429 and
 5xx are retried with exponential backoff and ±20% jitter (`modelfleet.backoff`); 4xx are not
 (`403` usually means the URL expired: the controller refreshes it and the new assignment is
-retried).
+retried). Each retry is handed to `on_retry` (attempt, cause, delay), which the slot's steps
+turn into a `DownloadRetrying` status.
 
-A URL is a secret: it is never logged and never appears in an error message.
+A URL is a secret: it is never logged and never appears in an error message; causes are built
+from status codes and exception types, and `redact` removes the URL from them all the same.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = get_logger(__name__)
 _CHUNK = 256 * 1024
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 DISK_RESERVE_BYTES = 16 * 1024 * 1024
+_SECRET_LENGTH = 16
 
 
 DOWNLOAD_BACKOFF = Backoff(initial=0.5, max=30.0, jitter=0.2)
@@ -66,9 +69,11 @@ def download(
     max_rate: float | None = None,
     max_bytes: int = 1 << 40,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[int, str, float], None] | None = None,
 ) -> Transfer:
     """Fetch `url` into `dest`, resuming what is there when `size` (the expected length) is
-    known. Raises DownloadFailed, ChecksumMismatch (more bytes than `size`) or Cancelled."""
+    known. Raises DownloadFailed, ChecksumMismatch (more bytes than `size`) or Cancelled.
+    `on_retry(attempt, cause, delay)` runs before each wait (the cause never holds the URL)."""
     scheme = urlsplit(url).scheme
     if scheme not in ("http", "https"):
         raise DownloadFailed(f"only http and https URLs are fetched, not {scheme or 'none'!r}")
@@ -88,8 +93,11 @@ def download(
         if should_stop():
             raise Cancelled("assignment changed while retrying")
 
-    def logged(attempt: int, error: BaseException, delay: float) -> None:
-        log.info("download retry", attempt=attempt, delay_s=round(delay, 2), error=str(error))
+    def retrying(attempt: int, error: BaseException, delay: float) -> None:
+        cause = redact(str(error), url)
+        log.info("download retry", attempt=attempt, delay_s=round(delay, 2), error=cause)
+        if on_retry is not None:
+            on_retry(attempt, cause, delay)
 
     try:
         return retry(
@@ -98,10 +106,23 @@ def download(
             retry_on=lambda err: isinstance(err, _RetryableError),
             attempts=policy.attempts,
             sleep=pause,
-            on_retry=logged,
+            on_retry=retrying,
         )
     except _RetryableError as err:
-        raise DownloadFailed(f"download failed after {policy.attempts} attempts: {err}") from None
+        cause = redact(str(err), url)
+        raise DownloadFailed(f"download failed after {policy.attempts} attempts: {cause}") from None
+
+
+def redact(message: str, url: str) -> str:
+    """`message` without `url`, its query string (the presigned credentials) or a long query
+    parameter value of it (a signature, a credential; short ones like `3600` are common
+    words of messages): pure."""
+    parts = urlsplit(url)
+    values = (item.partition("=")[2] for item in parts.query.split("&"))
+    secrets = [url, parts.query, *(value for value in values if len(value) >= _SECRET_LENGTH)]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        message = message.replace(secret, "<redacted>")
+    return message
 
 
 class _RetryableError(Exception):

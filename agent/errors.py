@@ -11,6 +11,8 @@
                       the runtime request has allowFallback: false
     ProbeFailed       the probe is unreadable, does not fit the model, or   no (new assignment)
                       the outputs on this device differ from the reference
+    ActivationFailed  the --on-activate command failed or timed out (the    no (new assignment)
+                      slot is rolled back to the model active before)
 
 Messages are for humans and never contain a URL: assignment URLs are presigned secrets.
 Third-party exceptions are translated at the boundary (`raise ... from err`).
@@ -27,6 +29,7 @@ Reason = Literal[
     "ProbeFailed",
     "RuntimeUnavailable",
     "RuntimeFallback",
+    "ActivationFailed",
 ]
 RETRYABLE: frozenset[str] = frozenset({"DownloadFailed"})
 
@@ -63,6 +66,10 @@ class RuntimeUnavailable(AgentError):  # noqa: N818 (named for its reason)
 
 class RuntimeFallback(AgentError):  # noqa: N818 (named for its reason)
     reason = "RuntimeFallback"
+
+
+class ActivationFailed(AgentError):  # noqa: N818 (named for its reason)
+    reason = "ActivationFailed"
 
 
 class Cancelled(Exception):  # noqa: N818 (a signal, not a failure)

@@ -3,8 +3,9 @@
 Collected at registration and refreshed after the runner's passes, at most every
 `every_seconds` (free disk changes as models come and go); written only when they changed.
 The engines (`runtime.engines`: ONNX Runtime with its execution providers, OpenVINO with its
-devices) are asked once per process: loading their plugins is slow and what is installed does
-not change under a running agent. They are imported lazily, so `modelfleet --help` stays fast.
+devices) and the accelerators (`accelerators`) are asked once per process: loading the engines'
+plugins is slow and what is installed does not change under a running agent. They are imported
+lazily, so `modelfleet --help` stays fast.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from importlib import metadata
 from pathlib import Path
 
 from modelfleet import engines
+from modelfleet.agent import accelerators
 from modelfleet.agent.devices import DeviceApi, retrying
-from modelfleet.api.device import DeviceFacts, EngineFacts, RuntimeFacts
+from modelfleet.api.device import AcceleratorFacts, DeviceFacts, EngineFacts, RuntimeFacts
 from modelfleet.errors import describe
 from modelfleet.logs import get_logger
 
@@ -63,7 +65,12 @@ class FactsReporter:
             log.warning("facts write failed", error=describe(err))
             return
         self.facts = facts
-        log.info("facts updated", arch=facts.arch, onnxruntime=facts.runtime.onnxruntime)
+        log.info(
+            "facts updated",
+            arch=facts.arch,
+            onnxruntime=facts.runtime.onnxruntime,
+            accelerators=accelerators.names(facts.accelerators),
+        )
 
 
 def collect_facts(data_dir: Path) -> DeviceFacts:
@@ -72,6 +79,7 @@ def collect_facts(data_dir: Path) -> DeviceFacts:
         os=_os_name(),
         agent_version=agent_version(),
         runtime=runtime_facts(),
+        accelerators=list(installed_accelerators()),
         free_disk_bytes=free_disk(data_dir),
     )
 
@@ -89,6 +97,11 @@ def runtime_facts() -> RuntimeFacts:
 @functools.cache
 def installed_engines() -> tuple[EngineFacts, ...]:
     return tuple(engines.installed())
+
+
+@functools.cache
+def installed_accelerators() -> tuple[AcceleratorFacts, ...]:
+    return tuple(accelerators.detect())
 
 
 def free_disk(data_dir: Path) -> int:

@@ -18,7 +18,9 @@ in `Failure`, and `now` is passed in. Worked examples (sha `A` active as revisio
     rev 2, sha B        current A                       DownloadFailed Keep(wake)   Failed,
                                                         retry at t     until t, then Download
 
-`Install` runs load + probe (still Verifying), reports `activating_status`, switches the
+A download that is retried within its step reports `retrying_status` (still Downloading, reason
+DownloadRetrying, the attempt and its cause). `Install` runs load + probe (still Verifying),
+reports `activating_status`, switches the
 `current` link, and the next plan is `Keep` → Healthy. A failure keeps A active: every status
 built here reports the installed artifact (`activeRevision`, `activeSha256`), never the target.
 Failures other than DownloadFailed are final for that exact assignment (`assignment_key`):
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from modelfleet.api.device import (
+    DownloadRetry,
     ProbeResult,
     RuntimeRequest,
     SlotAssignment,
@@ -45,6 +48,7 @@ from modelfleet.conditions import format_time
 
 REASON_PROBE_PASSED = "ProbePassed"
 REASON_NO_PROBE = "NoProbe"
+REASON_DOWNLOAD_RETRYING = "DownloadRetrying"
 ASSIGNMENT_BACKOFF = Backoff(initial=10.0, max=600.0)
 """A failed download of one assignment is tried again after 10 s, doubling to 10 minutes."""
 
@@ -223,6 +227,31 @@ def healthy_status(assignment: SlotAssignment, local: LocalSlot, now: datetime) 
     return slot_status("Healthy", assignment, local, now, reason=reason, message=message)
 
 
+def retrying_status(
+    assignment: SlotAssignment,
+    local: LocalSlot,
+    now: datetime,
+    *,
+    attempt: int,
+    cause: str,
+    delay: float,
+) -> SlotStatus:
+    """Downloading, after attempt number `attempt` failed with `cause` (never a URL)."""
+    message = (
+        f"downloading revision {assignment.revision}: attempt {attempt} failed ({cause}), "
+        f"retrying in {delay:.1f}s"
+    )
+    return slot_status(
+        "Downloading",
+        assignment,
+        local,
+        now,
+        reason=REASON_DOWNLOAD_RETRYING,
+        message=message,
+        download_retry=DownloadRetry(attempt=attempt, last_error=cause[:1024]),
+    )
+
+
 def activating_status(assignment: SlotAssignment, local: LocalSlot, now: datetime) -> SlotStatus:
     message = f"switching to revision {assignment.revision}"
     return slot_status("Activating", assignment, local, now, message=message)
@@ -236,6 +265,7 @@ def slot_status(
     *,
     reason: str = "",
     message: str = "",
+    download_retry: DownloadRetry | None = None,
 ) -> SlotStatus:
     """The status of a slot: the target revision and what is really active on the device."""
     current, previous = local.current, local.previous
@@ -249,6 +279,7 @@ def slot_status(
         message=message[:4096],
         probe=current.probe if current else None,
         runtime=current.runtime if current else None,
+        download_retry=download_retry,
         last_update_time=format_time(now),
     )
 

@@ -4,12 +4,14 @@ Three threads: the Lease heartbeat (`heartbeats`), the watch on the device's own
 (`devices.DeviceWatch`, which wakes the loop when spec changes) and this loop, which on every
 wake-up - and at least every `resync_seconds` - brings each slot to its assignment
 (`slots`: plan with `reconcile.plan_slot`, one step at a time with `steps`: download, verify
-and store, load and probe, switch the `current` link), reports slot status (`reporting`:
-Downloading only if the slot is still busy `progress_grace_seconds` later, then Healthy or
-Failed, the state the rollout controller acts on) and refreshes the device facts (`facts`).
+and store, load and probe, switch the `current` link, run the --on-activate command), reports
+slot status (`reporting`: Downloading only if the slot is still busy `progress_grace_seconds`
+later, then Healthy or Failed, the state the rollout controller acts on) and refreshes the
+device facts (`facts`: engines and accelerators).
 What the device is asked to hold is read from the watch (`assignments`).
 
-Restart safety comes from the store: nothing here keeps state that matters across a SIGKILL.
+Restart safety comes from the store: nothing here keeps state that matters across a SIGKILL
+(an activation the --on-activate command had not confirmed is rolled back at start).
 Failed attempts are remembered in memory only, so a restarted agent tries each assignment once
 more. Status writes that fail are retried on the next pass; the device keeps working.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from modelfleet.agent.activation import ActivationHook
 from modelfleet.agent.assignments import Assignments
 from modelfleet.agent.devices import API_BACKOFF, DeviceApi, DeviceWatch
 from modelfleet.agent.download import RetryPolicy
@@ -61,6 +64,8 @@ class AgentSettings:
     max_download_rate: float | None = None
     report_every_phase: bool = False
     progress_grace_seconds: float = 5.0
+    on_activate: ActivationHook | None = None
+    """Run after each switch of a slot's model; its failure rolls the switch back."""
 
 
 class Agent:
@@ -109,6 +114,7 @@ class Agent:
             moved=self.assignments.moved,
             report=self.reporter.report,
             clock=clock,
+            on_activate=settings.on_activate,
         )
         self.slots = Slots(
             self.store,
@@ -129,6 +135,9 @@ class Agent:
         if not self._lock_store():
             return
         self.store.remove_temporaries()
+        for slot in self.store.pending_activations():
+            self.store.roll_back_activation(slot)
+            log.warning("unconfirmed activation rolled back; installing again", slot=slot)
         if self._register() is None:
             return
         threading.Thread(

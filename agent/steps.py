@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from modelfleet.agent import probe as probing
+from modelfleet.agent.activation import ActivationHook, hook_env, run_hook
 from modelfleet.agent.download import RetryPolicy, download
-from modelfleet.agent.errors import AgentError, ChecksumMismatch, ProbeFailed
+from modelfleet.agent.errors import ActivationFailed, AgentError, ChecksumMismatch, ProbeFailed
 from modelfleet.agent.reconcile import (
     Adopt,
     Deactivate,
@@ -25,10 +26,11 @@ from modelfleet.agent.reconcile import (
     LocalSlot,
     Verify,
     activating_status,
+    retrying_status,
 )
 from modelfleet.agent.store import Store, sha256_file
 from modelfleet.api.device import ProbeResult, SlotAssignment, SlotRuntime, SlotStatus
-from modelfleet.device import runtime_document
+from modelfleet.device import RUNTIME_FILE, runtime_document
 from modelfleet.engines import Session
 from modelfleet.logs import get_logger
 
@@ -47,8 +49,10 @@ class Steps:
         moved: Callable[[str, SlotAssignment], bool],
         report: Callable[[str, SlotStatus | None], None],
         clock: Callable[[], datetime],
+        on_activate: ActivationHook | None = None,
     ) -> None:
         self.store = store
+        self.on_activate = on_activate
         self.retry = retry
         self.max_download_rate = max_download_rate
         self.moved = moved
@@ -94,10 +98,23 @@ class Steps:
             policy=self.retry,
             should_stop=lambda: self.moved(slot, assignment),
             max_rate=self.max_download_rate,
+            on_retry=lambda attempt, cause, delay: self._retrying(
+                slot, assignment, attempt, cause, delay
+            ),
         )
         log.info(
             "downloaded", slot=slot, received=transfer.received, resumed_at=transfer.resumed_at
         )
+
+    def _retrying(
+        self, slot: str, assignment: SlotAssignment, attempt: int, cause: str, delay: float
+    ) -> None:
+        current, previous = self.store.read_slot(slot)
+        local = LocalSlot(current=current, previous=previous)
+        status = retrying_status(
+            assignment, local, self.clock(), attempt=attempt, cause=cause, delay=delay
+        )
+        self.report(slot, status)
 
     def _verify(self, assignment: SlotAssignment) -> None:
         staged = self.store.staging_path(assignment.sha256)
@@ -126,12 +143,16 @@ class Steps:
         before, previous = self.store.read_slot(slot)
         local = LocalSlot(current=before, previous=previous, stored=True)
         self.report(slot, activating_status(assignment, local, self.clock()))
+        if self.on_activate is not None:
+            self.store.begin_activation(slot)
         self._record(slot, assignment, result, description.status())
         self.store.write_runtime(
             slot,
             runtime_document(description, sha256=sha, model=self.store.model_reference(sha)),
         )
         self.store.activate(slot, sha)
+        if self.on_activate is not None:
+            self._notify(slot, self.on_activate)
         log.info(
             "activated",
             slot=slot,
@@ -144,6 +165,41 @@ class Steps:
             fallback=description.fallback,
         )
         return True
+
+    def _notify(self, slot: str, hook: ActivationHook) -> None:
+        """Run the command for what is current now; when it fails, put the slot back as it
+        was, tell the command so (best effort: the slot fails either way), raise."""
+        try:
+            run_hook(hook, self._hook_env(slot))
+        except ActivationFailed as err:
+            self.store.roll_back_activation(slot)
+            restored, _ = self.store.read_slot(slot)
+            log.error(
+                "on-activate command failed; slot rolled back",
+                slot=slot,
+                error=err.message,
+                revision=restored.revision if restored else None,
+            )
+            if restored is not None:
+                try:
+                    run_hook(hook, self._hook_env(slot))
+                except ActivationFailed as again:
+                    log.error("on-activate command failed after the rollback", error=again.message)
+            raise
+        self.store.end_activation(slot)
+
+    def _hook_env(self, slot: str) -> dict[str, str]:
+        current, _ = self.store.read_slot(slot)
+        assert current is not None, "the command runs for an active model"
+        link = self.store.current_link(slot)
+        return hook_env(
+            slot=slot,
+            slot_dir=link.parent,
+            model=self.store.object_path(current.sha256),
+            runtime=link.parent / RUNTIME_FILE,
+            revision=current.revision,
+            sha256=current.sha256,
+        )
 
     def _probe(self, slot: str, assignment: SlotAssignment, session: Session) -> ProbeResult | None:
         sha = assignment.sha256
@@ -161,6 +217,9 @@ class Steps:
                 policy=self.retry,
                 should_stop=lambda: self.moved(slot, assignment),
                 max_bytes=PROBE_LIMIT_BYTES,
+                on_retry=lambda attempt, cause, delay: self._retrying(
+                    slot, assignment, attempt, f"probe: {cause}", delay
+                ),
             )
         try:
             arrays, meta = probing.read_probe(path)

@@ -13,6 +13,8 @@ Layout under the data dir (the runner is its only writer; one agent per data dir
                                    request}} for the artifacts the links may name
     slots/<slot>/runtime.json      how to open the active model: engine, backends, options,
                                    inputs, outputs (`modelfleet.device`, for applications)
+    slots/<slot>/activation.json   links, records and runtime.json before an activation that the
+                                   --on-activate command has not confirmed yet
     agent.lock                     flock held by the running agent
 
 Crash safety (SIGKILL at any instruction): every name that others read is created by writing a
@@ -23,6 +25,12 @@ old model and at worst `previous == current`, which `read_slot` reports as no pr
 `runtime.json` names its own model file, so an application opening it always gets a probed
 pair; the agent installs again after such a crash and rewrites both. Leftover `*.tmp` files
 are removed at start; `.part` files are resumed or removed once the assignments are known.
+
+With an --on-activate command an activation is only done when the command succeeded: the
+slot's state before it is journaled first (`begin_activation`) and restored when the command
+fails (`roll_back_activation`: records, runtime.json, then `current`, then `previous`). A
+journal found at start means the agent died before the command confirmed: the slot is rolled
+back, and the agent installs the assignment again and runs the command again.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from modelfleet.agent.reconcile import Installed
 from modelfleet.api.device import ProbeResult, RuntimeRequest, SlotRuntime
 from modelfleet.device import RUNTIME_FILE
 
+JOURNAL_FILE = "activation.json"
+_JOURNALED = ("records.json", RUNTIME_FILE)
+"""Written in this order by a rollback, before the links."""
 SLOT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SHA256 = re.compile(r"^[a-f0-9]{64}$")
 _CHUNK = 1 << 20
@@ -169,9 +180,64 @@ class Store:
             _link_atomic(directory / "previous", self._relative(current))
         _link_atomic(directory / "current", self._relative(sha256))
 
+    def begin_activation(self, slot: str) -> None:
+        """Journal the slot's links, records and runtime.json before an activation (atomic,
+        durable)."""
+        directory = self.slots / _slot(slot)
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[str, str | None] = {}
+        for name in _JOURNALED:
+            try:
+                files[name] = (directory / name).read_text()
+            except FileNotFoundError:
+                files[name] = None
+        state = {
+            "current": self._linked(slot, "current"),
+            "previous": self._linked(slot, "previous"),
+            "files": files,
+        }
+        _write_atomic(directory / JOURNAL_FILE, json.dumps(state).encode())
+
+    def end_activation(self, slot: str) -> None:
+        """The activation is confirmed: drop its journal."""
+        directory = self.slots / _slot(slot)
+        with contextlib.suppress(FileNotFoundError):
+            (directory / JOURNAL_FILE).unlink()
+            _fsync_dir(directory)
+
+    def roll_back_activation(self, slot: str) -> bool:
+        """Put back the journaled records, runtime.json and links, then drop the journal;
+        False when there is none. A link whose artifact is gone is removed, not left dangling."""
+        directory = self.slots / _slot(slot)
+        state = self._journal(slot)
+        if state is None:
+            self.end_activation(slot)  # none, or unreadable: nothing to put back
+            return False
+        files = state.get("files")
+        files = files if isinstance(files, dict) else {}
+        for name in _JOURNALED:
+            text = files.get(name)
+            if isinstance(text, str):
+                _write_atomic(directory / name, text.encode())
+            else:
+                self.discard(directory / name)
+        for name in ("current", "previous"):
+            sha = state.get(name)
+            if isinstance(sha, str) and _SHA256.match(sha) and self.has_object(sha):
+                _link_atomic(directory / name, self._relative(sha))
+            else:
+                self.discard(directory / name)
+        _fsync_dir(directory)
+        self.end_activation(slot)
+        return True
+
+    def pending_activations(self) -> list[str]:
+        """Slots with an activation journal (an agent died before its command confirmed)."""
+        return [slot for slot in self.slot_names() if (self.slots / slot / JOURNAL_FILE).exists()]
+
     def deactivate(self, slot: str) -> None:
         directory = self.slots / _slot(slot)
-        for name in ("current", "previous", "records.json", RUNTIME_FILE):
+        for name in ("current", "previous", "records.json", RUNTIME_FILE, JOURNAL_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (directory / name).unlink()
         shutil.rmtree(directory, ignore_errors=True)
@@ -191,12 +257,19 @@ class Store:
         return True
 
     def linked(self) -> set[str]:
-        """Every sha256 a `current` or `previous` link or a `runtime.json` names, over all
-        slots (after a crash between the two, runtime.json may name what `current` does not)."""
+        """Every sha256 a `current` or `previous` link, a `runtime.json` or an activation
+        journal names, over all slots (after a crash between the two, runtime.json may name
+        what `current` does not)."""
         shas = set()
         for slot in self.slot_names():
-            for sha in (self._linked(slot, "current"), self._linked(slot, "previous")):
-                if sha is not None:
+            journal = self._journal(slot) or {}
+            for sha in (
+                self._linked(slot, "current"),
+                self._linked(slot, "previous"),
+                journal.get("current"),
+                journal.get("previous"),
+            ):
+                if isinstance(sha, str) and _SHA256.match(sha):
                     shas.add(sha)
             shas.update(self._runtime_sha(slot))
         return shas
@@ -249,6 +322,13 @@ class Store:
         except (FileNotFoundError, ValueError, AttributeError):
             return set()
         return {sha} if isinstance(sha, str) and _SHA256.match(sha) else set()
+
+    def _journal(self, slot: str) -> dict[str, Any] | None:
+        try:
+            state = json.loads((self.slots / _slot(slot) / JOURNAL_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
 
     def _relative(self, sha256: str) -> str:
         return os.path.join("..", "..", "objects", f"{_checked(sha256)}.onnx")

@@ -98,6 +98,15 @@ class SlotRuntime(ApiModel):
     )
 
 
+class DownloadRetry(ApiModel):
+    """The download attempt that failed last and why, while the agent tries again."""
+
+    attempt: int = Field(ge=1, description="How many attempts of this download failed so far.")
+    last_error: str = Field(
+        default="", max_length=1024, description="Why the last one failed (never the URL)."
+    )
+
+
 class SlotStatus(ApiModel):
     target_revision: int | None = None
     active_revision: int | None = None
@@ -108,6 +117,9 @@ class SlotStatus(ApiModel):
     message: str = Field(default="", max_length=4096)
     probe: ProbeResult | None = None
     runtime: SlotRuntime | None = None
+    download_retry: DownloadRetry | None = Field(
+        default=None, description="Set while a download is retried (reason DownloadRetrying)."
+    )
     last_update_time: str | None = None
 
 
@@ -128,11 +140,29 @@ class RuntimeFacts(ApiModel):
     engines: list[EngineFacts] = Field(default_factory=list)
 
 
+class AcceleratorFacts(ApiModel):
+    """One accelerator the agent sees, as the place it was seen names it."""
+
+    source: str = Field(
+        max_length=32,
+        description="Where it was seen: openvino (a device OpenVINO can compile for), nvidia "
+        "(the driver's /proc entry or nvidia-smi), jetson (the device tree), dri (a render node).",
+    )
+    id: str = Field(max_length=128, description="GPU.0, renderD128, a PCI address...")
+    name: str = Field(default="", max_length=256, description="The model, where known.")
+    driver: str = Field(default="", max_length=128, description="Kernel driver or its version.")
+
+
 class DeviceFacts(ApiModel):
     arch: str | None = None
     os: str | None = None
     agent_version: str | None = None
     runtime: RuntimeFacts = Field(default_factory=RuntimeFacts)
+    accelerators: list[AcceleratorFacts] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Accelerators the agent sees (the engines' backends are under runtime).",
+    )
     free_disk_bytes: int | None = None
 
 

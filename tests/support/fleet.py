@@ -167,6 +167,28 @@ class Fleet:
         )
         return found
 
+    def phases_written(self, device: str, slot: str) -> list[str]:
+        """The slot phases the device's agents wrote, one status patch each: an agent logs each
+        patch just after making it, so the log is read once it shows the write of the phase
+        the device has now."""
+        final = (self.slot(device, slot) or {}).get("phase")
+
+        def logged() -> list[str] | None:
+            events = [
+                json.loads(line)
+                for agent in self.agents
+                if agent.name == f"agent-{device}"
+                for line in agent.log_path.read_text().splitlines()
+                if line.startswith("{")
+            ]
+            phases = [
+                e["phase"] for e in events if e["event"] == "slot status" and e["slot"] == slot
+            ]
+            return phases if phases and phases[-1] == final else None
+
+        found: list[str] = self.wait(f"the agent's log of its {final} write", logged, timeout=10)
+        return found
+
     def current(self, device: str, slot: str) -> Path:
         return self.data_dir(device) / "slots" / slot / "current"
 

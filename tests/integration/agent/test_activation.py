@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from support.fleet import Fleet, status_json
@@ -28,7 +27,7 @@ def test_a_good_assignment_ends_healthy_on_the_verified_artifact(fleet: Fleet) -
     assert assignment["url"].split("?")[1] not in status_json(status)
     assert "X-Amz-Signature" not in status_json(fleet.device("edge-1").get("status"))
     assert "X-Amz-Signature" not in "".join(a.log_path.read_text() for a in fleet.agents)
-    assert phases_written(fleet, SLOT) == ["Healthy"]
+    assert fleet.phases_written("edge-1", SLOT) == ["Healthy"]
 
 
 def test_a_slow_activation_reports_downloading_after_the_grace_period(fleet: Fleet) -> None:
@@ -40,7 +39,7 @@ def test_a_slow_activation_reports_downloading_after_the_grace_period(fleet: Fle
     fleet.assign("edge-5", SLOT, fleet.assignment(artifact, 1))
     fleet.wait_phase("edge-5", SLOT, "Downloading", 1)
     fleet.wait_phase("edge-5", SLOT, "Healthy", 1)
-    assert phases_written(fleet, SLOT) == ["Downloading", "Healthy"]
+    assert fleet.phases_written("edge-5", SLOT) == ["Downloading", "Healthy"]
 
 
 def test_every_phase_is_reported_when_asked(fleet: Fleet) -> None:
@@ -49,18 +48,12 @@ def test_every_phase_is_reported_when_asked(fleet: Fleet) -> None:
     fleet.wait("registration", lambda: fleet.device("edge-9"))
     fleet.assign("edge-9", SLOT, fleet.assignment(artifact, 1))
     fleet.wait_phase("edge-9", SLOT, "Healthy", 1)
-    assert phases_written(fleet, SLOT) == ["Downloading", "Verifying", "Activating", "Healthy"]
-
-
-def phases_written(fleet: Fleet, slot: str) -> list[str]:
-    """One status patch per transition: the agent logs each patch it made."""
-    events = [
-        json.loads(line)
-        for agent in fleet.agents
-        for line in agent.log_path.read_text().splitlines()
-        if line.startswith("{")
+    assert fleet.phases_written("edge-9", SLOT) == [
+        "Downloading",
+        "Verifying",
+        "Activating",
+        "Healthy",
     ]
-    return [e["phase"] for e in events if e["event"] == "slot status" and e["slot"] == slot]
 
 
 def test_a_wrong_checksum_fails_and_keeps_the_previous_model(fleet: Fleet) -> None:

@@ -27,6 +27,10 @@ def test_agent_registers_with_facts_and_renews_its_lease(fleet: Fleet) -> None:
     assert facts["os"].startswith(platform.system())
     assert "CPUExecutionProvider" in facts["runtime"]["executionProviders"]
     assert facts["freeDiskBytes"] > 0 and facts["agentVersion"]
+    openvino_cpu = [
+        a for a in facts["accelerators"] if (a["source"], a["id"]) == ("openvino", "CPU")
+    ]
+    assert len(openvino_cpu) == 1 and openvino_cpu[0]["name"]  # FULL_DEVICE_NAME, e.g. AMD EPYC
     assert device["spec"] == {} or device["spec"].get("models") in (None, {})
 
     leases = client.CoordinationV1Api(fleet.api)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -39,3 +40,9 @@ def test_help_texts() -> None:
     runner = CliRunner()
     assert "--device-name" in runner.invoke(agent_command, ["--help"]).output
     assert "--out" in runner.invoke(device_command, ["provision", "--help"]).output
+
+
+def test_an_unbalanced_on_activate_command_is_a_usage_error(tmp_path: Path) -> None:
+    argv = ["--device-name=d", f"--data-dir={tmp_path}", "--on-activate=reload 'detector"]
+    result = CliRunner().invoke(agent_command, argv)
+    assert result.exit_code == 2 and "--on-activate" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfleet.agent.download import RetryPolicy, download
+from modelfleet.agent.download import RetryPolicy, download, redact
 from modelfleet.agent.errors import Cancelled, ChecksumMismatch, DownloadFailed
 from modelfleet.backoff import Backoff
 
@@ -130,6 +131,62 @@ def test_retries_give_up_with_a_message_that_hides_the_url(
     with pytest.raises(DownloadFailed, match="after 3 attempts: HTTP 503") as caught:
         download(url, tmp_path / "x.part", size=len(BLOB), policy=FAST)
     assert "topsecret" not in str(caught.value) and "127.0.0.1" not in str(caught.value)
+
+
+def test_each_retry_is_told_its_attempt_and_cause_without_the_url(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
+    url, behaviour = server
+    behaviour.fail_first = 2
+    retries: list[tuple[int, str, float]] = []
+    download(
+        url,
+        tmp_path / "x.part",
+        size=len(BLOB),
+        policy=FAST,
+        on_retry=lambda *retry: retries.append(retry),
+    )
+    assert [(attempt, cause) for attempt, cause, _ in retries] == [
+        (1, "HTTP 503 Service Unavailable"),
+        (2, "HTTP 503 Service Unavailable"),
+    ]
+    assert all(0 < delay <= 0.024 for _, _, delay in retries)
+
+
+def test_a_stalled_server_times_out_and_is_retried(tmp_path: Path) -> None:
+    """What a paused MinIO looks like: the kernel accepts the connection, nobody answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x?{SECRET}"
+        causes: list[str] = []
+        policy = RetryPolicy(attempts=2, backoff=Backoff(0.01), timeout=0.2)
+        with pytest.raises(DownloadFailed, match="after 2 attempts: timed out") as caught:
+            download(
+                url,
+                tmp_path / "x",
+                size=10,
+                policy=policy,
+                on_retry=lambda _, c, __: causes.append(c),
+            )
+    assert causes == ["timed out"] and "topsecret" not in str(caught.value)
+
+
+SIGNED_QUERY = f"X-Amz-Expires=3600&{SECRET}&X-Amz-Credential=minio%2F20260501"
+SIGNED_URL = f"http://h/o?{SIGNED_QUERY}"
+
+
+@pytest.mark.parametrize(
+    ("message", "redacted"),
+    [
+        (f"GET {SIGNED_URL} failed", "GET <redacted> failed"),
+        (f"query {SIGNED_QUERY}", "query <redacted>"),
+        ("credential minio%2F20260501 leaked", "credential <redacted> leaked"),
+        ("got 3600 of 4000 bytes", "got 3600 of 4000 bytes"),
+    ],
+)
+def test_redact_removes_the_url_and_its_credentials(message: str, redacted: str) -> None:
+    assert redact(message, SIGNED_URL) == redacted
 
 
 def test_an_expired_url_is_not_retried(server: tuple[str, Behaviour], tmp_path: Path) -> None:

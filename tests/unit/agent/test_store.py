@@ -171,3 +171,44 @@ def test_gc_keeps_the_artifact_runtime_json_names_before_current_does(store: Sto
     store.write_runtime("a", {"engine": "onnxruntime", "sha256": "not a sha", "model": "m"})
     store.collect_garbage(set())
     assert not store.has_object(written)
+
+
+def test_a_journaled_activation_rolls_back_links_records_and_runtime(store: Store) -> None:
+    one = install(store, "detector", b"one", 1)
+    two = install(store, "detector", b"two", 2)
+    store.write_runtime("detector", {"engine": "onnxruntime", "sha256": two})
+    slot_dir = store.current_link("detector").parent
+    before = {name: (slot_dir / name).read_text() for name in ("records.json", "runtime.json")}
+
+    store.begin_activation("detector")
+    three = install(store, "detector", b"three", 3)
+    store.write_runtime("detector", {"engine": "openvino", "sha256": three})
+    assert store.pending_activations() == ["detector"]
+    assert {one, two, three} <= store.linked()  # the journal keeps what it may put back
+
+    assert store.roll_back_activation("detector")
+    current, previous = store.read_slot("detector")
+    assert current is not None and (current.sha256, current.revision) == (two, 2)
+    assert previous is not None and (previous.sha256, previous.revision) == (one, 1)
+    assert {name: (slot_dir / name).read_text() for name in before} == before
+    assert store.pending_activations() == [] and not store.roll_back_activation("detector")
+
+
+def test_rolling_back_a_first_activation_leaves_no_model(store: Store) -> None:
+    store.begin_activation("detector")
+    install(store, "detector", b"one", 1)
+    store.write_runtime("detector", {"engine": "onnxruntime"})
+    assert store.roll_back_activation("detector")
+    assert store.read_slot("detector") == (None, None)
+    slot_dir = store.current_link("detector").parent
+    assert not any((slot_dir / n).exists() for n in ("current", "runtime.json", "records.json"))
+
+
+def test_a_confirmed_activation_drops_its_journal(store: Store) -> None:
+    install(store, "detector", b"one", 1)
+    store.begin_activation("detector")
+    two = install(store, "detector", b"two", 2)
+    store.end_activation("detector")
+    assert store.pending_activations() == [] and not store.roll_back_activation("detector")
+    current, _ = store.read_slot("detector")
+    assert current is not None and current.sha256 == two

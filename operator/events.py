@@ -8,6 +8,11 @@ Events are per deployment, never per device, so a 5,000-device wave emits one Ev
 5,000. Reasons are the Ready condition's; the note is its message. Events are best effort: a
 refused write is logged and never fails a reconcile.
 
+Device failures (operator/rollout/device_events.py) are aggregates too: one Event per deployment,
+revision and device reason, whose series count is the number of devices that failed so; it is
+rewritten only when that number grows, so a restarted operator that counts the same devices
+writes nothing new (`EventRecorder.aggregate`).
+
 `transition` is pure (which Event, if any); `EventRecorder` writes it.
 """
 
@@ -32,7 +37,9 @@ log = get_logger(__name__)
 CONTROLLER = "modelfleet.io/operator"
 NOTE_LIMIT = 1024
 """events.k8s.io/v1 refuses notes over 1 KiB."""
-_WARNING_PHASES = frozenset({"Failed", "Degraded", "RollingBack", "RolledBack"})
+_WARNING_PHASES = frozenset(
+    {"Failed", "Degraded", "RollingBack", "RolledBack", "ArtifactCorrupted"}
+)
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,20 @@ def event_name(name: str, uid: str, reason: str) -> str:
 
 
 def event_body(
-    regarding: Mapping[str, Any], event: PhaseEvent, now: dt.datetime, instance: str
+    regarding: Mapping[str, Any],
+    event: PhaseEvent,
+    now: dt.datetime,
+    instance: str,
+    *,
+    key: str | None = None,
 ) -> dict[str, Any]:
+    """The Event; named by `key` (default: the reason) within the regarded object."""
     meta = regarding["metadata"]
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
         "metadata": {
-            "name": event_name(meta["name"], meta["uid"], event.reason),
+            "name": event_name(meta["name"], meta["uid"], key or event.reason),
             "namespace": meta["namespace"],
         },
         "eventTime": _micro(now),
@@ -135,3 +148,30 @@ class EventRecorder:
                 )
         except ApiException as err:  # Events are best effort (module docstring)
             log.warning("event not recorded", name=name, reason=event.reason, error=describe(err))
+
+    def aggregate(
+        self, regarding: Mapping[str, Any], event: PhaseEvent, *, key: str, count: int
+    ) -> bool:
+        """Make the Event named by `key` say `count` occurrences (a series from 2 on, as
+        events.k8s.io/v1 requires); an Event that already counts as many is left alone.
+        False when the write was refused (best effort: logged, retried on a later pass)."""
+        now = dt.datetime.now(dt.UTC)
+        body = event_body(regarding, event, now, self.instance, key=key)
+        series = {"count": count, "lastObservedTime": _micro(now)} if count > 1 else None
+        events = client.EventsV1Api(self.api)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            try:
+                events.create_namespaced_event(namespace, {**body, "series": series})
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+                existing = events.read_namespaced_event(name, namespace)
+                if (existing.series.count if existing.series else 1) >= count:
+                    return True
+                patch = {"series": series, "note": event.note, "type": event.type}
+                events.patch_namespaced_event(name, namespace, patch)
+        except ApiException as err:
+            log.warning("event not recorded", name=name, reason=event.reason, error=describe(err))
+            return False
+        return True

@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from modelfleet.operator.events import EventRecorder, PhaseEvent
+from modelfleet.operator.events import PhaseEvent
 from modelfleet.operator.rollout.conditions import names
 from modelfleet.operator.rollout.fleet import DeviceView
 
@@ -87,9 +87,17 @@ def due(written: Written | None, count: int, *, now: float, interval: float) -> 
     return count > written.count and now - written.at >= interval
 
 
+class Aggregator(Protocol):
+    """`EventRecorder.aggregate` (operator/events.py)."""
+
+    def aggregate(
+        self, regarding: Mapping[str, Any], event: PhaseEvent, *, key: str, count: int
+    ) -> bool: ...
+
+
 @dataclass
 class DeviceFailureEvents:
-    recorder: EventRecorder
+    recorder: Aggregator
     interval: float = WRITE_INTERVAL_S
     clock: Callable[[], float] = time.monotonic
     _written: dict[tuple[str, str], dict[str, Written]] = field(default_factory=dict)

@@ -32,6 +32,7 @@ from modelfleet.errors import describe
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
+from modelfleet.operator.conversion.conditions import APPROVED as CONVERSION_APPROVED
 from modelfleet.operator.conversion.conditions import READY as CONVERSION_READY
 from modelfleet.operator.events import EventRecorder
 from modelfleet.operator.integrity import ARTIFACT_CORRUPTED, IntegrityChecker
@@ -144,9 +145,13 @@ def resolve_artifact(
     status = raw.get("status") or {}
     ready = next((c for c in status.get("conditions", []) if c["type"] == CONVERSION_READY), None)
     current = status.get("observedGeneration") == raw["metadata"]["generation"]
-    # an ArtifactCorrupted conversion is still approved: the integrity check of the artifact
-    # itself (DeploymentController._verified) decides whether this format is the corrupted one
-    corrupted = status.get("phase") == ARTIFACT_CORRUPTED
+    # an approved conversion with a corrupted artifact: the integrity check of the artifact
+    # itself (DeploymentController._verified) decides whether it is this format's
+    approved = any(
+        c["type"] == CONVERSION_APPROVED and c["status"] == "True"
+        for c in status.get("conditions", [])
+    )
+    corrupted = status.get("phase") == ARTIFACT_CORRUPTED and approved
     if not ready or (ready["status"] != "True" and not corrupted) or not current:
         phase = status.get("phase", "Pending")
         reason = f": {ready['reason']}" if ready else ""

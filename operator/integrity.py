@@ -4,7 +4,8 @@ manifest promises (size and sha256)?
 Called by the conversion controller on every pass, for each stored artifact (a mismatch makes
 the conversion `ArtifactCorrupted`, see `corrupted_status`), and by the deployment controller on
 every pass, for the artifact its spec resolves to (a mismatch resolves to nothing, so no device
-is assigned it; devices already running it keep running). Both hold the same `IntegrityChecker`.
+is assigned it; devices already running it keep running) and for any other artifact a plan
+assigns (the stable revision's, `intact_actions`). Both hold the same `IntegrityChecker`.
 
 Cost. Each call stats the object (size and ETag, one HEAD request). The full sha256, one
 streamed read of the object, runs only when this process knows nothing of the object yet (the
@@ -32,6 +33,7 @@ from typing import Final, Protocol
 
 from modelfleet.api.base import Condition
 from modelfleet.conditions import set_condition
+from modelfleet.operator.rollout.plans import Action, ArtifactRef, AssignRevision
 from modelfleet.storage import ObjectNotFound, StorageError, parse_s3_uri
 
 ARTIFACT_CORRUPTED: Final = "ArtifactCorrupted"
@@ -107,6 +109,30 @@ def corrupted_status(
         now=now,
         observed_generation=generation,
     )
+
+
+def intact_actions(
+    actions: Sequence[Action], *, verified: str | None, check: Callable[[ArtifactRef], str | None]
+) -> tuple[list[Action], dict[int, str]]:
+    """The actions minus assignments of a corrupted artifact other than the `verified` one
+    (sha256; the artifact the spec resolves to, checked before planning): a device catching up
+    to a stable revision whose bytes changed is not moved to it. Roll-backs stay: agents keep
+    the previous artifact, so they need no download. `check` runs once per artifact.
+    Returns the kept actions and, per blocked revision, its mismatch."""
+    found: dict[str, str | None] = {}
+    kept: list[Action] = []
+    blocked: dict[int, str] = {}
+    for action in actions:
+        if isinstance(action, AssignRevision) and action.artifact.sha256 != verified:
+            sha256 = action.artifact.sha256
+            if sha256 not in found:
+                found[sha256] = check(action.artifact)
+            mismatch = found[sha256]
+            if mismatch:
+                blocked[action.revision] = mismatch
+                continue
+        kept.append(action)
+    return kept, blocked
 
 
 @dataclass

@@ -34,8 +34,8 @@ from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversion.conditions import APPROVED as CONVERSION_APPROVED
 from modelfleet.operator.conversion.conditions import READY as CONVERSION_READY
-from modelfleet.operator.events import EventRecorder
-from modelfleet.operator.integrity import ARTIFACT_CORRUPTED, IntegrityChecker
+from modelfleet.operator.events import NOTE_LIMIT, EventRecorder, PhaseEvent
+from modelfleet.operator.integrity import ARTIFACT_CORRUPTED, IntegrityChecker, intact_actions
 from modelfleet.operator.rollout.conditions import WAITING_FOR_ARTIFACT
 from modelfleet.operator.rollout.device_events import DeviceFailureEvents
 from modelfleet.operator.rollout.expectations import Expectations
@@ -196,6 +196,8 @@ class DeploymentController:
     _pool: ThreadPoolExecutor = field(init=False)
     _events: EventRecorder = field(init=False)
     _device_events: DeviceFailureEvents = field(init=False)
+    _blocked: set[tuple[str, int]] = field(default_factory=set)
+    """(deployment uid, revision) whose corrupted artifact an Event already reported."""
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="device-writer")
@@ -242,9 +244,10 @@ class DeploymentController:
         counts = plan.status.counts.to_wire()
         metrics.record_deployment(namespace, name, plan.status.phase, counts)
         views = {d.name: d for d in devices}
+        actions = self._intact(raw, plan.actions, artifact)
         applied = self._pool.map(
             lambda action: self._apply(namespace, name, action, now, views.get(action.device)),
-            plan.actions,
+            actions,
         )
         for _ in applied:  # re-raises the first failed write once all have been tried
             pass
@@ -272,6 +275,34 @@ class DeploymentController:
             f"{origin} {artifact.format} artifact is corrupted: {found}",
             ARTIFACT_CORRUPTED,
         )
+
+    def _intact(
+        self, raw: dict[str, Any], actions: tuple[Action, ...], verified: ResolvedArtifact | None
+    ) -> list[Action]:
+        """The plan's actions minus assignments of another corrupted artifact (integrity.py
+        `intact_actions`), each blocked revision told once per process in a Warning Event."""
+        kept, blocked = intact_actions(
+            actions, verified=verified.sha256 if verified else None, check=self._check
+        )
+        meta = raw["metadata"]
+        for revision, mismatch in blocked.items():
+            if (meta["uid"], revision) in self._blocked:
+                continue
+            note = f"not assigning revision {revision}, its artifact is corrupted: {mismatch}"
+            event = PhaseEvent("Warning", ARTIFACT_CORRUPTED, note[:NOTE_LIMIT], "Rollout")
+            key = f"{ARTIFACT_CORRUPTED}/{revision}"
+            if self._events.aggregate(raw, event, key=key, count=1):
+                self._blocked.add((meta["uid"], revision))
+        return kept
+
+    def _check(self, artifact: ArtifactRef) -> str | None:
+        assert self.integrity is not None
+        try:
+            return self.integrity.check(
+                artifact.uri, sha256=artifact.sha256, size=artifact.size_bytes
+            )
+        except StorageError:  # unknown: agents verify sha256 on download anyway
+            return None
 
     def _write_status(self, namespace: str, name: str, current: dict[str, Any], plan: Plan) -> None:
         if {k: v for k, v in current.items() if k != "kopf"} == plan.status.to_wire():

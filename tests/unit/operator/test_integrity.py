@@ -12,9 +12,11 @@ from modelfleet.operator.integrity import (
     Found,
     Hashed,
     IntegrityChecker,
+    intact_actions,
     mismatch,
     needs_hash,
 )
+from modelfleet.operator.rollout.plans import ArtifactRef, AssignRevision, RollBack
 from modelfleet.storage import ObjectNotFound, StorageError
 
 URI = "s3://modelfleet/artifacts/d/onnx/model.onnx"
@@ -138,3 +140,27 @@ def test_a_missing_object_is_corrupted_and_an_unreachable_store_keeps_the_last_v
     assert checker.check(URI, sha256=GOOD, size=10) == (
         f"{URI}: expected 10 bytes, sha256 {GOOD}, found no object"
     )
+
+
+def test_assignments_of_another_corrupted_artifact_are_dropped_but_roll_backs_stay() -> None:
+    """Rolling out revision 3 (verified); devices catching up to stable revision 2, whose bytes
+    changed, are not moved; a roll-back to it stays (the device kept the artifact)."""
+    current = ArtifactRef(GOOD, "s3://m/artifacts/3/onnx/model.onnx", "onnx", 10)
+    stable = ArtifactRef(BAD, URI, "onnx", 10)
+    actions = [
+        AssignRevision("cam-1", "cam", 3, current),
+        AssignRevision("cam-2", "cam", 2, stable),
+        AssignRevision("cam-3", "cam", 2, stable),
+        RollBack("cam-4", "cam", 3, 2, stable),
+    ]
+    checked: list[str] = []
+
+    def check(artifact: ArtifactRef) -> str | None:
+        checked.append(artifact.uri)
+        return "corrupted" if artifact.sha256 == BAD else None
+
+    kept, blocked = intact_actions(actions, verified=GOOD, check=check)
+    assert kept == [actions[0], actions[3]]
+    assert blocked == {2: "corrupted"}
+    assert checked == [URI]
+    assert intact_actions(actions, verified=GOOD, check=lambda a: None) == (actions, {})

@@ -59,11 +59,13 @@ def failure_groups(deployment: str, slot: str, devices: Iterable[DeviceView]) ->
     on that very revision, grouped by (revision, reason); pure."""
     found: dict[tuple[int, str], list[tuple[str, str]]] = {}
     for view in devices:
-        assignment = view.models.get(slot)
         status = view.slots.get(slot)
-        if assignment is None or status is None or assignment.deployment != deployment:
+        if status is None or status.phase != "Failed":  # most devices: one lookup
             continue
-        if status.phase != "Failed" or status.target_revision != assignment.revision:
+        assignment = view.models.get(slot)
+        if assignment is None or assignment.deployment != deployment:
+            continue
+        if status.target_revision != assignment.revision:
             continue
         group = found.setdefault((assignment.revision, status.reason or "Failed"), [])
         group.append((view.name, status.message))

@@ -31,6 +31,7 @@ _PHASE_STYLE = {
     "Degraded": "red",
     "RollingBack": "red",
     "RolledBack": "red",
+    "ArtifactCorrupted": "red",
 }
 _COUNTS = ("targeted", "updated", "healthy", "failed", "inFlight", "offline")
 

@@ -186,6 +186,31 @@ class Storage:
             return False
         return True
 
+    def stat(self, key: str, *, bucket: str | None = None) -> tuple[int, str]:
+        """(size, etag) of one object, without reading it; ObjectNotFound when absent."""
+        name = bucket or self.bucket
+        with self._translate("stat", name, key):
+            found = self._client.stat_object(name, key)
+            return int(found.size or 0), str(found.etag or "").strip('"')
+
+    def sha256(self, key: str, *, bucket: str | None = None) -> tuple[int, str]:
+        """(size, sha256 hex) of one object, streamed in 1 MiB chunks: memory stays flat
+        however large the model is."""
+        import hashlib
+
+        name = bucket or self.bucket
+        digest, size = hashlib.sha256(), 0
+        with self._translate("download", name, key):
+            response = self._client.get_object(name, key)
+            try:
+                for chunk in response.stream(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+        return size, digest.hexdigest()
+
     def list_keys(self, prefix: str, *, bucket: str | None = None) -> list[str]:
         name = bucket or self.bucket
         with self._translate("list", name, prefix):

@@ -3,10 +3,16 @@ EdgeDeployments, so `kubectl describe`, `kubectl events` and event exporters tel
 
 One Event per resource and reason, named by both: a transition that happens again (a rollout
 aborting twice, a conversion failing again after a spec change) updates that Event's `series`
-(count, lastObservedTime) instead of adding an object, as the Kubernetes event recorder does.
+(count, lastObservedTime) instead of adding an object, as the Kubernetes event recorder does;
+the API server keeps an Event's note immutable, so one whose note changes is replaced.
 Events are per deployment, never per device, so a 5,000-device wave emits one Event, not
 5,000. Reasons are the Ready condition's; the note is its message. Events are best effort: a
 refused write is logged and never fails a reconcile.
+
+Device failures (operator/rollout/device_events.py) are aggregates too: one Event per deployment,
+revision and device reason, whose series count is the number of devices that failed so; it is
+rewritten only when that number grows, so a restarted operator that counts the same devices
+writes nothing new (`EventRecorder.aggregate`).
 
 `transition` is pure (which Event, if any); `EventRecorder` writes it.
 """
@@ -17,7 +23,7 @@ import datetime as dt
 import hashlib
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,7 +38,9 @@ log = get_logger(__name__)
 CONTROLLER = "modelfleet.io/operator"
 NOTE_LIMIT = 1024
 """events.k8s.io/v1 refuses notes over 1 KiB."""
-_WARNING_PHASES = frozenset({"Failed", "Degraded", "RollingBack", "RolledBack"})
+_WARNING_PHASES = frozenset(
+    {"Failed", "Degraded", "RollingBack", "RolledBack", "ArtifactCorrupted"}
+)
 
 
 @dataclass(frozen=True)
@@ -72,14 +80,20 @@ def event_name(name: str, uid: str, reason: str) -> str:
 
 
 def event_body(
-    regarding: Mapping[str, Any], event: PhaseEvent, now: dt.datetime, instance: str
+    regarding: Mapping[str, Any],
+    event: PhaseEvent,
+    now: dt.datetime,
+    instance: str,
+    *,
+    key: str | None = None,
 ) -> dict[str, Any]:
+    """The Event; named by `key` (default: the reason) within the regarded object."""
     meta = regarding["metadata"]
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
         "metadata": {
-            "name": event_name(meta["name"], meta["uid"], event.reason),
+            "name": event_name(meta["name"], meta["uid"], key or event.reason),
             "namespace": meta["namespace"],
         },
         "eventTime": _micro(now),
@@ -115,23 +129,66 @@ class EventRecorder:
         after: Mapping[str, Any],
     ) -> None:
         event = transition(before, after)
-        if event is None:
-            return
+        if event is not None:
+            self._write(regarding, event, key=event.reason, first=1, then=lambda seen: seen + 1)
+
+    def aggregate(
+        self, regarding: Mapping[str, Any], event: PhaseEvent, *, key: str, count: int
+    ) -> bool:
+        """Make the Event named by `key` count `count` occurrences; one that already counts as
+        many is left alone. False when the write was refused (logged; a later pass retries)."""
+        return self._write(
+            regarding,
+            event,
+            key=key,
+            first=count,
+            then=lambda seen: count if count > seen else None,
+        )
+
+    def _write(
+        self,
+        regarding: Mapping[str, Any],
+        event: PhaseEvent,
+        *,
+        key: str,
+        first: int,
+        then: Callable[[int], int | None],
+    ) -> bool:
+        """Create the Event counting `first`; if it exists, make it count `then(its count)`
+        (None: leave it). The API server refuses changes to an Event's note and type, so an
+        Event whose note or type changes is replaced (keeping its first eventTime), and only
+        an unchanged one gets its series patched."""
         now = dt.datetime.now(dt.UTC)
-        body = event_body(regarding, event, now, self.instance)
+        body = event_body(regarding, event, now, self.instance, key=key)
         events = client.EventsV1Api(self.api)
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
             try:
-                events.create_namespaced_event(namespace, body)
+                events.create_namespaced_event(namespace, _counted(body, first, now))
+                return True
             except ApiException as err:
                 if err.status != 409:
                     raise
-                existing = events.read_namespaced_event(name, namespace)
-                count = (existing.series.count if existing.series else 1) + 1
-                series = {"count": count, "lastObservedTime": _micro(now)}
-                events.patch_namespaced_event(
-                    name, namespace, {"series": series, "note": event.note, "type": event.type}
-                )
+            existing = events.read_namespaced_event(name, namespace)
+            count = then(existing.series.count if existing.series else 1)
+            if count is None:
+                return True
+            if existing.note == event.note and existing.type == event.type:
+                series = _counted({}, count, now)["series"]
+                events.patch_namespaced_event(name, namespace, {"series": series})
+            else:
+                events.delete_namespaced_event(name, namespace)
+                if existing.event_time is not None:
+                    body["eventTime"] = _micro(existing.event_time)
+                events.create_namespaced_event(namespace, _counted(body, count, now))
         except ApiException as err:  # Events are best effort (module docstring)
             log.warning("event not recorded", name=name, reason=event.reason, error=describe(err))
+            return False
+        return True
+
+
+def _counted(body: dict[str, Any], count: int, now: dt.datetime) -> dict[str, Any]:
+    """`body` with a series of `count`: events.k8s.io/v1 wants none below 2."""
+    if count < 2:
+        return body
+    return {**body, "series": {"count": count, "lastObservedTime": _micro(now)}}

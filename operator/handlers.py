@@ -30,6 +30,7 @@ from modelfleet.logs import configure_logging, get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversion.controller import ConversionController
 from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
+from modelfleet.operator.integrity import IntegrityChecker
 from modelfleet.operator.rollout.controller import (
     DeploymentClaim,
     DeploymentController,
@@ -75,10 +76,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     operator_settings = OperatorSettings.from_env()
     api = api_client()
     storage = Storage.from_env()
+    integrity = IntegrityChecker(storage, operator_settings.integrity_check_seconds)
     runtime = Runtime(
         settings=operator_settings,
-        conversions=ConversionController(settings=operator_settings, storage=storage, api=api),
-        deployments=DeploymentController(storage=storage, api=api),
+        conversions=ConversionController(
+            settings=operator_settings, storage=storage, api=api, integrity=integrity
+        ),
+        deployments=DeploymentController(storage=storage, api=api, integrity=integrity),
         leases=LeaseTable(api, operator_settings.namespaces),
     )
     runtime.leases.start()

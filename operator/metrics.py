@@ -51,6 +51,7 @@ _PHASES = {
         "AwaitingApproval",
         "Succeeded",
         "Failed",
+        "ArtifactCorrupted",
     ),
     "deployment": ("Progressing", "Paused", "Succeeded", "Degraded", "RollingBack", "RolledBack"),
 }

@@ -53,6 +53,9 @@ class OperatorSettings:
     storage_secret: str = "modelfleet-storage"
     s3_region: str | None = None
     resync_seconds: float = 30.0
+    integrity_check_seconds: float = 300.0
+    """How old a stored artifact's last full sha256 may get before it is read again
+    (operator/integrity.py); size and ETag are checked on every pass regardless."""
     job_defaults: JobDefaults = field(default_factory=JobDefaults)
 
     @classmethod
@@ -69,6 +72,9 @@ class OperatorSettings:
             "storage_secret": env.get("MODELFLEET_STORAGE_SECRET", cls.storage_secret),
             "s3_region": env.get(ENV_REGION) or None,
             "resync_seconds": float(env.get("MODELFLEET_RESYNC_SECONDS", cls.resync_seconds)),
+            "integrity_check_seconds": float(
+                env.get("MODELFLEET_INTEGRITY_CHECK_SECONDS", cls.integrity_check_seconds)
+            ),
             "job_defaults": JobDefaults.from_json(env.get("MODELFLEET_JOB_DEFAULTS", "")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -20,8 +20,16 @@ from modelfleet.api.base import (
 TargetFormat = Literal["onnx", "onnx-fp16", "onnx-int8"]
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "int8", "bool"]
 ConversionPhase = Literal[
-    "Pending", "Converting", "Validating", "AwaitingApproval", "Succeeded", "Failed"
+    "Pending",
+    "Converting",
+    "Validating",
+    "AwaitingApproval",
+    "Succeeded",
+    "Failed",
+    "ArtifactCorrupted",
 ]
+"""ArtifactCorrupted: approved, but a stored artifact no longer matches its manifest
+(operator/integrity.py); it returns to Succeeded once the object matches again."""
 
 
 class CredentialsSecret(ApiModel):

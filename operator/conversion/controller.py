@@ -46,6 +46,7 @@ from modelfleet.operator.conversion.planner import (
 )
 from modelfleet.operator.conversion.pods import worker_failure
 from modelfleet.operator.events import EventRecorder
+from modelfleet.operator.integrity import IntegrityChecker
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.storage import Storage, StorageError
 
@@ -62,6 +63,8 @@ class ConversionController:
     settings: OperatorSettings
     storage: Storage
     api: client.ApiClient
+    integrity: IntegrityChecker | None = None
+    """Shared with the deployment controller (one hash cache); None: a checker of its own."""
     _locks: defaultdict[tuple[str, str], threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
@@ -71,6 +74,8 @@ class ConversionController:
 
     def __post_init__(self) -> None:
         self._events = EventRecorder(self.api)
+        if self.integrity is None:
+            self.integrity = IntegrityChecker(self.storage, self.settings.integrity_check_seconds)
 
     def reconcile(self, namespace: str, name: str) -> ConversionPlan | None:
         with self._locks[(namespace, name)]:
@@ -94,6 +99,7 @@ class ConversionController:
                 else TargetObservation(target=t)
                 for t in spec.targets
             ]
+            corruptions = {t.target.format: self._corruption(t) for t in targets}
         except StorageError as err:
             log.warning("storage unavailable", namespace=namespace, name=name, error=describe(err))
             return None
@@ -111,6 +117,7 @@ class ConversionController:
                 artifact=t.artifact,
                 validation=t.validation,
                 conversion_failure=t.conversion_failure,
+                corruption=corruptions[t.target.format],
                 validate_job=jobs.get(("validate", t.target.format)),
                 convert_validate_job=jobs.get(("convert-validate", t.target.format)),
             )
@@ -132,6 +139,17 @@ class ConversionController:
         self._events.record(raw, before, plan.status.to_wire())
         self._record(namespace, name, conversion.status, plan, jobs)
         return plan
+
+    def _corruption(self, target: TargetObservation) -> str:
+        """How a validated artifact's stored bytes differ from its manifest; "" if they don't
+        (or there is nothing validated to check yet)."""
+        artifact = target.artifact
+        if artifact is None or target.validation is None or self.integrity is None:
+            return ""
+        found = self.integrity.check(
+            artifact.uri, sha256=artifact.sha256, size=artifact.size_bytes, label=artifact.format
+        )
+        return found or ""
 
     def _record(
         self,

@@ -10,7 +10,9 @@ Per target: source missing → Failed(SourceNotFound); no artifact → one conve
 (both steps in one worker process: half the fixed cost of two Jobs); artifact but no matching
 report → validate Job (cache hit, or new validation settings); report → Validated or
 Failed(ToleranceExceeded). Then approval: `auto`, or `manual` until `modelfleet approve` sets
-APPROVED_GENERATION_ANNOTATION to the current generation.
+APPROVED_GENERATION_ANNOTATION to the current generation. A validated artifact whose stored
+bytes no longer match its manifest (`corruption`, operator/integrity.py) makes the phase
+ArtifactCorrupted until they match again.
 
 A convert-validate Job reads as the step it is in, from evidence alone:
 
@@ -68,6 +70,7 @@ from modelfleet.operator.conversion.conditions import (
     VALIDATING,
 )
 from modelfleet.operator.conversion.jobs import Step
+from modelfleet.operator.integrity import ARTIFACT_CORRUPTED, corrupted_status
 
 JobState = Literal["Active", "Succeeded", "Failed"]
 
@@ -100,6 +103,8 @@ class TargetObservation:
     validate_job: JobView | None = None
     convert_validate_job: JobView | None = None
     conversion_failure: tuple[str, str] | None = None
+    corruption: str = ""
+    """How the stored artifact differs from its manifest (operator/integrity.py); "" if not."""
 
 
 @dataclass(frozen=True)
@@ -332,6 +337,10 @@ def plan_conversion(
         generation=generation,
         now=now,
     )
+    corrupted = [t.corruption for t in targets if t.corruption]
+    if corrupted and phase in ("Succeeded", "AwaitingApproval"):
+        phase = ARTIFACT_CORRUPTED
+        conditions = corrupted_status(conditions, corrupted, generation=generation, now=now)
     held = first_pass_not_ready(
         conditions, observed_generation=previous.observed_generation, generation=generation, now=now
     )
@@ -352,5 +361,7 @@ def plan_conversion(
             formats=",".join(t.target.format for t in targets),
         ),
         create_jobs=creates,
-        requeue_after=None if phase in ("Succeeded", "Failed", "AwaitingApproval") else 5.0,
+        requeue_after=None
+        if phase in ("Succeeded", "Failed", "AwaitingApproval", ARTIFACT_CORRUPTED)
+        else 5.0,
     )

@@ -1,10 +1,12 @@
 """The EdgeDeployment controller: gathers what the rollout planner needs, applies its plan.
 
-Per pass: read the deployment, resolve `spec.model` to an approved artifact, take the devices
+Per pass: read the deployment, resolve `spec.model` to an approved artifact whose stored bytes
+still match (operator/integrity.py), take the devices
 and leases from the operator's in-memory indexes (kopf keeps them from watches, so a restart
 rebuilds them), find slot claims of other deployments, plan, write the status once if it
 changed, then apply the actions: presigned, time-limited URLs go into
-`EdgeDevice.spec.models[slot]`. Nothing else is written; the next event or timer continues.
+`EdgeDevice.spec.models[slot]`. Events: phase transitions (operator/events.py) and aggregated
+device failures (device_events.py). Nothing else is written; the next event or timer continues.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentSpec
 from modelfleet.api.device import EdgeDevice, SlotAssignment
 from modelfleet.artifacts import MODEL_FILE, ArtifactKeys
 from modelfleet.conditions import format_time
+from modelfleet.errors import describe
 from modelfleet.kube import read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
-from modelfleet.operator.events import EventRecorder
+from modelfleet.operator.events import NOTE_LIMIT, EventRecorder, PhaseEvent
+from modelfleet.operator.integrity import ARTIFACT_CORRUPTED, IntegrityChecker, intact_actions
+from modelfleet.operator.rollout.conditions import WAITING_FOR_ARTIFACT
+from modelfleet.operator.rollout.device_events import DeviceFailureEvents
 from modelfleet.operator.rollout.expectations import Expectations
 from modelfleet.operator.rollout.ordering import selector_matches
 from modelfleet.operator.rollout.planner import (
@@ -44,7 +50,7 @@ from modelfleet.operator.rollout.planner import (
     plan_rollout,
 )
 from modelfleet.operator.rollout.resolution import conversion_artifact
-from modelfleet.storage import Storage, parse_s3_uri
+from modelfleet.storage import Storage, StorageError, parse_s3_uri
 
 log = get_logger(__name__)
 URL_TTL = dt.timedelta(hours=6)
@@ -156,12 +162,20 @@ class DeploymentController:
     the other was capped at 20-50/s by apiserver latency (bench/FINDINGS.md). Stays below the
     kubernetes client's connection pool (10)."""
     expectations: Expectations = field(default_factory=Expectations)
+    integrity: IntegrityChecker | None = None
+    """Shared with the conversion controller (one hash cache); None: a checker of its own."""
     _pool: ThreadPoolExecutor = field(init=False)
     _events: EventRecorder = field(init=False)
+    _device_events: DeviceFailureEvents = field(init=False)
+    _blocked: set[tuple[str, int]] = field(default_factory=set)
+    """(deployment uid, revision) whose corrupted artifact an Event already reported."""
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="device-writer")
         self._events = EventRecorder(self.api)
+        self._device_events = DeviceFailureEvents(self._events)
+        if self.integrity is None:
+            self.integrity = IntegrityChecker(self.storage)
 
     def reconcile(
         self,
@@ -179,6 +193,7 @@ class DeploymentController:
         deployment = EdgeDeployment.model_validate(raw)
         slot = deployment.spec.slot or name
         artifact, why = resolve_artifact(self.api, self.storage, namespace, deployment.spec)
+        artifact, why, blocked = self._verified(artifact, why)
         devices = self.expectations.overlay(namespace, devices, now=time.monotonic())
         plan = plan_rollout(
             deployment_name=name,
@@ -192,19 +207,73 @@ class DeploymentController:
             other_claims=other_claims(name, slot, devices, claims),
             now=now,
             unresolved_message=why,
+            unresolved_reason=blocked,
         )
         self._write_status(namespace, name, raw.get("status") or {}, plan)
         self._events.record(raw, raw.get("status"), plan.status.to_wire())
+        self._device_events.record(raw, slot=slot, devices=devices)
         counts = plan.status.counts.to_wire()
         metrics.record_deployment(namespace, name, plan.status.phase, counts)
         views = {d.name: d for d in devices}
+        actions = self._intact(raw, plan.actions, artifact)
         applied = self._pool.map(
             lambda action: self._apply(namespace, name, action, now, views.get(action.device)),
-            plan.actions,
+            actions,
         )
         for _ in applied:  # re-raises the first failed write once all have been tried
             pass
         return plan.requeue_after
+
+    def _verified(
+        self, artifact: ResolvedArtifact | None, why: str
+    ) -> tuple[ResolvedArtifact | None, str, str]:
+        """The artifact only if its stored bytes match (operator/integrity.py), checked on
+        every pass and so before a revision's first assignment; a pinned artifact promises
+        only its sha256. Returns (artifact, why not, the Progressing reason if not)."""
+        if artifact is None or self.integrity is None:
+            return artifact, why, WAITING_FOR_ARTIFACT
+        size = artifact.size_bytes if artifact.conversion else None
+        try:
+            found = self.integrity.check(artifact.uri, sha256=artifact.sha256, size=size)
+        except StorageError as err:  # never checked and unreachable: agents verify sha256
+            log.warning("artifact not verified", uri=artifact.uri, error=describe(err))
+            found = None
+        if found is None:
+            return artifact, why, WAITING_FOR_ARTIFACT
+        origin = f"ModelConversion {artifact.conversion}" if artifact.conversion else "pinned"
+        return (
+            None,
+            f"{origin} {artifact.format} artifact is corrupted: {found}",
+            ARTIFACT_CORRUPTED,
+        )
+
+    def _intact(
+        self, raw: dict[str, Any], actions: tuple[Action, ...], verified: ResolvedArtifact | None
+    ) -> list[Action]:
+        """The plan's actions minus assignments of another corrupted artifact (integrity.py
+        `intact_actions`), each blocked revision told once per process in a Warning Event."""
+        kept, blocked = intact_actions(
+            actions, verified=verified.sha256 if verified else None, check=self._check
+        )
+        meta = raw["metadata"]
+        for revision, mismatch in blocked.items():
+            if (meta["uid"], revision) in self._blocked:
+                continue
+            note = f"not assigning revision {revision}, its artifact is corrupted: {mismatch}"
+            event = PhaseEvent("Warning", ARTIFACT_CORRUPTED, note[:NOTE_LIMIT], "Rollout")
+            key = f"{ARTIFACT_CORRUPTED}/{revision}"
+            if self._events.aggregate(raw, event, key=key, count=1):
+                self._blocked.add((meta["uid"], revision))
+        return kept
+
+    def _check(self, artifact: ArtifactRef) -> str | None:
+        assert self.integrity is not None
+        try:
+            return self.integrity.check(
+                artifact.uri, sha256=artifact.sha256, size=artifact.size_bytes
+            )
+        except StorageError:  # unknown: agents verify sha256 on download anyway
+            return None
 
     def _write_status(self, namespace: str, name: str, current: dict[str, Any], plan: Plan) -> None:
         if {k: v for k, v in current.items() if k != "kopf"} == plan.status.to_wire():

@@ -29,7 +29,9 @@ URLs (url_refreshes.py): devices still fetching get new URLs before the old ones
 
 Holding. `spec.paused` freezes the deployment: no actions at all; the status still counts.
 While the spec resolves to no approved artifact (`artifact=None`) nothing is assigned; only
-rolling a failing revision back to stable still happens.
+rolling a failing revision back to stable still happens. An artifact whose stored bytes no
+longer match (`unresolved_reason` ArtifactCorrupted, operator/integrity.py) is such a case,
+shown as Degraded: devices running it keep it, none moves to it.
 
 Status (status_assembly.py) holds aggregates only: counts, conditions (conditions.py), the
 wave and the history.
@@ -44,6 +46,7 @@ from datetime import datetime
 from modelfleet.api.annotations import PROMOTE_ANNOTATION, promotion_value
 from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
 from modelfleet.conditions import as_utc
+from modelfleet.operator.integrity import ARTIFACT_CORRUPTED
 from modelfleet.operator.rollout.aborts import abort_message, aborted, check_failures
 from modelfleet.operator.rollout.conditions import (
     AVAILABLE,
@@ -110,6 +113,7 @@ def plan_rollout(
     other_claims: Mapping[str, Collection[str]],
     now: datetime,
     unresolved_message: str = "",
+    unresolved_reason: str = WAITING_FOR_ARTIFACT,
 ) -> Plan:
     """The next step of one EdgeDeployment's rollout; the module docstring has the rules.
 
@@ -117,7 +121,8 @@ def plan_rollout(
     deployment; the planner applies the selector itself and releases the others.
     `other_claims`: device name → other deployments whose selector and slot also claim it.
     `unresolved_message`: why `artifact` is None, for the condition (e.g. "ModelConversion
-    detector is Failed: ToleranceExceeded").
+    detector is Failed: ToleranceExceeded"); `unresolved_reason`: the condition's reason,
+    WaitingForArtifact or ArtifactCorrupted.
     """
     ctx = Context(
         name=deployment_name,
@@ -153,7 +158,7 @@ def plan_rollout(
         highest_seen=fleet.highest_revision,
         now=ctx.now,
     )
-    decision = _decide(ctx, progress, fleet.targeted, unresolved_message)
+    decision = _decide(ctx, progress, fleet.targeted, unresolved_message, unresolved_reason)
     actions = [*decision.actions, *(ReleaseSlot(d, s) for d, s in fleet.releases)]
     busy = {a.device for a in actions}
     actions += refresh_urls(ctx, decision.progress, fleet.targeted, busy)
@@ -168,6 +173,7 @@ def _decide(
     progress: RolloutProgress,
     targeted: list[Device],
     unresolved_message: str,
+    unresolved_reason: str,
 ) -> Decision:
     """Which step this pass takes: abort, stay aborted, wait for an artifact, stay stable, or
     step the wave."""
@@ -179,7 +185,11 @@ def _decide(
         return aborted(ctx, progress, targeted, abort_message(ctx, progress), first=False)
     if ctx.artifact is None or progress.mode == "waiting":
         message = unresolved_message or "spec.model resolves to no approved artifact"
-        waiting = Verdict("Progressing", "Unknown", WAITING_FOR_ARTIFACT, message)
+        waiting = (
+            Verdict("Degraded", "False", ARTIFACT_CORRUPTED, message)
+            if unresolved_reason == ARTIFACT_CORRUPTED
+            else Verdict("Progressing", "Unknown", WAITING_FOR_ARTIFACT, message)
+        )
         held = keep_to_stable(ctx, progress, targeted, leave=progress.current)
         return Decision(progress, waiting, held)
     if progress.mode == "stable":

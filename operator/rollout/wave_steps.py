@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from modelfleet.api.annotations import PROMOTE_ANNOTATION, promotion_value
 from modelfleet.conditions import format_time, get_condition, parse_time
+from modelfleet.operator.integrity import ARTIFACT_CORRUPTED
 from modelfleet.operator.rollout.conditions import (
     AWAITING_PROMOTION,
     DEPLOYMENT_PAUSED,
@@ -40,7 +41,7 @@ from modelfleet.operator.rollout.revisions import RolloutProgress
 from modelfleet.operator.rollout.stable_keeping import keep_to_stable, steady
 from modelfleet.operator.rollout.waves import fill_wave, wave_sizes
 
-HOLDS = (DEPLOYMENT_PAUSED, AWAITING_PROMOTION, WAITING_FOR_ARTIFACT)
+HOLDS = (DEPLOYMENT_PAUSED, AWAITING_PROMOTION, WAITING_FOR_ARTIFACT, ARTIFACT_CORRUPTED)
 """Progressing reasons of a rollout held on purpose: the deadline clock restarts after one."""
 
 

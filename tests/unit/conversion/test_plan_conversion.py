@@ -26,6 +26,7 @@ from modelfleet.operator.conversion.planner import (
     ValidationEvidence,
     plan_conversion,
 )
+from modelfleet.operator.integrity import ARTIFACT_CORRUPTED
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 ONNX = Target(format="onnx")
@@ -355,3 +356,24 @@ def test_slower_than_float_needs_an_fp32_target_to_compare_with() -> None:
     result = _plan_all([_timed("onnx-int8", 9.0)])
     assert get_condition(result.status.conditions, "SlowerThanFloat") is None
     assert result.status.phase == "Succeeded"
+
+
+def test_a_corrupted_approved_artifact_makes_the_conversion_artifact_corrupted() -> None:
+    intact = TargetObservation(ONNX, artifact=ARTIFACT, validation=make_evidence(True))
+    ready = plan(intact)
+    corruption = f"onnx: {ARTIFACT.uri}: expected 10 bytes, sha256 {'a' * 64}, found 12 bytes"
+    corrupted = plan(
+        TargetObservation(
+            ONNX, artifact=ARTIFACT, validation=make_evidence(True), corruption=corruption
+        ),
+        status=ready.status,
+    )
+    assert corrupted.status.phase == ARTIFACT_CORRUPTED
+    found = get_condition(corrupted.status.conditions, "Ready")
+    assert found is not None and (found.status, found.reason) == ("False", ARTIFACT_CORRUPTED)
+    assert corruption in found.message
+    approved = get_condition(corrupted.status.conditions, "Approved")
+    assert approved is not None and approved.status == "True"
+    assert corrupted.create_jobs == ()
+    restored = plan(intact, status=corrupted.status)
+    assert restored.status.phase == "Succeeded"

@@ -54,8 +54,10 @@ def dev_environment(
     object_storage: bool = True,
     modelfleet: bool = False,
     bucket: str = DEFAULT_BUCKET,
+    audit_groups: tuple[str, ...] = (),
 ) -> Iterator[DevEnvironment]:
-    """Start the servers; with `modelfleet`, also the job runner and the operator."""
+    """Start the servers; with `modelfleet`, also the job runner and the operator. Requests of
+    users in `audit_groups` go to the apiserver's audit log (`ApiServer.audit_log`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         apiserver = None
@@ -72,7 +74,9 @@ def dev_environment(
             log.info("minio ready", endpoint=s3.endpoint, bucket=bucket)
         if kubernetes:
             etcd_url = stack.enter_context(run_etcd(run_dir))
-            apiserver = stack.enter_context(run_apiserver(run_dir, etcd_url))
+            apiserver = stack.enter_context(
+                run_apiserver(run_dir, etcd_url, audit_groups=audit_groups)
+            )
             stack.enter_context(run_controller_manager(run_dir, apiserver))
             api = stack.enter_context(api_client(apiserver.kubeconfig))
             install_crds(api)

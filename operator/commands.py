@@ -8,6 +8,7 @@ from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.kube import api_client
+from modelfleet.operator.settings import NAMESPACES_ENV, watched_namespaces
 
 
 @click.group()
@@ -17,12 +18,21 @@ def operator() -> None:
 
 @operator.command("run")
 @click.option(
-    "--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeatable)."
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Watch only these (repeatable) [default: MODELFLEET_NAMESPACES, else cluster-wide].",
 )
 @click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True)
 @click.option("--verbose", is_flag=True)
 def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
-    """Run the operator in the foreground (configuration from MODELFLEET_* env variables)."""
+    """Run the operator in the foreground (configuration from MODELFLEET_* env variables).
+
+    The namespaces kopf watches and those the operator's own list-and-watch tables and resync
+    read are one setting: flags, else `MODELFLEET_NAMESPACES`. With only the variable set, kopf
+    used to watch cluster-wide while the Lease table watched the shard, so a second shard's
+    deployments were planned with every device offline."""
     import os
 
     import kopf
@@ -30,7 +40,8 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     import modelfleet.operator.handlers  # noqa: F401 - registers the handlers
 
     if namespaces:
-        os.environ["MODELFLEET_NAMESPACES"] = ",".join(namespaces)
+        os.environ[NAMESPACES_ENV] = ",".join(namespaces)
+    namespaces = watched_namespaces(os.environ)
     kopf.configure(verbose=verbose)
     kopf.run(
         standalone=True,

@@ -26,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import API_VERSION
 from modelfleet.errors import describe
+from modelfleet.kube import OPERATOR_FIELD_MANAGER
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
@@ -123,7 +124,9 @@ class EventRecorder:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
             try:
-                events.create_namespaced_event(namespace, body)
+                events.create_namespaced_event(
+                    namespace, body, field_manager=OPERATOR_FIELD_MANAGER
+                )
             except ApiException as err:
                 if err.status != 409:
                     raise
@@ -131,7 +134,10 @@ class EventRecorder:
                 count = (existing.series.count if existing.series else 1) + 1
                 series = {"count": count, "lastObservedTime": _micro(now)}
                 events.patch_namespaced_event(
-                    name, namespace, {"series": series, "note": event.note, "type": event.type}
+                    name,
+                    namespace,
+                    {"series": series, "note": event.note, "type": event.type},
+                    field_manager=OPERATOR_FIELD_MANAGER,
                 )
         except ApiException as err:  # Events are best effort (module docstring)
             log.warning("event not recorded", name=name, reason=event.reason, error=describe(err))

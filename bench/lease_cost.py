@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.fleet import NAMESPACE, SLOT, settle
@@ -44,21 +45,26 @@ OFF = 10.0**9
 """Interval 0 on the command line: no renewals, the control plane's own cost at rest."""
 
 
-def _start_watcher(
-    env: object, run_dir: Path, operator: bool
-) -> tuple[subprocess.Popen[bytes] | None, object]:
+def _start_watcher(env: object, run_dir: Path, operator: bool) -> tuple[int, Callable[[], None]]:
+    """The process that watches the Leases as the operator does: (its pid, how to stop it)."""
     from modelfleet.dev.components import start_operator
     from modelfleet.dev.environment import DevEnvironment
 
     assert isinstance(env, DevEnvironment) and env.apiserver is not None
     if operator:
-        return None, start_operator(run_dir, env.env(), name="operator-rest")
-    process = subprocess.Popen(
+        process = start_operator(run_dir, env.env(), name="operator-rest")
+        return process.pid, process.stop
+    table = subprocess.Popen(
         [sys.executable, "-c", LEASE_TABLE, str(env.apiserver.kubeconfig), NAMESPACE],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return process, process
+
+    def stop() -> None:
+        table.terminate()
+        table.wait(10)
+
+    return table.pid, stop
 
 
 async def _measure(
@@ -80,8 +86,7 @@ async def _measure(
     await sim.register(devices)
     print(f"{devices} devices registered in {time.monotonic() - started:.0f} s", flush=True)
     sim.start()
-    process, watcher = await asyncio.to_thread(_start_watcher, env, run_dir, operator)
-    watcher_pid = int(getattr(watcher, "pid"))  # noqa: B009 - Popen or ManagedProcess
+    watcher_pid, stop_watcher = await asyncio.to_thread(_start_watcher, env, run_dir, operator)
     if profile and operator:
         spy = Path(sys.executable).with_name("py-spy")
         out = Path(__file__).with_name("profiles") / f"operator-{devices}-startup.txt"
@@ -116,11 +121,7 @@ async def _measure(
                 flush=True,
             )
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(10)
-        else:
-            watcher.stop()  # type: ignore[attr-defined]
+        stop_watcher()
         await sim.close()
         await kube.close()
 

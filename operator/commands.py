@@ -29,10 +29,9 @@ def operator() -> None:
 def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     """Run the operator in the foreground (configuration from MODELFLEET_* env variables).
 
-    The namespaces kopf watches and those the operator's own list-and-watch tables and resync
-    read are one setting: flags, else `MODELFLEET_NAMESPACES`. With only the variable set, kopf
-    used to watch cluster-wide while the Lease table watched the shard, so a second shard's
-    deployments were planned with every device offline."""
+    kopf's watches and the operator's own list-and-watch tables and resync read one setting
+    (flags, else `MODELFLEET_NAMESPACES`): a shard whose kopf watched cluster-wide would plan
+    the other shards' deployments with none of their Leases (docs/scale.md)."""
     import os
 
     import kopf

@@ -18,6 +18,7 @@ from modelfleet.api.base import API_VERSION, GROUP, VERSION
 from modelfleet.api.device import DeviceFacts, EdgeDevice, SlotStatus
 from modelfleet.backoff import Backoff, retry
 from modelfleet.informers import Informer, Key, Resource
+from modelfleet.kube import AGENT_FIELD_MANAGER
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
@@ -68,7 +69,13 @@ class DeviceApi:
         }
         try:
             created = self.objects.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, body, _request_timeout=TIMEOUT
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                body,
+                field_manager=AGENT_FIELD_MANAGER,
+                _request_timeout=TIMEOUT,
             )
         except ApiException as err:
             if err.status != 409:
@@ -88,6 +95,7 @@ class DeviceApi:
             PLURAL,
             self.name,
             {"status": dict(status)},
+            field_manager=AGENT_FIELD_MANAGER,
             _request_timeout=TIMEOUT,
         )
 

@@ -31,7 +31,7 @@ from modelfleet.agent.assignments import Assignments
 from modelfleet.agent.devices import API_BACKOFF, DeviceApi, DeviceWatch
 from modelfleet.agent.download import RetryPolicy
 from modelfleet.agent.facts import FactsReporter
-from modelfleet.agent.heartbeats import Heartbeat
+from modelfleet.agent.heartbeats import LEASE_SECONDS, Heartbeat
 from modelfleet.agent.reconcile import ASSIGNMENT_BACKOFF
 from modelfleet.agent.reporting import StatusReporter
 from modelfleet.agent.slots import Slots
@@ -53,7 +53,7 @@ class AgentSettings:
     namespace: str
     data_dir: Path
     labels: Mapping[str, str] = field(default_factory=dict)
-    lease_duration_seconds: int = 240
+    lease_duration_seconds: int = LEASE_SECONDS
     heartbeat_seconds: float | None = None
     resync_seconds: float = 300.0
     facts_seconds: float = 300.0

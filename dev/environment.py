@@ -56,9 +56,11 @@ def dev_environment(
     modelfleet: bool = False,
     bucket: str = DEFAULT_BUCKET,
     supervisor: Supervisor | None = None,
+    audit_groups: tuple[str, ...] = (),
 ) -> Iterator[DevEnvironment]:
     """Start the servers; with `modelfleet`, also the job runner and the operator. With a
-    `supervisor`, each is handed to it once ready (`modelfleet dev up`: restarts on death)."""
+    `supervisor`, each is handed to it once ready (`modelfleet dev up`: restarts on death).
+    Requests of users in `audit_groups` go to the apiserver's audit log (`ApiServer.audit_log`)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         apiserver = None
@@ -76,7 +78,9 @@ def dev_environment(
             log.info("minio ready", endpoint=s3.endpoint, bucket=bucket)
         if kubernetes:
             etcd_url = stack.enter_context(run_etcd(run_dir, supervisor))
-            apiserver = stack.enter_context(run_apiserver(run_dir, etcd_url, supervisor))
+            apiserver = stack.enter_context(
+                run_apiserver(run_dir, etcd_url, supervisor, audit_groups=audit_groups)
+            )
             stack.enter_context(run_controller_manager(run_dir, apiserver, supervisor))
             api = stack.enter_context(api_client(apiserver.kubeconfig))
             install_crds(api)

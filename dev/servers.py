@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import urllib.error
@@ -36,6 +37,8 @@ class ApiServer:
     url: str
     kubeconfig: Path
     pki: Pki
+    audit_log: Path | None = None
+    """JSON lines, one per request of the audited groups (`run_apiserver(audit_groups=...)`)."""
 
     def env(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig)}
@@ -96,11 +99,37 @@ PROFILING_ENV = "MODELFLEET_APISERVER_PROFILING"
 """Set to 1 to serve /debug/pprof on the dev apiserver (benchmarks: where its CPU goes)."""
 
 
+def _audit_flags(run_dir: Path, groups: tuple[str, ...]) -> tuple[list[str], Path | None]:
+    """Flags that record every request of these user groups (Metadata level: who, which verb,
+    which object, the response code), and the log they go to; none without groups."""
+    if not groups:
+        return [], None
+    policy = run_dir / "audit-policy.yaml"
+    rules = [{"level": "Metadata", "userGroups": list(groups)}, {"level": "None"}]
+    document = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": rules}
+    policy.write_text(json.dumps({**document, "omitStages": ["RequestReceived"]}))
+    log_path = run_dir / "logs" / "audit.log"
+    flags = [
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={log_path}",
+        "--audit-log-format=json",
+        "--audit-log-mode=blocking",
+    ]
+    return flags, log_path
+
+
 @contextmanager
 def run_apiserver(
-    run_dir: Path, etcd_url: str, supervisor: Supervisor | None = None
+    run_dir: Path,
+    etcd_url: str,
+    supervisor: Supervisor | None = None,
+    *,
+    audit_groups: tuple[str, ...] = (),
 ) -> Iterator[ApiServer]:
+    """With `audit_groups`, the requests of those user groups go to an audit log (tests that
+    must show who wrote what)."""
     pki = create_pki(run_dir / "pki")
+    audit, audit_log = _audit_flags(run_dir, audit_groups)
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     apiserver = ManagedProcess(
@@ -124,6 +153,7 @@ def run_apiserver(
             "--enable-priority-and-fairness=false",
             f"--profiling={'true' if os.environ.get(PROFILING_ENV) == '1' else 'false'}",
             "--v=1",
+            *audit,
         ],
         log_path=run_dir / "logs" / "kube-apiserver.log",
     )
@@ -140,7 +170,7 @@ def run_apiserver(
             lambda: _http_ok(f"{url}/readyz", context), timeout=_STARTUP_TIMEOUT, what="ready"
         )
         _supervise(supervisor, apiserver)
-        yield ApiServer(url=url, kubeconfig=kubeconfig, pki=pki)
+        yield ApiServer(url=url, kubeconfig=kubeconfig, pki=pki, audit_log=audit_log)
     finally:
         apiserver.stop()
 

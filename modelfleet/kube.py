@@ -12,6 +12,14 @@ from kubernetes.client.exceptions import ApiException
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.crdgen import KINDS, custom_resource_definition
 
+OPERATOR_FIELD_MANAGER = "modelfleet-operator"
+AGENT_FIELD_MANAGER = "modelfleet-agent"
+"""The `fieldManager` of every write a role makes: one stable name per writer, so an object's
+managedFields say who owns what (an EdgeDevice's spec.models: the operator; its status and
+labels: the agent) with one entry per writer. Unnamed, both roles were `OpenAPI-Generator`
+(the client library's User-Agent) and the agent's labels and the operator's spec shared one
+entry."""
+
 
 def api_client(
     kubeconfig: Path | str | None = None, context: str | None = None

@@ -8,6 +8,7 @@ from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion
 from modelfleet.kube import api_client
+from modelfleet.operator.settings import NAMESPACES_ENV, watched_namespaces
 
 
 @click.group()
@@ -17,12 +18,20 @@ def operator() -> None:
 
 @operator.command("run")
 @click.option(
-    "--namespace", "-n", "namespaces", multiple=True, help="Watch only these (repeatable)."
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Watch only these (repeatable) [default: MODELFLEET_NAMESPACES, else cluster-wide].",
 )
 @click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True)
 @click.option("--verbose", is_flag=True)
 def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
-    """Run the operator in the foreground (configuration from MODELFLEET_* env variables)."""
+    """Run the operator in the foreground (configuration from MODELFLEET_* env variables).
+
+    kopf's watches and the operator's own list-and-watch tables and resync read one setting
+    (flags, else `MODELFLEET_NAMESPACES`): a shard whose kopf watched cluster-wide would plan
+    the other shards' deployments with none of their Leases (docs/scale.md)."""
     import os
 
     import kopf
@@ -30,7 +39,8 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     import modelfleet.operator.handlers  # noqa: F401 - registers the handlers
 
     if namespaces:
-        os.environ["MODELFLEET_NAMESPACES"] = ",".join(namespaces)
+        os.environ[NAMESPACES_ENV] = ",".join(namespaces)
+    namespaces = watched_namespaces(os.environ)
     kopf.configure(verbose=verbose)
     kopf.run(
         standalone=True,

@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import API_VERSION
 from modelfleet.errors import describe
+from modelfleet.kube import OPERATOR_FIELD_MANAGER
 from modelfleet.logs import get_logger
 
 log = get_logger(__name__)
@@ -164,7 +165,9 @@ class EventRecorder:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
             try:
-                events.create_namespaced_event(namespace, _counted(body, first, now))
+                events.create_namespaced_event(
+                    namespace, _counted(body, first, now), field_manager=OPERATOR_FIELD_MANAGER
+                )
                 return True
             except ApiException as err:
                 if err.status != 409:
@@ -175,12 +178,16 @@ class EventRecorder:
                 return True
             if existing.note == event.note and existing.type == event.type:
                 series = _counted({}, count, now)["series"]
-                events.patch_namespaced_event(name, namespace, {"series": series})
+                events.patch_namespaced_event(
+                    name, namespace, {"series": series}, field_manager=OPERATOR_FIELD_MANAGER
+                )
             else:
                 events.delete_namespaced_event(name, namespace)
                 if existing.event_time is not None:
                     body["eventTime"] = _micro(existing.event_time)
-                events.create_namespaced_event(namespace, _counted(body, count, now))
+                events.create_namespaced_event(
+                    namespace, _counted(body, count, now), field_manager=OPERATOR_FIELD_MANAGER
+                )
         except ApiException as err:  # Events are best effort (module docstring)
             log.warning("event not recorded", name=name, reason=event.reason, error=describe(err))
             return False

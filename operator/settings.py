@@ -10,6 +10,14 @@ from typing import Any
 
 from modelfleet.storage import ENV_BUCKET, ENV_ENDPOINT, ENV_REGION
 
+NAMESPACES_ENV = "MODELFLEET_NAMESPACES"
+
+
+def watched_namespaces(env: Mapping[str, str]) -> tuple[str, ...]:
+    """`MODELFLEET_NAMESPACES` (comma-separated; empty: cluster-wide), the chart's
+    `watchNamespaces`: one shard's namespaces."""
+    return tuple(n.strip() for n in env.get(NAMESPACES_ENV, "").split(",") if n.strip())
+
 
 @dataclass(frozen=True)
 class JobDefaults:
@@ -63,11 +71,10 @@ class OperatorSettings:
         cls, env: Mapping[str, str] | None = None, **overrides: object
     ) -> OperatorSettings:
         env = os.environ if env is None else env
-        namespaces = tuple(n for n in env.get("MODELFLEET_NAMESPACES", "").split(",") if n)
         values: dict[str, object] = {
             "s3_endpoint": env.get(ENV_ENDPOINT, ""),
             "bucket": env.get(ENV_BUCKET, "modelfleet"),
-            "namespaces": namespaces,
+            "namespaces": watched_namespaces(env),
             "worker_image": env.get("MODELFLEET_WORKER_IMAGE", cls.worker_image),
             "storage_secret": env.get("MODELFLEET_STORAGE_SECRET", cls.storage_secret),
             "s3_region": env.get(ENV_REGION) or None,

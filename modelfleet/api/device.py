@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from modelfleet.api.base import SHA256_HEX, ApiModel, Condition, ResourceModel, cel, validations
+from modelfleet.api.base import (
+    ATOMIC,
+    SHA256_HEX,
+    ApiModel,
+    Condition,
+    ResourceModel,
+    cel,
+    validations,
+)
 
 SlotPhase = Literal["Pending", "Downloading", "Verifying", "Activating", "Healthy", "Failed"]
 
@@ -50,7 +58,10 @@ class RuntimeRequest(ApiModel):
 
 
 class SlotAssignment(ApiModel):
-    """What the device should run in one slot: a revision of one EdgeDeployment."""
+    """What the device should run in one slot: a revision of one EdgeDeployment. The rollout
+    controller writes it whole, so it is owned whole (`ATOMIC`)."""
+
+    model_config = ConfigDict(json_schema_extra=ATOMIC)
 
     deployment: str = Field(max_length=253)
     revision: int = Field(ge=1)
@@ -108,6 +119,8 @@ class DownloadRetry(ApiModel):
 
 
 class SlotStatus(ApiModel):
+    model_config = ConfigDict(json_schema_extra=ATOMIC)
+
     target_revision: int | None = None
     active_revision: int | None = None
     active_sha256: str | None = None
@@ -154,6 +167,8 @@ class AcceleratorFacts(ApiModel):
 
 
 class DeviceFacts(ApiModel):
+    model_config = ConfigDict(json_schema_extra=ATOMIC)
+
     arch: str | None = None
     os: str | None = None
     agent_version: str | None = None

@@ -19,7 +19,7 @@ from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion, ModelConversionStatus
 from modelfleet.errors import describe
 from modelfleet.jobrequests import ConvertValidateRequest, ValidateRequest, WorkerRequest
-from modelfleet.kube import read_live
+from modelfleet.kube import OPERATOR_FIELD_MANAGER, read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversion.conditions import READY
@@ -239,7 +239,9 @@ class ConversionController:
     def _create_job(self, conversion: ModelConversion, request: JobRequest) -> None:
         body = build_job(conversion, request, self.settings)
         try:
-            client.BatchV1Api(self.api).create_namespaced_job(body["metadata"]["namespace"], body)
+            client.BatchV1Api(self.api).create_namespaced_job(
+                body["metadata"]["namespace"], body, field_manager=OPERATOR_FIELD_MANAGER
+            )
             log.info(
                 "job created",
                 job=body["metadata"]["name"],
@@ -261,6 +263,12 @@ class ConversionController:
         if before == desired.to_wire():
             return
         client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": desired.to_merge_patch()}
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": desired.to_merge_patch()},
+            field_manager=OPERATOR_FIELD_MANAGER,
         )
         log.info("status updated", namespace=namespace, name=name, phase=desired.phase)

@@ -29,7 +29,7 @@ from modelfleet.api.device import EdgeDevice, SlotAssignment
 from modelfleet.artifacts import MODEL_FILE, ArtifactKeys
 from modelfleet.conditions import format_time
 from modelfleet.errors import describe
-from modelfleet.kube import read_live
+from modelfleet.kube import OPERATOR_FIELD_MANAGER, read_live
 from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.events import NOTE_LIMIT, EventRecorder, PhaseEvent
@@ -285,6 +285,7 @@ class DeploymentController:
             EdgeDeployment.PLURAL,
             name,
             {"status": plan.status.to_merge_patch()},
+            field_manager=OPERATOR_FIELD_MANAGER,
         )
 
     def _presign(self, uri: str | None) -> str | None:
@@ -312,7 +313,13 @@ class DeploymentController:
         patch = {"spec": {"models": {action.slot: wire}}}
         try:
             client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, EdgeDevice.PLURAL, action.device, patch
+                GROUP,
+                VERSION,
+                namespace,
+                EdgeDevice.PLURAL,
+                action.device,
+                patch,
+                field_manager=OPERATOR_FIELD_MANAGER,
             )
         except ApiException as err:
             if err.status != 404:

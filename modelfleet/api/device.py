@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from modelfleet.api.base import SHA256_HEX, ApiModel, Condition, ResourceModel, cel, validations
+from modelfleet.api.conversion import Tolerance
 
 SlotPhase = Literal["Pending", "Downloading", "Verifying", "Activating", "Healthy", "Failed"]
 
@@ -65,6 +66,14 @@ class SlotAssignment(ApiModel):
     probe_url: str | None = Field(default=None, max_length=8192)
     runtime: RuntimeRequest | None = Field(
         default=None, description="Engine and backends; absent: ONNX Runtime on the CPU."
+    )
+    variant: str | None = Field(
+        default=None, max_length=63, description="The deployment's variant this device took."
+    )
+    tolerance: Tolerance | None = Field(
+        default=None,
+        description="The variant's probe tolerance; absent: the one the artifact was "
+        "validated with (in the probe).",
     )
 
 

@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from modelfleet.api.base import GROUP, VERSION, LabelSelector
-from modelfleet.api.conversion import ModelConversion
+from modelfleet.api.conversion import ArtifactStatus, ModelConversion
 from modelfleet.api.deployment import EdgeDeployment, EdgeDeploymentSpec
 from modelfleet.api.device import EdgeDevice, SlotAssignment
 from modelfleet.artifacts import MODEL_FILE, ArtifactKeys
@@ -31,6 +31,7 @@ from modelfleet.logs import get_logger
 from modelfleet.operator import metrics
 from modelfleet.operator.conversion.conditions import READY as CONVERSION_READY
 from modelfleet.operator.events import EventRecorder
+from modelfleet.operator.rollout.conditions import VARIANT_FORMAT_MISSING, WAITING_FOR_ARTIFACT
 from modelfleet.operator.rollout.expectations import Expectations
 from modelfleet.operator.rollout.ordering import selector_matches
 from modelfleet.operator.rollout.planner import (
@@ -44,6 +45,7 @@ from modelfleet.operator.rollout.planner import (
     RollBack,
     plan_rollout,
 )
+from modelfleet.operator.rollout.variants import MissingFormats, variant_artifacts
 from modelfleet.storage import Storage, parse_s3_uri
 
 log = get_logger(__name__)
@@ -113,19 +115,31 @@ def other_claims(
     return found
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """What `spec.model` (and its variants) resolve to right now; without an artifact, the
+    condition reason and message that say why."""
+
+    artifact: ResolvedArtifact | None
+    reason: str = ""
+    message: str = ""
+
+
 def resolve_artifact(
     api: client.ApiClient, storage: Storage, namespace: str, spec: EdgeDeploymentSpec
-) -> tuple[ResolvedArtifact | None, str]:
-    """The approved artifact `spec.model` names right now, or None and why not."""
+) -> Resolution:
+    """The approved artifacts `spec.model` and `spec.variants` name right now, or why not."""
     model = spec.model
     if model.uri and model.sha256:
         bucket, key = parse_s3_uri(model.uri)
         listing = storage.stat_prefix(key, bucket=bucket)
         if key not in listing:
-            return None, f"pinned artifact {model.uri} not found"
+            return _waiting(f"pinned artifact {model.uri} not found")
         probe = _layout_probe(storage, bucket, key)
         size = listing[key][0]
-        return ResolvedArtifact(model.sha256, model.format, model.uri, size, probe_uri=probe), ""
+        return Resolution(
+            ResolvedArtifact(model.sha256, model.format, model.uri, size, probe_uri=probe)
+        )
     assert model.conversion is not None
     try:
         raw = client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -133,7 +147,7 @@ def resolve_artifact(
         )
     except ApiException as err:
         if err.status == 404:
-            return None, f"ModelConversion {model.conversion} not found"
+            return _waiting(f"ModelConversion {model.conversion} not found")
         raise
     status = raw.get("status") or {}
     ready = next((c for c in status.get("conditions", []) if c["type"] == CONVERSION_READY), None)
@@ -141,22 +155,30 @@ def resolve_artifact(
     if not ready or ready["status"] != "True" or not current:
         phase = status.get("phase", "Pending")
         reason = f": {ready['reason']}" if ready else ""
-        return None, f"ModelConversion {model.conversion} is {phase}{reason}, not approved"
-    artifact = next((a for a in status.get("artifacts", []) if a["format"] == model.format), None)
+        return _waiting(f"ModelConversion {model.conversion} is {phase}{reason}, not approved")
+    artifacts = [ArtifactStatus.model_validate(a) for a in status.get("artifacts", [])]
+    variants = variant_artifacts(spec, artifacts, conversion=model.conversion)
+    if isinstance(variants, MissingFormats):
+        return Resolution(None, VARIANT_FORMAT_MISSING, variants.message)
+    artifact = next((a for a in artifacts if a.format == model.format), None)
     if artifact is None:
-        return None, f"ModelConversion {model.conversion} has no {model.format} artifact"
-    return (
+        return _waiting(f"ModelConversion {model.conversion} has no {model.format} artifact")
+    return Resolution(
         ResolvedArtifact(
-            sha256=artifact["sha256"],
+            sha256=artifact.sha256,
             format=model.format,
-            uri=artifact["uri"],
-            size_bytes=artifact["sizeBytes"],
+            uri=artifact.uri,
+            size_bytes=artifact.size_bytes,
             conversion=model.conversion,
             conversion_generation=raw["metadata"]["generation"],
-            probe_uri=artifact.get("probeUri"),
-        ),
-        "",
+            probe_uri=artifact.probe_uri,
+            variants=variants,
+        )
     )
+
+
+def _waiting(message: str) -> Resolution:
+    return Resolution(None, WAITING_FOR_ARTIFACT, message)
 
 
 def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:
@@ -199,7 +221,7 @@ class DeploymentController:
             return None
         deployment = EdgeDeployment.model_validate(raw)
         slot = deployment.spec.slot or name
-        artifact, why = resolve_artifact(self.api, self.storage, namespace, deployment.spec)
+        resolution = resolve_artifact(self.api, self.storage, namespace, deployment.spec)
         devices = self.expectations.overlay(namespace, devices, now=time.monotonic())
         plan = plan_rollout(
             deployment_name=name,
@@ -208,11 +230,12 @@ class DeploymentController:
             spec=deployment.spec,
             status=deployment.status,
             annotations=raw["metadata"].get("annotations") or {},
-            artifact=artifact,
+            artifact=resolution.artifact,
             devices=devices,
             other_claims=other_claims(name, slot, devices, claims),
             now=now,
-            unresolved_message=why,
+            unresolved_message=resolution.message,
+            unresolved_reason=resolution.reason or WAITING_FOR_ARTIFACT,
         )
         self._write_status(namespace, name, raw.get("status") or {}, plan)
         self._events.record(raw, raw.get("status"), plan.status.to_wire())
@@ -298,4 +321,7 @@ class DeploymentController:
             size_bytes=artifact.size_bytes or 0,
             probe_url=self._presign(artifact.probe_uri),
             assigned_at=assigned_at,
+            runtime=artifact.runtime,
+            variant=artifact.variant,
+            tolerance=artifact.tolerance,
         )

@@ -29,7 +29,13 @@ URLs (url_refreshes.py): devices still fetching get new URLs before the old ones
 
 Holding. `spec.paused` freezes the deployment: no actions at all; the status still counts.
 While the spec resolves to no approved artifact (`artifact=None`) nothing is assigned; only
-rolling a failing revision back to stable still happens.
+rolling a failing revision back to stable still happens. A variant whose format the
+conversion lacks is such a spec (reason VariantFormatMissing, phase Degraded): the check
+covers every variant before any device moves.
+
+Variants (variants.py): every assignment carries the artifact, runtime and tolerance of the
+variant the device takes in that revision; the revision, its waves, bake, abort and rollback
+span the whole fleet.
 
 Status (status_assembly.py) holds aggregates only: counts, conditions (conditions.py), the
 wave and the history.
@@ -52,6 +58,7 @@ from modelfleet.operator.rollout.conditions import (
     NO_DEVICES_SELECTED,
     PROGRESSING,
     READY,
+    VARIANT_FORMAT_MISSING,
     WAITING_FOR_ARTIFACT,
 )
 from modelfleet.operator.rollout.fleet import TIMEOUT, Device, DeviceView, survey
@@ -110,6 +117,7 @@ def plan_rollout(
     other_claims: Mapping[str, Collection[str]],
     now: datetime,
     unresolved_message: str = "",
+    unresolved_reason: str = WAITING_FOR_ARTIFACT,
 ) -> Plan:
     """The next step of one EdgeDeployment's rollout; the module docstring has the rules.
 
@@ -117,7 +125,8 @@ def plan_rollout(
     deployment; the planner applies the selector itself and releases the others.
     `other_claims`: device name → other deployments whose selector and slot also claim it.
     `unresolved_message`: why `artifact` is None, for the condition (e.g. "ModelConversion
-    detector is Failed: ToleranceExceeded").
+    detector is Failed: ToleranceExceeded"); `unresolved_reason`: its condition reason,
+    WaitingForArtifact (the conversion may still get there) or VariantFormatMissing.
     """
     ctx = Context(
         name=deployment_name,
@@ -153,7 +162,8 @@ def plan_rollout(
         highest_seen=fleet.highest_revision,
         now=ctx.now,
     )
-    decision = _decide(ctx, progress, fleet.targeted, unresolved_message)
+    unresolved = (unresolved_reason, unresolved_message)
+    decision = _decide(ctx, progress, fleet.targeted, unresolved)
     actions = [*decision.actions, *(ReleaseSlot(d, s) for d, s in fleet.releases)]
     busy = {a.device for a in actions}
     actions += refresh_urls(ctx, decision.progress, fleet.targeted, busy)
@@ -167,7 +177,7 @@ def _decide(
     ctx: Context,
     progress: RolloutProgress,
     targeted: list[Device],
-    unresolved_message: str,
+    unresolved: tuple[str, str],
 ) -> Decision:
     """Which step this pass takes: abort, stay aborted, wait for an artifact, stay stable, or
     step the wave."""
@@ -178,8 +188,13 @@ def _decide(
     if progress.mode == "aborted":
         return aborted(ctx, progress, targeted, abort_message(ctx, progress), first=False)
     if ctx.artifact is None or progress.mode == "waiting":
-        message = unresolved_message or "spec.model resolves to no approved artifact"
-        waiting = Verdict("Progressing", "Unknown", WAITING_FOR_ARTIFACT, message)
+        reason, message = unresolved
+        message = message or "spec.model resolves to no approved artifact"
+        waiting = (
+            Verdict("Degraded", "False", VARIANT_FORMAT_MISSING, message)
+            if reason == VARIANT_FORMAT_MISSING
+            else Verdict("Progressing", "Unknown", WAITING_FOR_ARTIFACT, message)
+        )
         held = keep_to_stable(ctx, progress, targeted, leave=progress.current)
         return Decision(progress, waiting, held)
     if progress.mode == "stable":

@@ -39,6 +39,6 @@ def refresh_urls(
             or parse_time(expires) > horizon
         ):
             continue
-        target = artifact_of(record, resolved=ctx.artifact)
+        target = artifact_of(record, device.view.labels, resolved=ctx.artifact)
         actions.append(RefreshUrl(device.name, ctx.slot, record.revision, target))
     return actions

@@ -25,7 +25,8 @@ rollback every device on it goes back to stable.
 Manual rollback (revisions.py) is declarative: spec.model changed back. Back to the stable
 revision's artifact is not a rollout; back to any other older artifact is a new revision.
 
-URLs (url_refreshes.py): devices still fetching get new URLs before the old ones expire.
+URLs (url_refreshes.py): devices still fetching get new URLs before the old ones expire; a
+device whose labels now pick another variant gets that variant's artifact of its revision.
 
 Holding. `spec.paused` freezes the deployment: no actions at all; the status still counts.
 While the spec resolves to no approved artifact (`artifact=None`) nothing is assigned; only
@@ -79,7 +80,7 @@ from modelfleet.operator.rollout.revisions import (
 )
 from modelfleet.operator.rollout.stable_keeping import keep_to_stable, steady
 from modelfleet.operator.rollout.status_assembly import assemble_plan
-from modelfleet.operator.rollout.url_refreshes import refresh_urls
+from modelfleet.operator.rollout.url_refreshes import realign_variants, refresh_urls
 from modelfleet.operator.rollout.wave_steps import parse_promotion, step_wave
 
 __all__ = [
@@ -167,6 +168,8 @@ def plan_rollout(
     actions = [*decision.actions, *(ReleaseSlot(d, s) for d, s in fleet.releases)]
     busy = {a.device for a in actions}
     actions += refresh_urls(ctx, decision.progress, fleet.targeted, busy)
+    busy = {a.device for a in actions}
+    actions += realign_variants(ctx, decision.progress, fleet.targeted, busy)
     if artifact is None:
         actions = [a for a in actions if not isinstance(a, AssignRevision)]
     decision = replace(decision, actions=tuple(actions))

@@ -8,6 +8,7 @@ from datetime import datetime
 from modelfleet.api.device import RuntimeRequest
 from modelfleet.conditions import get_condition
 from modelfleet.operator.rollout.conditions import READY, VARIANT_FORMAT_MISSING
+from modelfleet.operator.rollout.planner import AssignRevision
 from modelfleet.operator.rollout.revisions import RolloutProgress, track_artifact
 from modelfleet.operator.rollout.variants import (
     MissingFormats,
@@ -160,3 +161,19 @@ def test_a_variant_that_changes_only_its_runtime_is_a_new_revision() -> None:
     assert later.history[1].sha256 == later.history[0].sha256
     assert later.history[1].variants[0].runtime is not None
     assert later.history[1].variants[0].runtime.devices == ["GPU", "CPU"]
+
+
+def test_a_relabelled_device_gets_its_new_variant_of_the_revision_it_holds() -> None:
+    fleet = mixed_fleet(per_kind=2)
+    assert fleet.run().status.phase == "Succeeded"
+    fleet.devices["default-000"].labels = {**LABELS, "hw": "jetson"}
+    p = fleet.step()
+    moved = [a for a in p.actions if isinstance(a, AssignRevision)]
+    assert [(a.device, a.revision, a.artifact.variant) for a in moved] == [
+        ("default-000", 1, "jetson")
+    ]
+    final = fleet.run()
+    assert fleet.devices["default-000"].models[fleet.slot].sha256 == format_sha(1, "onnx-fp16")
+    counts = {v.name: v.counts.healthy for v in final.status.variants}
+    assert counts == {"intel": 2, "jetson": 3, "default": 1}
+    assert [r.revision for r in final.status.history] == [1]

@@ -4,8 +4,8 @@ Rollback is what a GitOps user would do by reverting `spec.model`: the patch pin
 revision's artifact (uri + sha256), because the ModelConversion may since have produced a
 different one. A revision with variants cannot be pinned so (a pinned artifact is one file,
 variants are several formats of one conversion): rollback refuses it and says so; returning
-to a revision without variants also removes `spec.variants`. Promotion names both the revision and the wave, so a stale promotion can never
-release a wave of a later rollout.
+to a revision without variants also removes `spec.variants`. Promotion names both the
+revision and the wave, so a stale promotion can never release a wave of a later rollout.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.dev.components import ensure_storage_secret
 from modelfleet.dev.samples import SampleModel
@@ -40,6 +41,8 @@ def mixed(
     sample, uri = mlp_source
     conversions = client.CustomObjectsApi(kube_client)
     body = make_conversion_body("mlp", sample, uri, targets=TARGETS)
+    # fp16 may time slower than fp32 on this tiny model (SlowerThanFloat): approved up front.
+    body["metadata"]["annotations"] = {APPROVED_GENERATION_ANNOTATION: "1"}
     conversions.create_namespaced_custom_object(GROUP, VERSION, namespace, "modelconversions", body)
     for device, hardware in HARDWARE.items():
         fleet.start_agent(device, f"--labels=site=lab,hardware={hardware}")

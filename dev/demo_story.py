@@ -182,7 +182,7 @@ def _fleet_view(cluster: Cluster, deployment: str) -> Group:
         )
     )
     table = Table(show_header=True, header_style="bold")
-    for column in ("device", "site", "variant", "backend", "assigned", "active", "phase", "reason"):
+    for column in ("device", "site", "variant (runs on)", "assigned", "active", "phase", "reason"):
         table.add_column(column)
     for device in cluster.devices():
         slot = ((device.get("status") or {}).get("slots") or {}).get("vision") or {}
@@ -192,8 +192,7 @@ def _fleet_view(cluster: Cluster, deployment: str) -> Group:
         table.add_row(
             device["metadata"]["name"],
             device["metadata"].get("labels", {}).get("site", ""),
-            assigned.get("variant", "default") if assigned else "-",
-            ",".join((slot.get("runtime") or {}).get("used", [])) or "-",
+            _variant_cell(assigned, slot),
             str(assigned.get("revision", "-")),
             str(slot.get("activeRevision", "-")),
             f"[{style}]{phase}[/]",
@@ -222,6 +221,16 @@ def _watch(
         )
         live.update(_fleet_view(cluster, deployment))
     return done
+
+
+def _variant_cell(assigned: dict[str, Any], slot: dict[str, Any]) -> str:
+    """`intel (ov:CPU)`: the variant, then the engine and backend that really run it."""
+    if not assigned:
+        return "-"
+    runtime = slot.get("runtime") or {}
+    engine = {"openvino": "ov", "onnxruntime": "ort"}.get(runtime.get("engine", ""), "?")
+    used = ",".join(u.removesuffix("ExecutionProvider") for u in runtime.get("used", []))
+    return f"{assigned.get('variant', 'default')} ({engine}:{used or '-'})"
 
 
 def _active_by_device(cluster: Cluster) -> dict[str, tuple[str, str | None]]:

@@ -182,8 +182,8 @@ def _fleet_view(cluster: Cluster, deployment: str) -> Group:
         )
     )
     table = Table(show_header=True, header_style="bold")
-    for column in ("device", "site", "variant (runs on)", "assigned", "active", "phase", "reason"):
-        table.add_column(column)
+    for column in ("device", "site", "variant/runs on", "assigned", "active", "phase", "reason"):
+        table.add_column(column, no_wrap=True)
     for device in cluster.devices():
         slot = ((device.get("status") or {}).get("slots") or {}).get("vision") or {}
         assigned = ((device.get("spec") or {}).get("models") or {}).get("vision") or {}
@@ -224,13 +224,13 @@ def _watch(
 
 
 def _variant_cell(assigned: dict[str, Any], slot: dict[str, Any]) -> str:
-    """`intel (ov:CPU)`: the variant, then the engine and backend that really run it."""
+    """`intel/ov:CPU`: the variant, then the engine and backend that really run it."""
     if not assigned:
         return "-"
     runtime = slot.get("runtime") or {}
     engine = {"openvino": "ov", "onnxruntime": "ort"}.get(runtime.get("engine", ""), "?")
     used = ",".join(u.removesuffix("ExecutionProvider") for u in runtime.get("used", []))
-    return f"{assigned.get('variant', 'default')} ({engine}:{used or '-'})"
+    return f"{assigned.get('variant', 'default')}/{engine}:{used or '-'}"
 
 
 def _active_by_device(cluster: Cluster) -> dict[str, tuple[str, str | None]]:

@@ -19,6 +19,9 @@ wrong artifact and a runtime that computes differently here. `check_plan` decide
   full validated rule against the reference is the fallback.
 - no tolerance in the probe meta: elementwise against the reference, atol = rtol = 1e-3.
 
+An assignment's `tolerance` (its EdgeDeployment variant's) replaces the validated one in the
+meta (`with_tolerance`): the user's bound for this backend, e.g. an OpenVINO GPU in fp16.
+
 `maxAbs` in the slot status is the largest absolute difference of the deciding comparison;
 `validatedMaxAbs` the largest of `candidate:` against the reference, i.e. what ONNX Runtime on
 the validating CPU computed, so a device's engine can be set next to it. The session is the one
@@ -44,8 +47,9 @@ from modelfleet.agent.errors import (
     RuntimeFallback,
     RuntimeUnavailable,
 )
+from modelfleet.api.conversion import Tolerance
 from modelfleet.api.device import RuntimeRequest
-from modelfleet.comparison import Rule, compare_outputs
+from modelfleet.comparison import Rule, compare_outputs, effective_rule
 from modelfleet.engines import first_line
 
 DEFAULT_TOLERANCE = 1e-3
@@ -109,6 +113,16 @@ def check_plan(meta: Mapping[str, Any], fmt: str, has_candidate: bool) -> CheckP
     if quantized:
         return CheckPlan("reference", rule, True)
     return CheckPlan("reference", element_rule, False)
+
+
+def with_tolerance(
+    meta: Mapping[str, Any], fmt: str, tolerance: Tolerance | None
+) -> dict[str, Any]:
+    """The probe's meta judged under the assignment's tolerance when it has one: pure."""
+    if tolerance is None:
+        return dict(meta)
+    rule = effective_rule(fmt, tolerance)  # type: ignore[arg-type]  # a given tolerance
+    return {**meta, "tolerance": rule.to_wire()}
 
 
 def judge(

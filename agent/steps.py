@@ -223,6 +223,7 @@ class Steps:
             )
         try:
             arrays, meta = probing.read_probe(path)
+            meta = probing.with_tolerance(meta, assignment.format, assignment.tolerance)
             verdict = probing.run_probe(session, arrays, meta, assignment.format)
             if not verdict:
                 raise ProbeFailed(verdict.summary())

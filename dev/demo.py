@@ -2,7 +2,8 @@
 
 A local control plane (etcd, kube-apiserver, MinIO, operator, job runner), a small Paddle image
 classifier converted to ONNX fp32 and int8 and proven against Paddle Inference, 12 real agents
-on three sites, a rollout in waves, then a deliberately broken artifact that the canary's
+on three sites, a rollout in waves of one revision with two variants (int8 on ONNX Runtime, fp32
+on OpenVINO for one site's Intel PCs), then a deliberately broken artifact that the canary's
 probe rejects: the operator rolls it back automatically. Ends with `DEMO OK` or
 `DEMO FAILED: reason` and leaves no process behind.
 """

@@ -29,6 +29,17 @@ from modelfleet.storage import Storage, parse_s3_uri
 
 NAMESPACE = "default"
 FORMAT = "onnx-int8"
+INTEL_SITE = "east"
+VARIANTS = [
+    {
+        "name": "intel",
+        "selector": {"matchLabels": {"cpu": "intel"}},
+        "format": "onnx",
+        "runtime": {"engine": "openvino", "devices": ["CPU"]},
+    }
+]
+"""The east site's Intel PCs run fp32 on OpenVINO; every other device the int8 default on
+ONNX Runtime's CPU: one revision, one rollout."""
 
 
 class Cluster:
@@ -140,7 +151,7 @@ def _start_agents(env: DevEnvironment, root: Path, stack: ExitStack) -> None:
                     f"--device-name={name}",
                     f"--data-dir={root / 'devices' / name / 'data'}",
                     f"--kubeconfig={kubeconfig}",
-                    f"--labels=site={SITES[index % 3]},hardware=cpu",
+                    f"--labels={_labels(SITES[index % 3])}",
                     "--heartbeat-seconds=2",
                     "--lease-duration-seconds=10",
                 ],
@@ -148,6 +159,11 @@ def _start_agents(env: DevEnvironment, root: Path, stack: ExitStack) -> None:
                 env={"PATH": "/usr/bin:/bin", "HOME": str(root)},
             )
             stack.callback(agent.stop)
+
+
+def _labels(site: str) -> str:
+    intel = ",cpu=intel" if site == INTEL_SITE else ""
+    return f"site={site},hardware=cpu{intel}"
 
 
 def _fleet_view(cluster: Cluster, deployment: str) -> Group:
@@ -159,11 +175,15 @@ def _fleet_view(cluster: Cluster, deployment: str) -> Group:
         f"revision={status.get('currentRevision', '-')} stable={status.get('stableRevision', '-')} "
         f"wave={'-' if wave is None else f'{wave + 1}/{len(WAVES)}'} "
         f"healthy={counts.get('healthy', 0)}/{counts.get('targeted', 0)} "
-        f"failed={counts.get('failed', 0)}"
+        f"failed={counts.get('failed', 0)} "
+        + " ".join(
+            f"{v['name']}={v['counts']['healthy']}/{v['counts']['targeted']}"
+            for v in status.get("variants", [])
+        )
     )
     table = Table(show_header=True, header_style="bold")
-    for column in ("device", "site", "assigned", "active", "phase", "reason"):
-        table.add_column(column)
+    for column in ("device", "site", "variant/runs on", "assigned", "active", "phase", "reason"):
+        table.add_column(column, no_wrap=True)
     for device in cluster.devices():
         slot = ((device.get("status") or {}).get("slots") or {}).get("vision") or {}
         assigned = ((device.get("spec") or {}).get("models") or {}).get("vision") or {}
@@ -172,6 +192,7 @@ def _fleet_view(cluster: Cluster, deployment: str) -> Group:
         table.add_row(
             device["metadata"]["name"],
             device["metadata"].get("labels", {}).get("site", ""),
+            _variant_cell(assigned, slot),
             str(assigned.get("revision", "-")),
             str(slot.get("activeRevision", "-")),
             f"[{style}]{phase}[/]",
@@ -200,6 +221,29 @@ def _watch(
         )
         live.update(_fleet_view(cluster, deployment))
     return done
+
+
+def _variant_cell(assigned: dict[str, Any], slot: dict[str, Any]) -> str:
+    """`intel/ov:CPU`: the variant, then the engine and backend that really run it."""
+    if not assigned:
+        return "-"
+    runtime = slot.get("runtime") or {}
+    engine = {"openvino": "ov", "onnxruntime": "ort"}.get(runtime.get("engine", ""), "?")
+    used = ",".join(u.removesuffix("ExecutionProvider") for u in runtime.get("used", []))
+    return f"{assigned.get('variant', 'default')}/{engine}:{used or '-'}"
+
+
+def _active_by_device(cluster: Cluster) -> dict[str, tuple[str, str | None]]:
+    """device → (its variant, the sha256 it runs in the slot)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for device in cluster.devices():
+        assigned = ((device.get("spec") or {}).get("models") or {}).get("vision") or {}
+        slot = ((device.get("status") or {}).get("slots") or {}).get("vision") or {}
+        found[device["metadata"]["name"]] = (
+            assigned.get("variant", "default"),
+            slot.get("activeSha256"),
+        )
+    return found
 
 
 def _broken_artifact(storage: Storage, good: dict[str, Any]) -> tuple[str, str]:
@@ -269,7 +313,10 @@ def run_story(root: Path, console: Console, step: Step) -> str:
         )
         console.print(f"{DEVICES} agents registered (logs in {root / 'devices'})")
 
-        step("4/5  EdgeDeployment: waves 1 device, 50%, 100%; each wave bakes 2 s")
+        step(
+            "4/5  EdgeDeployment: int8 on ONNX Runtime, fp32 on OpenVINO for the Intel PCs "
+            f"({INTEL_SITE}); one revision in waves 1 device, 50%, 100%; each wave bakes 2 s"
+        )
         cluster.create(
             "edgedeployments",
             {
@@ -280,11 +327,17 @@ def run_story(root: Path, console: Console, step: Step) -> str:
                     "model": {"conversion": "classifier", "format": FORMAT},
                     "slot": "vision",
                     "selector": {"matchLabels": {"hardware": "cpu"}},
+                    "variants": VARIANTS,
                     "strategy": {"waves": WAVES, "bakeSeconds": 2, "maxInFlight": "100%"},
                 },
             },
         )
-        _watch(console, cluster, "classifier", "Succeeded", timeout=180)
+        rolled_out = _watch(console, cluster, "classifier", "Succeeded", timeout=180)
+        stable = _active_by_device(cluster)
+        expected = {v["name"]: v["sha256"] for v in rolled_out["status"]["variants"]}
+        for name, (variant, sha256) in stable.items():
+            if sha256 != expected.get(variant):
+                raise DemoError(f"{name} ({variant}) runs {sha256}, not its variant's artifact")
 
         step("5/5  A broken artifact: outputs no longer match the validated probe")
         uri, digest = _broken_artifact(storage, good)
@@ -293,22 +346,19 @@ def run_story(root: Path, console: Console, step: Step) -> str:
             "classifier",
             {
                 "spec": {
-                    "model": {"conversion": None, "uri": uri, "sha256": digest, "format": FORMAT}
+                    "model": {"conversion": None, "uri": uri, "sha256": digest, "format": FORMAT},
+                    "variants": None,  # a pinned artifact is one file for every device
                 }
             },
         )
         rolled = _watch(console, cluster, "classifier", "RolledBack", timeout=180)
-        active = {
-            ((d.get("status") or {}).get("slots") or {}).get("vision", {}).get("activeSha256")
-            for d in cluster.devices()
-        }
-        if active != {good["sha256"]}:
-            raise DemoError(f"devices do not all run the good artifact after rollback: {active}")
+        if _active_by_device(cluster) != stable:
+            raise DemoError("devices do not all run their variant's artifact after the rollback")
         progressing = next(c for c in rolled["status"]["conditions"] if c["type"] == "Progressing")
         console.print(f"rollback: {progressing['message']}")
         validation = next(v for v in converted["status"]["validation"] if v["format"] == FORMAT)
         return (
             f"int8 cosine {validation.get('cosine', 0):.4f}, top-1 agreement "
-            f"{validation.get('topKAgreement', 0):.2%}; {DEVICES} devices updated in "
-            f"{len(WAVES)} waves; broken revision rolled back automatically"
+            f"{validation.get('topKAgreement', 0):.2%}; {DEVICES} devices (two variants) "
+            f"updated in {len(WAVES)} waves; broken revision rolled back automatically"
         )

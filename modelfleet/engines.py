@@ -290,8 +290,10 @@ class OpenVino:
                 used=tuple(str(d) for d in compiled.get_property("EXECUTION_DEVICES")),
                 target=devices,
                 options=config,
-                inputs=tuple(p.get_any_name() for p in compiled.inputs),
-                outputs=tuple(p.get_any_name() for p in compiled.outputs),
+                # The read graph's names are the ONNX graph's; a compiled port may carry
+                # more (a folded Identity's input too) and its "any name" is one of them.
+                inputs=tuple(p.get_any_name() for p in graph.inputs),
+                outputs=tuple(p.get_any_name() for p in graph.outputs),
             )
             return OpenVinoSession(compiled, description)
         raise LoadRefused(f"OpenVINO cannot compile the artifact: {'; '.join(errors)}")

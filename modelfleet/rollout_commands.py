@@ -2,8 +2,10 @@
 
 Rollback is what a GitOps user would do by reverting `spec.model`: the patch pins the chosen
 revision's artifact (uri + sha256), because the ModelConversion may since have produced a
-different one. Promotion names both the revision and the wave, so a stale promotion can never
-release a wave of a later rollout.
+different one. A revision with variants cannot be pinned so (a pinned artifact is one file,
+variants are several formats of one conversion): rollback refuses it and says so; returning
+to a revision without variants also removes `spec.variants`. Promotion names both the
+revision and the wave, so a stale promotion can never release a wave of a later rollout.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def rollback_patch(status: EdgeDeploymentStatus, to_revision: int) -> dict[str, 
         known = ", ".join(str(r) for r in sorted(history)) or "none"
         raise click.ClickException(f"revision {to_revision} not in history (known: {known})")
     record = history[to_revision]
+    if record.variants:
+        raise click.ClickException(
+            f"revision {to_revision} has variants ({', '.join(v.name for v in record.variants)}), "
+            f"which a pinned artifact cannot carry: restore that revision's spec.model and "
+            f"spec.variants (e.g. git revert); the operator then restores each variant's artifact"
+        )
     return {
         "spec": {
             "model": {
@@ -58,7 +66,8 @@ def rollback_patch(status: EdgeDeploymentStatus, to_revision: int) -> dict[str, 
                 "uri": record.uri,
                 "sha256": record.sha256,
                 "format": record.format,
-            }
+            },
+            "variants": None,
         }
     }
 

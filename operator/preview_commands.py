@@ -156,10 +156,10 @@ def _artifact(objects: Any, namespace: str, deployment: EdgeDeployment) -> Resol
             message = f"ModelConversion {model.conversion} not found in namespace {namespace}"
             raise PlanError("ConversionNotFound", message) from err
         raise
-    resolved, why = conversion_artifact(raw, model.format)
-    if resolved is None:
-        raise PlanError("WaitingForArtifact", why)
-    return resolved
+    resolution = conversion_artifact(raw, deployment.spec)
+    if resolution.artifact is None:
+        raise PlanError(resolution.reason or "WaitingForArtifact", resolution.message)
+    return resolution.artifact
 
 
 def document(planned: Planned) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from modelfleet.api.base import (
+    DNS_LABEL,
     DNS_SUBDOMAIN,
     S3_URI,
     SHA256_HEX,
@@ -18,10 +19,17 @@ from modelfleet.api.base import (
     cel,
     validations,
 )
+from modelfleet.api.conversion import Tolerance
+from modelfleet.api.device import RuntimeRequest
 
 DeploymentPhase = Literal[
     "Progressing", "Paused", "Succeeded", "Degraded", "RollingBack", "RolledBack"
 ]
+
+ModelFormat = Literal["onnx", "onnx-fp16", "onnx-int8"]
+DEFAULT_VARIANT = "default"
+"""The name status gives the devices no variant matches (they run `spec.model.format` with
+ONNX Runtime on the CPU); reserved, so no variant may take it."""
 
 _DEFAULT_WAVES: list[int | str] = ["10%", "50%", "100%"]
 _PERCENT_VALUE = "int(string(w).replace('%', ''))"
@@ -42,7 +50,7 @@ class ModelRef(ApiModel):
     }
 
     conversion: str | None = Field(default=None, pattern=DNS_SUBDOMAIN, max_length=253)
-    format: Literal["onnx", "onnx-fp16", "onnx-int8"] = "onnx"
+    format: ModelFormat = "onnx"
     uri: str | None = Field(default=None, pattern=S3_URI, max_length=1024)
     sha256: str | None = Field(default=None, pattern=SHA256_HEX)
 
@@ -102,6 +110,38 @@ class Strategy(ApiModel):
     progress_deadline_seconds: int = Field(default=3600, ge=1)
 
 
+class Variant(ApiModel):
+    """What one kind of device runs: the conversion's artifact in `format`, on `runtime`.
+
+    A device takes the first variant whose selector matches its labels, else the default
+    (`spec.model.format` with ONNX Runtime on the CPU). The agent probes the artifact on the
+    session `runtime` builds and judges it under `tolerance` (absent: the tolerance the
+    artifact was validated with).
+    """
+
+    name: str = Field(
+        pattern=DNS_LABEL,
+        max_length=63,
+        description="Names the variant in status counts and assignments; `default` is reserved "
+        "for the devices no variant matches.",
+    )
+    selector: LabelSelector = Field(
+        description="Devices whose labels match take this variant (the first match wins); "
+        "empty: every device not taken by an earlier variant."
+    )
+    format: ModelFormat = Field(
+        default="onnx", description="The artifact of spec.model's ModelConversion to run."
+    )
+    runtime: RuntimeRequest | None = Field(
+        default=None, description="Engine and backends; absent: ONNX Runtime on the CPU."
+    )
+    tolerance: Tolerance | None = Field(
+        default=None,
+        description="How close the device's probe outputs must be; absent: the validated "
+        "tolerance of the format.",
+    )
+
+
 class RollbackPolicy(ApiModel):
     automatic: bool = True
 
@@ -114,7 +154,12 @@ class EdgeDeploymentSpec(ApiModel):
                 "self.slot == oldSelf.slot)",
                 "slot is immutable: create another EdgeDeployment for another slot",
                 ".slot",
-            )
+            ),
+            cel(
+                "!has(self.variants) || size(self.variants) == 0 || has(self.model.conversion)",
+                "variants come from one ModelConversion: set model.conversion, not a pinned uri",
+                ".variants",
+            ),
         )
     }
 
@@ -129,6 +174,23 @@ class EdgeDeploymentSpec(ApiModel):
                 "selector must not be empty: select devices by label",
             )
         )
+    )
+    variants: list[Variant] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Per-hardware artifacts and backends, in order: a device takes the first "
+        "whose selector matches its labels, else spec.model.format on ONNX Runtime's CPU. All "
+        "of them are one revision: waves, bake, abort and rollback span the whole fleet.",
+        json_schema_extra=validations(
+            cel(
+                "self.all(v, self.exists_one(w, w.name == v.name))",
+                "variant names must be unique",
+            ),
+            cel(
+                f"self.all(v, v.name != '{DEFAULT_VARIANT}')",
+                f"the variant name {DEFAULT_VARIANT} is reserved for devices no variant matches",
+            ),
+        ),
     )
     strategy: Strategy = Field(default_factory=Strategy)
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy)
@@ -145,6 +207,37 @@ class DeviceCounts(ApiModel):
     offline: int = 0
 
 
+class RecordedSelector(LabelSelector):
+    """A label selector as status records it: checked when the spec was applied, so it carries
+    no CEL rule (in an unbounded history its cost would exceed the API server's budget)."""
+
+    model_config = ApiModel.model_config | {"json_schema_extra": None}
+
+
+class VariantArtifact(ApiModel):
+    """A variant as one revision rolled it out: its definition and the artifact it resolved
+    to, so returning to the revision restores each variant's own artifact and backend."""
+
+    name: str = Field(max_length=63)
+    selector: RecordedSelector = Field(default_factory=RecordedSelector)
+    format: str = Field(max_length=32)
+    sha256: str = Field(pattern=SHA256_HEX)
+    uri: str = Field(max_length=1024)
+    size_bytes: int | None = None
+    probe_uri: str | None = None
+    runtime: RuntimeRequest | None = None
+    tolerance: Tolerance | None = None
+
+
+class VariantStatus(ApiModel):
+    """One variant's share of the fleet (`default`: devices no variant matches)."""
+
+    name: str = Field(max_length=63)
+    format: str = Field(max_length=32)
+    sha256: str | None = Field(default=None, description="Its artifact in the current revision.")
+    counts: DeviceCounts = Field(default_factory=DeviceCounts)
+
+
 class RevisionRecord(ApiModel):
     revision: int = Field(ge=1)
     sha256: str
@@ -154,6 +247,12 @@ class RevisionRecord(ApiModel):
     probe_uri: str | None = None
     conversion: str | None = None
     conversion_generation: int | None = None
+    variants: list[VariantArtifact] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Each variant's artifact in this revision; sha256, format and uri above "
+        "are the default's.",
+    )
     started_at: str | None = None
     finished_at: str | None = None
     outcome: Literal["Progressing", "Succeeded", "RolledBack", "Superseded"] = "Progressing"
@@ -176,6 +275,11 @@ class EdgeDeploymentStatus(ApiModel):
     wave_completed_at: str | None = None
     promoted_wave: int | None = None
     counts: DeviceCounts = Field(default_factory=DeviceCounts)
+    variants: list[VariantStatus] = Field(
+        default_factory=list,
+        max_length=17,
+        description="Counts per variant, `default` last; empty without spec.variants.",
+    )
     conditions: list[Condition] = Field(default_factory=list)
     history: list[RevisionRecord] = Field(default_factory=list)
 

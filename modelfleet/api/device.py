@@ -15,6 +15,7 @@ from modelfleet.api.base import (
     cel,
     validations,
 )
+from modelfleet.api.conversion import Tolerance
 
 SlotPhase = Literal["Pending", "Downloading", "Verifying", "Activating", "Healthy", "Failed"]
 
@@ -76,6 +77,14 @@ class SlotAssignment(ApiModel):
     probe_url: str | None = Field(default=None, max_length=8192)
     runtime: RuntimeRequest | None = Field(
         default=None, description="Engine and backends; absent: ONNX Runtime on the CPU."
+    )
+    variant: str | None = Field(
+        default=None, max_length=63, description="The deployment's variant this device took."
+    )
+    tolerance: Tolerance | None = Field(
+        default=None,
+        description="The variant's probe tolerance; absent: the one the artifact was "
+        "validated with (in the probe).",
     )
 
 

@@ -81,9 +81,14 @@ def aborted(
         return Decision(progress, verdict, others, next_step)
 
     progress = progress.with_record(revision, outcome="RolledBack")
-    target = artifact_of(stable_record, resolved=ctx.artifact)
     rollbacks = tuple(
-        RollBack(d.name, ctx.slot, revision, stable, target)
+        RollBack(
+            d.name,
+            ctx.slot,
+            revision,
+            stable,
+            artifact_of(stable_record, d.view.labels, resolved=ctx.artifact),
+        )
         for d in targeted
         if d.revision == revision
     )

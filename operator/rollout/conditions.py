@@ -29,6 +29,8 @@ ROLLOUT_ABORTED: Final = "RolloutAborted"
 PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
 DEPLOYMENT_PAUSED: Final = "DeploymentPaused"
 WAITING_FOR_ARTIFACT: Final = "WaitingForArtifact"
+VARIANT_FORMAT_MISSING: Final = "VariantFormatMissing"
+"""A variant's format has no approved artifact in the conversion: nothing moves (Degraded)."""
 NO_DEVICES_SELECTED: Final = "NoDevicesSelected"
 # Available and Conflict reasons.
 STABLE_REVISION_AVAILABLE: Final = "StableRevisionAvailable"

@@ -49,7 +49,11 @@ from modelfleet.operator.rollout.planner import (
     RollBack,
     plan_rollout,
 )
-from modelfleet.operator.rollout.resolution import conversion_artifact
+from modelfleet.operator.rollout.resolution import (
+    Resolution,
+    conversion_artifact,
+    waiting,
+)
 from modelfleet.storage import Storage, StorageError, parse_s3_uri
 
 log = get_logger(__name__)
@@ -121,17 +125,19 @@ def other_claims(
 
 def resolve_artifact(
     api: client.ApiClient, storage: Storage, namespace: str, spec: EdgeDeploymentSpec
-) -> tuple[ResolvedArtifact | None, str]:
-    """The approved artifact `spec.model` names right now, or None and why not."""
+) -> Resolution:
+    """The approved artifacts `spec.model` and `spec.variants` name right now, or why not."""
     model = spec.model
     if model.uri and model.sha256:
         bucket, key = parse_s3_uri(model.uri)
         listing = storage.stat_prefix(key, bucket=bucket)
         if key not in listing:
-            return None, f"pinned artifact {model.uri} not found"
+            return waiting(f"pinned artifact {model.uri} not found")
         probe = _layout_probe(storage, bucket, key)
         size = listing[key][0]
-        return ResolvedArtifact(model.sha256, model.format, model.uri, size, probe_uri=probe), ""
+        return Resolution(
+            ResolvedArtifact(model.sha256, model.format, model.uri, size, probe_uri=probe)
+        )
     assert model.conversion is not None
     try:
         raw = client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -139,9 +145,9 @@ def resolve_artifact(
         )
     except ApiException as err:
         if err.status == 404:
-            return None, f"ModelConversion {model.conversion} not found"
+            return waiting(f"ModelConversion {model.conversion} not found")
         raise
-    return conversion_artifact(raw, model.format)
+    return conversion_artifact(raw, spec)
 
 
 def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:
@@ -192,8 +198,9 @@ class DeploymentController:
             return None
         deployment = EdgeDeployment.model_validate(raw)
         slot = deployment.spec.slot or name
-        artifact, why = resolve_artifact(self.api, self.storage, namespace, deployment.spec)
-        artifact, why, blocked = self._verified(artifact, why)
+        resolution = self._verified(
+            resolve_artifact(self.api, self.storage, namespace, deployment.spec)
+        )
         devices = self.expectations.overlay(namespace, devices, now=time.monotonic())
         plan = plan_rollout(
             deployment_name=name,
@@ -202,12 +209,12 @@ class DeploymentController:
             spec=deployment.spec,
             status=deployment.status,
             annotations=raw["metadata"].get("annotations") or {},
-            artifact=artifact,
+            artifact=resolution.artifact,
             devices=devices,
             other_claims=other_claims(name, slot, devices, claims),
             now=now,
-            unresolved_message=why,
-            unresolved_reason=blocked,
+            unresolved_message=resolution.message,
+            unresolved_reason=resolution.reason or WAITING_FOR_ARTIFACT,
         )
         self._write_status(namespace, name, raw.get("status") or {}, plan)
         self._events.record(raw, raw.get("status"), plan.status.to_wire())
@@ -215,7 +222,7 @@ class DeploymentController:
         counts = plan.status.counts.to_wire()
         metrics.record_deployment(namespace, name, plan.status.phase, counts)
         views = {d.name: d for d in devices}
-        actions = self._intact(raw, plan.actions, artifact)
+        actions = self._intact(raw, plan.actions, resolution.artifact)
         applied = self._pool.map(
             lambda action: self._apply(namespace, name, action, now, views.get(action.device)),
             actions,
@@ -224,14 +231,14 @@ class DeploymentController:
             pass
         return plan.requeue_after
 
-    def _verified(
-        self, artifact: ResolvedArtifact | None, why: str
-    ) -> tuple[ResolvedArtifact | None, str, str]:
-        """The artifact only if its stored bytes match (operator/integrity.py), checked on
-        every pass and so before a revision's first assignment; a pinned artifact promises
-        only its sha256. Returns (artifact, why not, the Progressing reason if not)."""
+    def _verified(self, resolution: Resolution) -> Resolution:
+        """The resolution only if the default artifact's stored bytes match
+        (operator/integrity.py), checked on every pass and so before a revision's first
+        assignment; a pinned artifact promises only its sha256. Variants' artifacts are checked
+        per assignment (`_intact`)."""
+        artifact = resolution.artifact
         if artifact is None or self.integrity is None:
-            return artifact, why, WAITING_FOR_ARTIFACT
+            return resolution
         size = artifact.size_bytes if artifact.conversion else None
         try:
             found = self.integrity.check(artifact.uri, sha256=artifact.sha256, size=size)
@@ -239,13 +246,10 @@ class DeploymentController:
             log.warning("artifact not verified", uri=artifact.uri, error=describe(err))
             found = None
         if found is None:
-            return artifact, why, WAITING_FOR_ARTIFACT
+            return resolution
         origin = f"ModelConversion {artifact.conversion}" if artifact.conversion else "pinned"
-        return (
-            None,
-            f"{origin} {artifact.format} artifact is corrupted: {found}",
-            ARTIFACT_CORRUPTED,
-        )
+        message = f"{origin} {artifact.format} artifact is corrupted: {found}"
+        return Resolution(None, ARTIFACT_CORRUPTED, message)
 
     def _intact(
         self, raw: dict[str, Any], actions: tuple[Action, ...], verified: ResolvedArtifact | None
@@ -353,4 +357,7 @@ class DeploymentController:
             size_bytes=artifact.size_bytes or 0,
             probe_url=self._presign(artifact.probe_uri),
             assigned_at=assigned_at,
+            runtime=artifact.runtime,
+            variant=artifact.variant,
+            tolerance=artifact.tolerance,
         )

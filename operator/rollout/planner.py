@@ -25,13 +25,20 @@ rollback every device on it goes back to stable.
 Manual rollback (revisions.py) is declarative: spec.model changed back. Back to the stable
 revision's artifact is not a rollout; back to any other older artifact is a new revision.
 
-URLs (url_refreshes.py): devices still fetching get new URLs before the old ones expire.
+URLs (url_refreshes.py): devices still fetching get new URLs before the old ones expire; a
+device whose labels now pick another variant gets that variant's artifact of its revision.
 
 Holding. `spec.paused` freezes the deployment: no actions at all; the status still counts.
 While the spec resolves to no approved artifact (`artifact=None`) nothing is assigned; only
-rolling a failing revision back to stable still happens. An artifact whose stored bytes no
-longer match (`unresolved_reason` ArtifactCorrupted, operator/integrity.py) is such a case,
-shown as Degraded: devices running it keep it, none moves to it.
+rolling a failing revision back to stable still happens. Two such cases are shown as
+Degraded: an artifact whose stored bytes no longer match (`unresolved_reason`
+ArtifactCorrupted, operator/integrity.py: devices running it keep it, none moves to it) and a
+variant whose format the conversion lacks (VariantFormatMissing: the check covers every
+variant before any device moves).
+
+Variants (variants.py): every assignment carries the artifact, runtime and tolerance of the
+variant the device takes in that revision; the revision, its waves, bake, abort and rollback
+span the whole fleet.
 
 Status (status_assembly.py) holds aggregates only: counts, conditions (conditions.py), the
 wave and the history.
@@ -55,6 +62,7 @@ from modelfleet.operator.rollout.conditions import (
     NO_DEVICES_SELECTED,
     PROGRESSING,
     READY,
+    VARIANT_FORMAT_MISSING,
     WAITING_FOR_ARTIFACT,
 )
 from modelfleet.operator.rollout.fleet import TIMEOUT, Device, DeviceView, survey
@@ -75,7 +83,7 @@ from modelfleet.operator.rollout.revisions import (
 )
 from modelfleet.operator.rollout.stable_keeping import keep_to_stable, steady
 from modelfleet.operator.rollout.status_assembly import assemble_plan
-from modelfleet.operator.rollout.url_refreshes import refresh_urls
+from modelfleet.operator.rollout.url_refreshes import realign_variants, refresh_urls
 from modelfleet.operator.rollout.wave_steps import parse_promotion, step_wave
 
 __all__ = [
@@ -121,8 +129,9 @@ def plan_rollout(
     deployment; the planner applies the selector itself and releases the others.
     `other_claims`: device name → other deployments whose selector and slot also claim it.
     `unresolved_message`: why `artifact` is None, for the condition (e.g. "ModelConversion
-    detector is Failed: ToleranceExceeded"); `unresolved_reason`: the condition's reason,
-    WaitingForArtifact or ArtifactCorrupted.
+    detector is Failed: ToleranceExceeded"); `unresolved_reason`: its condition reason,
+    WaitingForArtifact (the conversion may still get there), ArtifactCorrupted or
+    VariantFormatMissing.
     """
     ctx = Context(
         name=deployment_name,
@@ -158,10 +167,13 @@ def plan_rollout(
         highest_seen=fleet.highest_revision,
         now=ctx.now,
     )
-    decision = _decide(ctx, progress, fleet.targeted, unresolved_message, unresolved_reason)
+    unresolved = (unresolved_reason, unresolved_message)
+    decision = _decide(ctx, progress, fleet.targeted, unresolved)
     actions = [*decision.actions, *(ReleaseSlot(d, s) for d, s in fleet.releases)]
     busy = {a.device for a in actions}
     actions += refresh_urls(ctx, decision.progress, fleet.targeted, busy)
+    busy = {a.device for a in actions}
+    actions += realign_variants(ctx, decision.progress, fleet.targeted, busy)
     if artifact is None:
         actions = [a for a in actions if not isinstance(a, AssignRevision)]
     decision = replace(decision, actions=tuple(actions))
@@ -172,8 +184,7 @@ def _decide(
     ctx: Context,
     progress: RolloutProgress,
     targeted: list[Device],
-    unresolved_message: str,
-    unresolved_reason: str,
+    unresolved: tuple[str, str],
 ) -> Decision:
     """Which step this pass takes: abort, stay aborted, wait for an artifact, stay stable, or
     step the wave."""
@@ -184,10 +195,11 @@ def _decide(
     if progress.mode == "aborted":
         return aborted(ctx, progress, targeted, abort_message(ctx, progress), first=False)
     if ctx.artifact is None or progress.mode == "waiting":
-        message = unresolved_message or "spec.model resolves to no approved artifact"
+        reason, message = unresolved
+        message = message or "spec.model resolves to no approved artifact"
         waiting = (
-            Verdict("Degraded", "False", ARTIFACT_CORRUPTED, message)
-            if unresolved_reason == ARTIFACT_CORRUPTED
+            Verdict("Degraded", "False", reason, message)
+            if reason in (ARTIFACT_CORRUPTED, VARIANT_FORMAT_MISSING)
             else Verdict("Progressing", "Unknown", WAITING_FOR_ARTIFACT, message)
         )
         held = keep_to_stable(ctx, progress, targeted, leave=progress.current)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelfleet.api.conversion import Tolerance
 from modelfleet.api.deployment import EdgeDeploymentStatus
+from modelfleet.api.device import RuntimeRequest
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,8 @@ class ArtifactRef:
 
     `probe_uri` is None for an artifact without a probe (a pinned artifact stored outside the
     artifact layout). `size_bytes` is None only for a history record without `sizeBytes`,
-    which the schema allows but this operator never writes.
+    which the schema allows but this operator never writes. `variant`, `runtime` and
+    `tolerance` are the device's variant's (variants.py); None for the default.
     """
 
     sha256: str
@@ -26,6 +29,9 @@ class ArtifactRef:
     format: str
     size_bytes: int | None = None
     probe_uri: str | None = None
+    variant: str | None = None
+    runtime: RuntimeRequest | None = None
+    tolerance: Tolerance | None = None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ passes. The rows are what the planner did to each device, in rollout order:
                NotSelected (spec.selector does not match), NoMatchingVariant, or NotReached
                (the rollout stops before it, as `message` says)
 
-Variants: `variant_of` names the variant a device takes; until variants exist every selected
-device takes "default".
+Variants: `variant_of` names the variant a device takes (variants.py `choose_variant`: the
+first whose selector matches, else "default").
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
+from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus, RevisionRecord
 from modelfleet.api.device import SlotAssignment, SlotStatus
 from modelfleet.conditions import as_utc, format_time, get_condition
 from modelfleet.operator.rollout.conditions import PROGRESSING
@@ -48,6 +48,7 @@ from modelfleet.operator.rollout.planner import (
     plan_rollout,
 )
 from modelfleet.operator.rollout.revisions import artifact_of
+from modelfleet.operator.rollout.variants import choose_variant
 from modelfleet.operator.rollout.waves import wave_sizes
 
 Disposition = Literal["rollout", "stable", "rollback", "release", "unchanged", "skipped"]
@@ -90,8 +91,9 @@ class Preview:
 
 
 def variant_of(spec: EdgeDeploymentSpec, labels: Mapping[str, str]) -> str | None:
-    """The variant a selected device takes; None: no variant matches it."""
-    return DEFAULT_VARIANT
+    """The variant a selected device takes; None: no variant matches it (every selected device
+    takes one today: unmatched devices take the default)."""
+    return choose_variant(spec, labels).name
 
 
 def preview_rollout(
@@ -167,7 +169,8 @@ def preview_rollout(
         slot=slot,
         deployment=deployment_name,
         revision=end.current_revision,
-        artifact=_recorded(end, end.current_revision, artifact),
+        record=_record(end, end.current_revision),
+        resolved=artifact,
         claims=other_claims,
         timeout=timeout,
         now=now,
@@ -271,7 +274,8 @@ def _rows(
     slot: str,
     deployment: str,
     revision: int | None,
-    artifact: ArtifactRef | None,
+    record: RevisionRecord | None,
+    resolved: ResolvedArtifact,
     claims: Mapping[str, Collection[str]],
     timeout: timedelta,
     now: datetime,
@@ -295,7 +299,10 @@ def _rows(
                 PreviewRow(view.name, "skipped", reason="NoMatchingVariant", message=message)
             )
         else:
-            rows.append(_untouched(view, slot, revision, artifact, variant, message))
+            recorded = (
+                artifact_of(record, view.labels, resolved=resolved) if record is not None else None
+            )
+            rows.append(_untouched(view, slot, revision, recorded, variant, message))
     order = {"rollout": 0, "unchanged": 1, "stable": 2, "rollback": 2, "release": 3, "skipped": 4}
     return tuple(sorted(rows, key=lambda r: (order[r.disposition], r.wave or 0)))
 
@@ -329,12 +336,10 @@ def _skip(
     return None
 
 
-def _recorded(
-    status: EdgeDeploymentStatus, revision: int | None, resolved: ResolvedArtifact
-) -> ArtifactRef | None:
-    """The artifact of `revision` as its history records it (never a device's presigned URL)."""
-    record = next((r for r in status.history if r.revision == revision), None)
-    return artifact_of(record, resolved=resolved) if record is not None else None
+def _record(status: EdgeDeploymentStatus, revision: int | None) -> RevisionRecord | None:
+    """`revision` as the history records it: its artifacts per variant, never a device's
+    presigned URL."""
+    return next((r for r in status.history if r.revision == revision), None)
 
 
 def _untouched(

@@ -1,6 +1,7 @@
 """Revision bookkeeping for the rollout planner: which artifact is which revision.
 
-Each new artifact (by sha256) the deployment's spec resolves to becomes the next revision
+Each new release the deployment's spec resolves to (the default artifact's sha256 and each
+variant's artifact, selector, runtime and tolerance; variants.py) becomes the next revision
 number, recorded in `status.history` (trimmed to `revisionHistoryLimit`, never dropping the
 current or the stable record, which rollbacks need). `RolloutProgress` is the part of the
 status that carries a rollout from one pass to the next.
@@ -18,20 +19,23 @@ so that a rollback never moves devices needlessly:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord
+from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord, VariantArtifact
 from modelfleet.conditions import format_time
 from modelfleet.operator.rollout.plans import ArtifactRef
+from modelfleet.operator.rollout.variants import artifact_for
 
 Mode = Literal["waiting", "rolling", "aborted", "stable"]
 
 
 @dataclass(frozen=True)
 class ResolvedArtifact:
-    """The approved artifact the deployment's spec.model resolves to right now."""
+    """The approved artifact the deployment's spec.model resolves to right now, with each
+    variant's (empty without spec.variants)."""
 
     sha256: str
     format: str
@@ -40,10 +44,20 @@ class ResolvedArtifact:
     conversion: str | None = None
     conversion_generation: int | None = None
     probe_uri: str | None = None
+    variants: tuple[VariantArtifact, ...] = ()
 
     @property
     def ref(self) -> ArtifactRef:
+        """The default artifact: what devices no variant matches run."""
         return ArtifactRef(self.sha256, self.uri, self.format, self.size_bytes, self.probe_uri)
+
+    def same_release(self, record: RevisionRecord | None) -> bool:
+        """Whether `record` is this release: the same default artifact and the same variants."""
+        return (
+            record is not None
+            and record.sha256 == self.sha256
+            and record.variants == list(self.variants)
+        )
 
 
 @dataclass(frozen=True)
@@ -108,12 +122,11 @@ def track_artifact(
     too, so a number is never reused even if the status (and its history) was lost.
     """
     current = progress.record(progress.current)
-    if artifact is None or (current is not None and current.sha256 == artifact.sha256):
+    if artifact is None or artifact.same_release(current):
         return _trimmed(progress, history_limit)
 
     stamp = format_time(now)
-    stable = progress.record(progress.stable)
-    back_to_stable = stable is not None and stable.sha256 == artifact.sha256
+    back_to_stable = artifact.same_release(progress.record(progress.stable))
     if current is not None and current.finished_at is None:
         outcome = "RolledBack" if back_to_stable else "Superseded"
         progress = progress.with_record(current.revision, outcome=outcome, finished_at=stamp)
@@ -138,6 +151,7 @@ def track_artifact(
         probe_uri=artifact.probe_uri,
         conversion=artifact.conversion,
         conversion_generation=artifact.conversion_generation,
+        variants=list(artifact.variants),
         started_at=stamp,
         outcome="Progressing",
     )
@@ -153,13 +167,14 @@ def track_artifact(
     return _trimmed(progress, history_limit)
 
 
-def artifact_of(record: RevisionRecord, *, resolved: ResolvedArtifact | None) -> ArtifactRef:
-    """A history record's artifact: the resolved one when it is the same, else as recorded."""
-    if resolved is not None and resolved.sha256 == record.sha256:
-        return resolved.ref
-    return ArtifactRef(
-        record.sha256, record.uri, record.format, record.size_bytes, record.probe_uri
-    )
+def artifact_of(
+    record: RevisionRecord, labels: Mapping[str, str], *, resolved: ResolvedArtifact | None
+) -> ArtifactRef:
+    """What a device with `labels` runs in a recorded revision (its variant's artifact): from
+    the resolved release when it is the same, else as recorded."""
+    if resolved is not None and resolved.same_release(record):
+        return artifact_for(resolved, labels)
+    return artifact_for(record, labels)
 
 
 def _trimmed(progress: RolloutProgress, limit: int) -> RolloutProgress:

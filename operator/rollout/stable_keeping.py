@@ -44,7 +44,6 @@ def keep_to_stable(
     record = progress.record(stable)
     if stable is None or record is None:
         return ()
-    target = artifact_of(record, resolved=ctx.artifact)
     room = len(targeted)
     if stable == progress.current:
         pending = sum(
@@ -59,6 +58,7 @@ def keep_to_stable(
             or (leave is not None and device.revision == leave)
         ):
             continue
+        target = artifact_of(record, device.view.labels, resolved=ctx.artifact)
         if device.revision is not None and device.revision > stable:
             actions.append(RollBack(device.name, ctx.slot, device.revision, stable, target))
         elif room > 0:

@@ -1,11 +1,12 @@
 """The plan a pass returns: its actions in rollout order, the new status and when to plan again.
 
-Status holds aggregates only: counts, conditions (Progressing, Ready, Available, Conflict;
-device names in messages are capped at NAMES_IN_MESSAGES, conditions.py), the wave and the
-history. Counts are of the devices as they will be once the actions are applied, so the
-status written before the actions already says what they do. The requeue is the earliest
-timer: the step's own (bake, deadline, next step) or a device the rollout waits on timing
-out. Called once per pass by `plan_rollout` (planner.py) with the step's final decision.
+Status holds aggregates only: counts (fleet-wide and per variant, variants.py), conditions
+(Progressing, Ready, Available, Conflict; device names in messages are capped at
+NAMES_IN_MESSAGES, conditions.py), the wave and the history. Counts are of the devices as
+they will be once the actions are applied, so the status written before the actions already
+says what they do. The requeue is the earliest timer: the step's own (bake, deadline, next
+step) or a device the rollout waits on timing out. Called once per pass by `plan_rollout`
+(planner.py) with the step's final decision.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from modelfleet.operator.rollout.fleet import Device, count, observe
 from modelfleet.operator.rollout.ordering import order_key
 from modelfleet.operator.rollout.passes import Context, Decision
 from modelfleet.operator.rollout.plans import Action, AssignRevision, Plan, RollBack
+from modelfleet.operator.rollout.variants import variant_counts
 
 
 def assemble_plan(
@@ -68,6 +70,7 @@ def assemble_plan(
         wave_completed_at=progress.wave_completed_at,
         promoted_wave=progress.promoted_wave,
         counts=counts,
+        variants=variant_counts(ctx.spec, progress.record(progress.current), after),
         conditions=conditions,
         history=list(progress.history),
     )

@@ -29,6 +29,7 @@ from modelfleet.operator.rollout.conditions import (
     DEPLOYMENT_PAUSED,
     PROGRESS_DEADLINE_EXCEEDED,
     PROGRESSING,
+    VARIANT_FORMAT_MISSING,
     WAITING_FOR_ARTIFACT,
     WAVE_BAKING,
     WAVE_PROGRESSING,
@@ -39,9 +40,16 @@ from modelfleet.operator.rollout.passes import Context, Decision, Verdict
 from modelfleet.operator.rollout.plans import Action, AssignRevision
 from modelfleet.operator.rollout.revisions import RolloutProgress
 from modelfleet.operator.rollout.stable_keeping import keep_to_stable, steady
+from modelfleet.operator.rollout.variants import artifact_for
 from modelfleet.operator.rollout.waves import fill_wave, wave_sizes
 
-HOLDS = (DEPLOYMENT_PAUSED, AWAITING_PROMOTION, WAITING_FOR_ARTIFACT, ARTIFACT_CORRUPTED)
+HOLDS = (
+    DEPLOYMENT_PAUSED,
+    AWAITING_PROMOTION,
+    WAITING_FOR_ARTIFACT,
+    ARTIFACT_CORRUPTED,
+    VARIANT_FORMAT_MISSING,
+)
 """Progressing reasons of a rollout held on purpose: the deadline clock restarts after one."""
 
 
@@ -168,7 +176,10 @@ def _assign(
     """The wave's new devices get the current revision; the others are kept to stable."""
     revision = progress.current
     assert ctx.artifact is not None and revision is not None  # mode "rolling"
-    assign = tuple(AssignRevision(d.name, ctx.slot, revision, ctx.artifact.ref) for d in moving)
+    assign = tuple(
+        AssignRevision(d.name, ctx.slot, revision, artifact_for(ctx.artifact, d.view.labels))
+        for d in moving
+    )
     new = {d.name for d in moving}
     rest = [d for d in targeted if d.name not in new]
     return (*assign, *keep_to_stable(ctx, progress, rest, leave=revision))

@@ -27,9 +27,13 @@ PLURALS = {
 }
 
 
+def _example_files(repo_root: Path) -> list[Body]:
+    return [yaml.safe_load(p.read_text()) for p in sorted((repo_root / "examples").glob("*.yaml"))]
+
+
 def _examples(repo_root: Path) -> dict[str, Body]:
-    docs = [yaml.safe_load(p.read_text()) for p in sorted((repo_root / "examples").glob("*.yaml"))]
-    return {doc["kind"]: doc for doc in docs}
+    """One example per kind, `<kind>.yaml` (sorted last), for the cases to mutate."""
+    return {doc["kind"]: doc for doc in _example_files(repo_root)}
 
 
 def _create(api: client.ApiClient, namespace: str, body: Body) -> Body:
@@ -60,9 +64,9 @@ def _contains(stored: Any, given: Any) -> bool:
 def test_every_example_is_accepted(
     kube_client: client.ApiClient, namespace: str, repo_root: Path
 ) -> None:
-    examples = _examples(repo_root)
-    assert set(examples) == set(PLURALS)
-    for body in examples.values():
+    examples = _example_files(repo_root)
+    assert {body["kind"] for body in examples} == set(PLURALS)
+    for body in examples:
         created = _create(kube_client, namespace, body)
         assert _contains(created["spec"], body["spec"]), body["kind"]
         KINDS_BY_NAME[body["kind"]].model_validate(created)
@@ -129,6 +133,13 @@ def _device_with_bad_slot(examples: dict[str, Body]) -> Body:
     body["spec"]["models"]["../etc"] = {**assignment, "sha256": "a" * 64}
     return body
 
+
+_VARIANT: Body = {
+    "name": "intel",
+    "selector": {"matchLabels": {"hardware": "intel-ipc"}},
+    "format": "onnx",
+    "runtime": {"engine": "openvino", "devices": ["CPU"]},
+}
 
 INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
     ("source uri not s3", _mc(_set("source.uri", "http://x/model")), "spec.source.uri"),
@@ -252,6 +263,36 @@ INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
         "spec.model.sha256",
     ),
     ("bad slot name", _edep(_set("slot", "Vision_1")), "spec.slot"),
+    (
+        "two variants of one name",
+        _edep(_set("variants", [_VARIANT, {**_VARIANT, "format": "onnx-fp16"}])),
+        "spec.variants",
+    ),
+    (
+        "variant named default",
+        _edep(_set("variants", [{**_VARIANT, "name": "default"}])),
+        "spec.variants",
+    ),
+    (
+        "variant name not a DNS label",
+        _edep(_set("variants", [{**_VARIANT, "name": "Intel_PC"}])),
+        "spec.variants[0].name",
+    ),
+    (
+        "variant format unknown",
+        _edep(_set("variants", [{**_VARIANT, "format": "tflite"}])),
+        "spec.variants[0].format",
+    ),
+    (
+        "variants of a pinned artifact",
+        _edep(
+            lambda s: s.update(
+                model={"uri": "s3://modelfleet/a/model.onnx", "sha256": "a" * 64},
+                variants=[_VARIANT],
+            )
+        ),
+        "spec.variants",
+    ),
     ("unknown pause mode", _edep(_set("strategy.pause", "always")), "spec.strategy.pause"),
     ("device assignment with bad digest", _device_with_bad_digest, "spec.models.vision.sha256"),
     ("slot name that is a path", _device_with_bad_slot, "spec.models"),

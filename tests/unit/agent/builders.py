@@ -21,13 +21,19 @@ BIAS = np.array([0.5, -0.25, 1.0], dtype=np.float32)
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5, "elementwise": True}
 
 
-def make_model_bytes(weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> bytes:
+def make_model_bytes(
+    weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0, renamed: bool = False
+) -> bytes:
+    """`renamed`: y is an Identity of the sum, as paddle2onnx names outputs (`fetch_name_0`):
+    an engine that folds it sees two names for one tensor."""
     from onnx import TensorProto, helper, numpy_helper
 
+    tail = [helper.make_node("Identity", ["s"], ["y"])] if renamed else []
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "w"], ["t"]),
-            helper.make_node("Add", ["t", "b"], ["y"]),
+            helper.make_node("Add", ["t", "b"], ["s" if renamed else "y"]),
+            *tail,
         ],
         "affine",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
@@ -44,9 +50,16 @@ def make_model_bytes(weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0
     return bytes(model.SerializeToString())
 
 
-def make_model_file(path: Path, weight: Any = WEIGHT, bias: Any = BIAS, *, padding: int = 0) -> str:
+def make_model_file(
+    path: Path,
+    weight: Any = WEIGHT,
+    bias: Any = BIAS,
+    *,
+    padding: int = 0,
+    renamed: bool = False,
+) -> str:
     """Write the model; return its sha256."""
-    data = make_model_bytes(weight, bias, padding=padding)
+    data = make_model_bytes(weight, bias, padding=padding, renamed=renamed)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
 

@@ -11,7 +11,15 @@ import pytest
 from unit.agent.builders import WEIGHT, make_model_file, make_probe_file
 
 from modelfleet.agent.errors import LoadFailed, ProbeFailed
-from modelfleet.agent.probe import check_plan, judge, load_session, read_probe, run_probe
+from modelfleet.agent.probe import (
+    check_plan,
+    judge,
+    load_session,
+    read_probe,
+    run_probe,
+    with_tolerance,
+)
+from modelfleet.api.conversion import Tolerance
 
 INT8_RULE = {
     "atol": 0.1,
@@ -94,6 +102,14 @@ def test_judge_reports_max_abs_of_the_deciding_comparison() -> None:
         {"y": REF + 0.25}, arrays(REF, REF + 0.25), {"tolerance": INT8_RULE}, "onnx-int8"
     )
     assert verdict.against == "candidate" and verdict.max_abs == 0.0
+
+
+def test_a_variant_tolerance_replaces_the_validated_one() -> None:
+    drifted = {"y": REF + 5e-4}
+    assert not judge(drifted, arrays(REF), FP32, "onnx")
+    loose = with_tolerance(FP32, "onnx", Tolerance(atol=1e-3, rtol=1e-3))
+    assert judge(drifted, arrays(REF), loose, "onnx")
+    assert with_tolerance(FP32, "onnx", None) == FP32
 
 
 def test_a_missing_output_fails() -> None:

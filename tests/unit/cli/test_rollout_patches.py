@@ -8,7 +8,7 @@ import click
 import pytest
 
 from modelfleet.api.annotations import PROMOTE_ANNOTATION
-from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord
+from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord, VariantArtifact
 from modelfleet.rollout_commands import previous_revision, promote_patch, rollback_patch
 
 
@@ -33,6 +33,16 @@ STATUS = EdgeDeploymentStatus(
 def test_rollback_defaults_to_the_revision_before_current_and_pins_its_artifact() -> None:
     model = rollback_patch(STATUS, previous_revision(STATUS))["spec"]["model"]
     assert model == {"conversion": None, "uri": record(2).uri, "sha256": "2" * 64, "format": "onnx"}
+
+
+def test_rollback_to_a_revision_without_variants_removes_them_and_one_with_them_refuses() -> None:
+    assert rollback_patch(STATUS, 1)["spec"]["variants"] is None
+    variant = VariantArtifact(name="intel", format="onnx", sha256="4" * 64, uri=record(4).uri)
+    status = STATUS.model_copy(
+        update={"history": [*STATUS.history, record(4).model_copy(update={"variants": [variant]})]}
+    )
+    with pytest.raises(click.ClickException, match=r"revision 4 has variants \(intel\)"):
+        rollback_patch(status, 4)
 
 
 def test_rollback_to_a_named_revision() -> None:

@@ -101,6 +101,17 @@ def test_openvino_probes_on_the_cpu_at_f32_next_to_onnx_runtime(tmp_path: Path) 
     assert openvino.validated_max_abs == onnxruntime.validated_max_abs == 0.0
 
 
+def test_openvino_names_inputs_and_outputs_as_the_onnx_graph_does(tmp_path: Path) -> None:
+    # OpenVINO folds the Identity paddle2onnx ends graphs with: the compiled output then has
+    # two names, and its "any name" was the inner one, so the probe found no output `y`.
+    make_model_file(tmp_path / "m.onnx", renamed=True)
+    make_probe_file(tmp_path / "probe.npz")
+    session = load_session(tmp_path / "m.onnx", RuntimeRequest(engine="openvino"))
+    assert (session.describe().inputs, session.describe().outputs) == (("x",), ("y",))
+    arrays, meta = read_probe(tmp_path / "probe.npz")
+    assert run_probe(session, arrays, meta, "onnx")
+
+
 def test_openvino_gpu_then_cpu_falls_back_to_the_cpu(tmp_path: Path) -> None:
     make_model_file(tmp_path / "m.onnx")
     request = RuntimeRequest(engine="openvino", devices=["GPU", "CPU"])

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelfleet.api.base import LabelSelector
-from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus, ModelRef, Strategy
+from modelfleet.api.conversion import ArtifactStatus
+from modelfleet.api.deployment import (
+    EdgeDeploymentSpec,
+    EdgeDeploymentStatus,
+    ModelRef,
+    Strategy,
+    Variant,
+)
 from modelfleet.api.device import SlotAssignment, SlotStatus
 from modelfleet.conditions import format_time
 from modelfleet.operator.rollout.planner import (
@@ -24,6 +32,7 @@ from modelfleet.operator.rollout.planner import (
     RollBack,
     plan_rollout,
 )
+from modelfleet.operator.rollout.variants import MissingFormats, variant_artifacts
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 NAME = "detector"
@@ -47,6 +56,44 @@ def make_artifact(n: int = 1, *, size: int = 1000) -> ResolvedArtifact:
     )
 
 
+def format_sha(n: int, fmt: str) -> str:
+    """Revision n's artifact in `fmt`; onnx is make_artifact(n)'s."""
+    return sha(n) if fmt == "onnx" else hashlib.sha256(f"artifact-{n}-{fmt}".encode()).hexdigest()
+
+
+def make_conversion_artifacts(
+    n: int, formats: Iterable[str] = ("onnx", "onnx-fp16", "onnx-int8")
+) -> list[ArtifactStatus]:
+    """What the conversion's status lists for revision n's generation."""
+    return [
+        ArtifactStatus.model_validate(
+            {
+                "format": fmt,
+                "uri": f"s3://models/artifacts/{n}/{fmt}/model.onnx",
+                "sha256": format_sha(n, fmt),
+                "sizeBytes": 1000,
+                "manifestUri": f"s3://models/artifacts/{n}/{fmt}/manifest.json",
+                "probeUri": f"s3://models/reports/{n}/{fmt}/probe.npz",
+            }
+        )
+        for fmt in formats
+    ]
+
+
+def make_variant(name: str, labels: Mapping[str, str], fmt: str = "onnx", **fields: Any) -> Variant:
+    """A variant for devices labelled `labels`; `fields` in camelCase (runtime, tolerance)."""
+    return Variant.model_validate(
+        {"name": name, "selector": {"matchLabels": dict(labels)}, "format": fmt, **fields}
+    )
+
+
+def make_release(n: int, spec: EdgeDeploymentSpec) -> ResolvedArtifact:
+    """make_artifact(n) with each of the spec's variants resolved in revision n."""
+    variants = variant_artifacts(spec, make_conversion_artifacts(n), conversion="detector-v1")
+    assert not isinstance(variants, MissingFormats)
+    return replace(make_artifact(n), variants=variants)
+
+
 def make_spec(
     *,
     waves: list[int | str] | None = None,
@@ -60,6 +107,7 @@ def make_spec(
     paused: bool = False,
     slot: str | None = None,
     history_limit: int = 10,
+    variants: Iterable[Variant] = (),
 ) -> EdgeDeploymentSpec:
     return EdgeDeploymentSpec(
         model=ModelRef(conversion="detector-v1"),
@@ -79,6 +127,7 @@ def make_spec(
         rollback={"automatic": automatic},
         revision_history_limit=history_limit,
         paused=paused,
+        variants=list(variants),
     )
 
 
@@ -205,7 +254,10 @@ def plan(
     annotations: Mapping[str, str] | None = None,
     other_claims: Mapping[str, list[str]] | None = None,
     generation: int = 1,
+    unresolved: tuple[str, str] | None = None,
 ) -> Plan:
+    """One pass; `unresolved`: (reason, message) of a spec that resolves to no artifact."""
+    reason, message = unresolved or ("WaitingForArtifact", "")
     return plan_rollout(
         deployment_name=NAME,
         deployment_uid=UID,
@@ -217,6 +269,8 @@ def plan(
         devices=list(devices),
         other_claims=other_claims or {},
         now=now,
+        unresolved_message=message,
+        unresolved_reason=reason,
     )
 
 

@@ -119,6 +119,9 @@ class Fleet:
                     assigned_at=format_time(self.now),
                     sha256=ref.sha256,
                     size_bytes=ref.size_bytes or 0,
+                    runtime=ref.runtime,
+                    variant=ref.variant,
+                    tolerance=ref.tolerance,
                 )
             case RefreshUrl():
                 old = device.models[action.slot]

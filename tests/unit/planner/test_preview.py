@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus
+from modelfleet.api.deployment import EdgeDeploymentSpec, EdgeDeploymentStatus, ModelRef
 from modelfleet.operator.rollout.fleet import DeviceView
 from modelfleet.operator.rollout.ordering import rollout_order
 from modelfleet.operator.rollout.planner import AssignRevision
 from modelfleet.operator.rollout.preview import DEFAULT_VARIANT, Preview, preview_rollout
-from modelfleet.operator.rollout.resolution import conversion_artifact
+from modelfleet.operator.rollout.resolution import Resolution, conversion_artifact
 from modelfleet.operator.rollout.revisions import ResolvedArtifact
 from tests.unit.planner.builders import (
     NAME,
@@ -180,32 +180,36 @@ def test_a_ready_conversion_offers_its_artifact_in_the_format_asked_for() -> Non
         "sha256": art.sha256,
         "sizeBytes": 1000,
         "probeUri": art.probe_uri,
+        "manifestUri": "s3://models/manifests/1.json",
     }
     raw = _conversion(
         observedGeneration=2,
         conditions=[{"type": "Ready", "status": "True", "reason": "Succeeded"}],
         artifacts=[artifact],
     )
-    resolved, why = conversion_artifact(raw, "onnx")
-    assert resolved is not None and resolved.sha256 == art.sha256 and why == ""
+    resolved = conversion_artifact(raw, make_spec()).artifact
+    assert resolved is not None and resolved.sha256 == art.sha256
     assert resolved.conversion_generation == 2
-    assert conversion_artifact(raw, "onnx-int8") == (
-        None,
-        "ModelConversion detector-v1 has no onnx-int8 artifact",
+    int8 = make_spec().model_copy(
+        update={"model": ModelRef(conversion="detector-v1", format="onnx-int8")}
+    )
+    assert conversion_artifact(raw, int8) == Resolution(
+        None, "WaitingForArtifact", "ModelConversion detector-v1 has no onnx-int8 artifact"
     )
 
 
 def test_a_conversion_not_ready_for_its_generation_offers_nothing() -> None:
     ready = [{"type": "Ready", "status": "True", "reason": "Succeeded"}]
     stale = _conversion(observedGeneration=1, phase="Succeeded", conditions=ready)
-    assert conversion_artifact(stale, "onnx")[0] is None
+    assert conversion_artifact(stale, make_spec()).artifact is None
     failing = _conversion(
         observedGeneration=2,
         phase="Failed",
         conditions=[{"type": "Ready", "status": "False", "reason": "ToleranceExceeded"}],
     )
-    assert conversion_artifact(failing, "onnx") == (
+    assert conversion_artifact(failing, make_spec()) == Resolution(
         None,
+        "WaitingForArtifact",
         "ModelConversion detector-v1 is Failed: ToleranceExceeded, not approved",
     )
 

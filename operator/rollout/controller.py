@@ -313,7 +313,9 @@ class DeploymentController:
             if isinstance(action, RefreshUrl) and held and held.assigned_at:
                 assigned_at = held.assigned_at
             assignment = self._assignment(deployment, action, now, assigned_at)
-        wire = assignment.to_wire() if assignment else None
+        # explicit nulls: a merge patch would otherwise keep a field the previous assignment had
+        # and this one lacks (a variant's runtime or tolerance after the device left it)
+        wire = assignment.to_merge_patch() if assignment else None
         patch = {"spec": {"models": {action.slot: wire}}}
         try:
             client.CustomObjectsApi(self.api).patch_namespaced_custom_object(

@@ -79,6 +79,26 @@ def test_a_mixed_fleet_rolls_out_one_revision_each_device_on_its_variant(mixed: 
     assert (assigned[-1] - assigned[0]).total_seconds() >= QUICK["bakeSeconds"]  # in waves
 
 
+def test_a_device_that_leaves_its_variant_keeps_nothing_of_its_assignment(
+    mixed: Rollouts,
+) -> None:
+    # The assignment is a merge patch: without explicit nulls the OpenVINO device would keep
+    # the variant's runtime and tolerance under the default artifact.
+    mixed.patch("mixed", {"spec": {"variants": None}})
+    status = mixed.wait_phase("mixed", "Succeeded")["status"]
+    assert status["currentRevision"] == 2
+    ov = _devices(mixed)["ov-0"]
+    assignment = assignment_of(ov, "mixed")
+    assert assignment["revision"] == 2
+    assert {"runtime", "tolerance", "variant"}.isdisjoint(assignment), assignment
+    slot = wait_for(
+        lambda: slot_of(_devices(mixed)["ov-0"], "mixed"),
+        lambda s: s.get("activeRevision") == 2,
+        what="ov-0 on revision 2",
+    )
+    assert slot["runtime"]["engine"] == "onnxruntime", slot["runtime"]
+
+
 def test_a_cuda_variant_falls_back_to_the_cpu_and_a_forbidden_fallback_rolls_back(
     mixed: Rollouts,
 ) -> None:

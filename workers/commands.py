@@ -3,7 +3,8 @@
 Registered under the `modelfleet` CLI (`convert_command`, `validate_command`). Same code paths
 as the Jobs, on local files (or an s3:// source, with MODELFLEET_S3_* set):
 
-    modelfleet convert SOURCE_DIR --to onnx|onnx-fp16|onnx-int8 --out DIR [--opset N]
+    modelfleet convert SOURCE_DIR --to onnx|onnx-fp16|onnx-int8|tf-savedmodel|tflite|tflite-fp16|
+                       tflite-dynamic-range --out DIR [--opset N]
                        [--calibration FILE.npz] [--inputs SPEC]
     modelfleet validate --reference SOURCE_DIR --candidate MODEL.onnx [--inputs SPEC]
                         [--atol A --rtol R --min-cosine C --seed S --samples N] [--report FILE]
@@ -50,7 +51,7 @@ if TYPE_CHECKING:  # the heavy parts are imported where used: `modelfleet --help
     from modelfleet.workers.sources import SourceModel
     from modelfleet.workers.steps import Converted, LocalDataset
 
-FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
+FORMATS: tuple[str, ...] = get_args(TargetFormat)
 
 
 def parse_input_specs(text: str) -> list[InputSpec]:
@@ -130,7 +131,8 @@ def convert_command(
     atol: float | None,
     rtol: float | None,
 ) -> None:
-    """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx + manifest.json."""
+    """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx (model.tflite,
+    model.savedmodel.tar) + manifest.json."""
     from modelfleet.workers.remedying import checked_conversion
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import calibration_for, convert_target
@@ -195,13 +197,14 @@ def _local_dataset(path: Path | None) -> LocalDataset | None:
 
 
 def _publish(converted: Converted, out_dir: Path) -> None:
-    """OUT/model.onnx, then OUT/manifest.json LAST (as in object storage: a directory holds a
+    """OUT/<model file>, then OUT/manifest.json LAST (as in object storage: a directory holds a
     complete artifact iff it has a manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "manifest.json").unlink(missing_ok=True)
-    staged = out_dir / ".model.onnx.partial"
+    name = converted.manifest.file
+    staged = out_dir / f".{name}.partial"
     shutil.copyfile(converted.result.model_path, staged)
-    os.replace(staged, out_dir / "model.onnx")
+    os.replace(staged, out_dir / name)
     (out_dir / "manifest.json").write_text(converted.manifest.to_json())
 
 

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from modelfleet.api.conversion import InputSpec, Target, TargetFormat, Tolerance, Validation
+from modelfleet.api.conversion import (
+    QUANTIZED_FORMATS,
+    InputSpec,
+    Target,
+    TargetFormat,
+    Tolerance,
+    Validation,
+)
 from modelfleet.artifacts import Manifest, SourceRef, conversion_config
 from modelfleet.comparison import effective_rule
 from modelfleet.jobrequests import validation_settings_digest
@@ -126,10 +133,11 @@ def convert_target(
         reference=reference,
         child=child,
     )
-    inputs, outputs = result.info.signature()
+    inputs, outputs = result.signature or result.info.signature()
     manifest = Manifest(
         digest=digest,
         format=target.format,
+        file=result.model_path.name,
         sha256=file_sha256(result.model_path),
         size_bytes=result.model_path.stat().st_size,
         opset=result.info.opset,
@@ -180,7 +188,7 @@ def validate_target(
         specs=specs,
         validation=validation,
         rule=effective_rule(fmt, tolerance),
-        quantized=fmt == "onnx-int8",
+        quantized=fmt in QUANTIZED_FORMATS,
         dataset=dataset,
         dataset_uri=dataset_uri,
         run_benchmark=run_benchmark,

@@ -360,8 +360,11 @@ def validate_command(
             )
             report_path.write_text(report.to_json())
         if probe_path is not None:
-            write_probe_file(probe_path, outcome, fmt=target_format, digest=None)
-    except OSError as err:
+            manifest = (
+                _manifest_beside(candidate, target_format) if target_format in TF_FORMATS else None
+            )
+            write_probe_file(probe_path, outcome, fmt=target_format, digest=None, manifest=manifest)
+    except (OSError, InvalidModel) as err:
         _fail(err)
     if not outcome.passed:
         _fail(ToleranceExceeded(tolerance_message(target_format, outcome.section)))

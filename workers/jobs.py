@@ -298,7 +298,9 @@ def run_validate(
                 republish(storage, keys, bucket, manifest, won)
                 outcome = won.outcome
         probe_path = work_dir / "probe.npz"
-        write_probe_file(probe_path, outcome, fmt=request.target.format, digest=keys.digest)
+        write_probe_file(
+            probe_path, outcome, fmt=request.target.format, digest=keys.digest, manifest=manifest
+        )
         previous = existing_report(storage, keys, bucket)
         conversion = previous.conversion if previous else None
         if conversion is not None and remedies is not None:

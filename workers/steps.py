@@ -22,6 +22,7 @@ from pathlib import Path
 
 from modelfleet.api.conversion import (
     QUANTIZED_FORMATS,
+    TF_FORMATS,
     InputSpec,
     Target,
     TargetFormat,
@@ -31,6 +32,7 @@ from modelfleet.api.conversion import (
 from modelfleet.artifacts import Manifest, SourceRef, conversion_config
 from modelfleet.comparison import effective_rule
 from modelfleet.jobrequests import validation_settings_digest
+from modelfleet.layouts import to_layout
 from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import (
     ConversionSection,
@@ -239,21 +241,48 @@ def validation_report(
 
 
 def write_probe_file(
-    path: Path, outcome: ValidationOutcome, *, fmt: TargetFormat, digest: str | None
+    path: Path,
+    outcome: ValidationOutcome,
+    *,
+    fmt: TargetFormat,
+    digest: str | None,
+    manifest: Manifest | None = None,
 ) -> None:
-    """probe.npz of the validation's first samples (format in `modelfleet.reports`)."""
+    """probe.npz of the validation's first samples (format in `modelfleet.reports`). For a
+    TensorFlow artifact (its `manifest` given) in the artifact's own terms: its signature's
+    names and layouts, as a device's engine feeds and reads it (`modelfleet.engines`)."""
+    inputs, references, candidates = (
+        outcome.probe_inputs,
+        outcome.probe_references,
+        outcome.probe_candidates,
+    )
+    names = outcome.output_names
+    if manifest is not None and manifest.format in TF_FORMATS:
+        ins = {t.name: t for t in manifest.inputs}
+        outs = [next(t for t in manifest.outputs if t.name == name) for name in names]
+        inputs = [
+            {(ins[k].runtime_name or k): to_layout(v, ins[k].layout) for k, v in feeds.items()}
+            for feeds in inputs
+        ]
+        references = [
+            [to_layout(a, t.layout) for a, t in zip(r, outs, strict=True)] for r in references
+        ]
+        candidates = [
+            [to_layout(a, t.layout) for a, t in zip(c, outs, strict=True)] for c in candidates
+        ]
+        names = [t.runtime_name or t.name for t in outs]
     write_probe(
         path,
-        inputs=outcome.probe_inputs,
-        references=outcome.probe_references,
-        candidates=outcome.probe_candidates,
-        output_names=outcome.output_names,
+        inputs=inputs,
+        references=references,
+        candidates=candidates,
+        output_names=names,
         meta={
             "format": fmt,
             "digest": digest,
-            "samples": len(outcome.probe_inputs),
-            "inputs": list(outcome.probe_inputs[0]),
-            "outputs": outcome.output_names,
+            "samples": len(inputs),
+            "inputs": list(inputs[0]),
+            "outputs": names,
             "tolerance": outcome.section.tolerance.to_wire(),
             "semantics": outcome.section.semantics,
         },

@@ -18,6 +18,7 @@ from modelfleet.api.base import (
     cel,
     validations,
 )
+from modelfleet.api.conversion import TargetFormat
 
 DeploymentPhase = Literal[
     "Progressing", "Paused", "Succeeded", "Degraded", "RollingBack", "RolledBack"
@@ -42,7 +43,7 @@ class ModelRef(ApiModel):
     }
 
     conversion: str | None = Field(default=None, pattern=DNS_SUBDOMAIN, max_length=253)
-    format: Literal["onnx", "onnx-fp16", "onnx-int8"] = "onnx"
+    format: TargetFormat = "onnx"
     uri: str | None = Field(default=None, pattern=S3_URI, max_length=1024)
     sha256: str | None = Field(default=None, pattern=SHA256_HEX)
 

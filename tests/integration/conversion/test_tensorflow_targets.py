@@ -1,8 +1,9 @@
 """Issue 15's done criterion on a real CNN: a ModelConversion with targets onnx, tf-savedmodel
 and tflite reaches Ready through real Jobs (the dev job runner runs the worker, which runs
 onnx2tf and the TensorFlow runtimes in `.venv-tf`), each artifact validated against Paddle
-Inference with the same report. The ERNIE-like encoder's case is in the zoo (`make zoo`):
-onnx2tf alone takes about a minute on it."""
+Inference with the same report; then an EdgeDeployment rolls the tflite artifact out to a real
+agent, which probes it through LiteRT (`ai-edge-litert`, the agent extra). The ERNIE-like
+encoder's case is in the zoo (`make zoo`): onnx2tf alone takes about a minute on it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from modelfleet.api.base import GROUP, VERSION
 from modelfleet.artifacts import Manifest
 from modelfleet.dev.samples import SampleModel, build_cnn_classifier
+from modelfleet.dev.servers import ApiServer
 from modelfleet.reports import Report
 from modelfleet.storage import Storage, parse_s3_uri
+from support.fleet import Fleet
 from support.operator import OperatorHandle, make_conversion_body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.paddle]
@@ -38,9 +42,11 @@ def cnn_source(
 def test_onnx_savedmodel_and_tflite_of_a_cnn_become_ready_validated(
     operator: OperatorHandle,
     kube_client: client.ApiClient,
+    kube_apiserver: ApiServer,
     conversion_namespace: str,
     cnn_source: tuple[SampleModel, str],
     storage: Storage,
+    tmp_path: Path,
 ) -> None:
     sample, uri = cnn_source
     objects = client.CustomObjectsApi(kube_client)
@@ -83,3 +89,41 @@ def test_onnx_savedmodel_and_tflite_of_a_cnn_become_ready_validated(
     assert [(t.name, t.layout, t.shape) for t in manifest.inputs] == [
         ("image", "NHWC", [1, 32, 32, 3])
     ]
+
+    fleet = Fleet(conversion_namespace, kube_client, kube_apiserver, storage, tmp_path)
+    try:
+        _roll_out_tflite(fleet, conversion_namespace)
+    finally:
+        for agent in fleet.agents:
+            agent.stop()
+
+
+def _roll_out_tflite(fleet: Fleet, namespace: str) -> None:
+    """An EdgeDeployment of the conversion's tflite artifact; the agent asks for no runtime."""
+    fleet.start_agent("edge-tflite", "--labels=hardware=arm")
+    fleet.wait("registration", lambda: fleet.device("edge-tflite"))
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "EdgeDeployment",
+        "metadata": {"name": "classifier"},
+        "spec": {
+            "model": {"conversion": "cnn-tf", "format": "tflite"},
+            "selector": {"matchLabels": {"hardware": "arm"}},
+        },
+    }
+    fleet.objects.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "edgedeployments", body
+    )
+    deployment = wait_for(
+        lambda: fleet.objects.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "edgedeployments", "classifier"
+        ),
+        lambda d: (d.get("status") or {}).get("phase") in ("Succeeded", "Degraded", "RolledBack"),
+        timeout=300,
+        what="edgedeployment/classifier finished",
+    )
+    assert deployment["status"]["phase"] == "Succeeded", deployment["status"]
+    slot = fleet.slot("edge-tflite", "classifier")
+    assert slot is not None and slot["phase"] == "Healthy", slot
+    assert slot["runtime"]["engine"] == "litert" and slot["runtime"]["used"] == ["CPU"]
+    assert slot["probe"]["maxAbs"] < 1e-4

@@ -75,11 +75,12 @@ test: lint typecheck tools $(TF_STAMP)
 
 # The real-architecture zoo (tests/zoo): converts and validates every net in every format, each
 # step in its own process, and runs the tolerance study; writes docs/zoo.md and
-# tests/zoo/results.json, then checks issue 11's contract on them (marker `zoo`).
+# tests/zoo/results.json, then checks issue 11's contract on them (marker `zoo`); and the
+# ERNIE-like encoder's onnx + tf-savedmodel + tflite conversion through real Jobs (issue 15).
 .PHONY: zoo
-zoo: $(STAMP) $(TF_STAMP)
+zoo: $(STAMP) $(TF_STAMP) tools
 	PYTHONPATH=tests $(BIN)/python -m zoo
-	$(BIN)/pytest -q -m zoo tests/zoo
+	$(BIN)/pytest -q -m zoo tests/zoo tests/integration/conversion/test_tensorflow_targets.py
 
 demo: $(STAMP) tools
 	$(BIN)/modelfleet demo

@@ -1,4 +1,7 @@
-"""Benchmark 4: Paddle Inference vs ONNX Runtime fp32 / fp16 / int8, per architecture.
+"""Benchmark 4: Paddle Inference vs ONNX Runtime fp32 / fp16 / int8, per architecture, and
+the TensorFlow targets next to ONNX Runtime fp32: their conversion time (paddle2onnx + onnx2tf
++ the load-and-run check, in `.venv-tf`) and latency (TensorFlow's serving_default signature,
+LiteRT's interpreter), timed inside their runtime's child process (`tf_runtimes.TfRunner`).
 
 The ONNX artifacts are made by ModelFleet's own conversion (`workers.convert.convert_model`,
 which runs paddle2onnx in a child process; fp16 and static int8 with seeded synthetic
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +140,7 @@ def run(work: Path, *, quick: bool) -> Section:
                 float(np.mean(top1[fmt] == top1["paddle"])),
                 diff,
             )
-    section.tables += [latency, agreement]
+    section.tables += [latency, agreement, _tensorflow(work, warmup, iterations)]
     section.notes += [
         "Paddle size = inference.json + inference.pdiparams; ONNX sizes are model.onnx as "
         "ModelFleet publishes it.",
@@ -147,3 +151,62 @@ def run(work: Path, *, quick: bool) -> Section:
         "expected to be worse than fp32 here (fp16 targets GPUs/NPUs).",
     ]
     return section
+
+
+TF_TARGETS = {"tf-savedmodel": "savedmodel", "tflite": "tflite", "tflite-fp16": "tflite"}
+
+
+def _tensorflow(work: Path, warmup: int, iterations: int) -> Table:
+    """Conversion time and latency of the TensorFlow targets beside ONNX Runtime fp32."""
+    from modelfleet.api.conversion import Target
+    from modelfleet.workers.convert import convert_model
+    from modelfleet.workers.runtimes import OrtRunner
+    from modelfleet.workers.sources import locate_source
+    from modelfleet.workers.tf_runtimes import TfRunner, extract_tar
+
+    table = Table(
+        f"TensorFlow targets: conversion and latency, batch 1, 1 thread (ms; {iterations} "
+        f"timed runs after {warmup}, timed in the runtime's child)",
+        ("model", "format", "conversion (s)", "p50", "p99", "p50 vs ORT fp32"),
+    )
+    for name in ARCHITECTURES:
+        sample = build(name, work / "runtime-models" / name)
+        source = locate_source(sample.model_dir)
+        specs = list(sample.inputs)
+        feeds = _feeds(specs, 0)
+        rows: dict[str, tuple[float, list[float]]] = {}
+        for fmt in ("onnx", *TF_TARGETS):
+            started = time.perf_counter()
+            result = convert_model(
+                source,
+                Target.model_validate({"format": fmt, "opset": 17}),
+                work / "tf-artifacts" / name / fmt,
+                specs=specs,
+            )
+            seconds = time.perf_counter() - started
+            if fmt == "onnx":
+                ort = OrtRunner(result.model_path, threads=1)
+                rows[fmt] = (seconds, _latencies(partial(ort.run, feeds), warmup, iterations))
+                continue
+            assert result.signature is not None
+            model = result.model_path
+            if fmt == "tf-savedmodel":
+                model = extract_tar(model, model.parent / "savedmodel")
+            runner = TfRunner(
+                model,
+                kind=TF_TARGETS[fmt],
+                inputs=result.signature[0],
+                outputs=result.signature[1],
+                work_dir=work / "tf-runtime" / name / fmt,
+                threads=1,
+            )
+            try:
+                timed = runner.benchmark(feeds, warmup=warmup, iterations=iterations)
+            finally:
+                runner.close()
+            rows[fmt] = (seconds, [t * 1000.0 for t in timed])
+        ort_p50 = percentile(rows["onnx"][1], 50)
+        for fmt, (seconds, times) in rows.items():
+            p50 = percentile(times, 50)
+            table.add(name, fmt, seconds, p50, percentile(times, 99), ratio(p50, ort_p50))
+    return table

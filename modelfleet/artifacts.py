@@ -4,7 +4,7 @@ Shared by the conversion/validation workers (which write artifacts), the operato
 computes the digest to find a cached artifact and skip the Job) and the device agent (which
 reads the manifest). Layout, as in DESIGN.md:
 
-    artifacts/<digest>/<format>/model.onnx
+    artifacts/<digest>/<format>/model.onnx      (model.tflite; model.savedmodel.tar: `model_file`)
     artifacts/<digest>/<format>/manifest.json   written LAST: an artifact is complete iff it exists
     reports/<digest>/<format>/report.json
     reports/<digest>/<format>/probe.npz
@@ -31,12 +31,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from modelfleet.api.conversion import Target, TargetFormat
+from modelfleet.api.conversion import TF_FORMATS, Target, TargetFormat
 from modelfleet.remedies import Settings
 from modelfleet.storage import ObjectExists
 
 MANIFEST_SCHEMA_VERSION = 1
 MODEL_FILE = "model.onnx"
+MODEL_FILES: Mapping[str, str] = {
+    "tf-savedmodel": "model.savedmodel.tar",  # the SavedModel directory, tarred (`tf_convert`)
+    "tflite": "model.tflite",
+    "tflite-fp16": "model.tflite",
+    "tflite-dynamic-range": "model.tflite",
+}
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.json"
 PROBE_FILE = "probe.npz"
@@ -44,6 +50,11 @@ PROBE_FILE = "probe.npz"
 # Bump when our own conversion code changes what it produces for the same inputs.
 CONVERTER_REVISION = "1"
 CONVERTER_PACKAGES = ("paddlepaddle", "paddle2onnx", "onnx", "onnxruntime")
+TF_TOOLCHAIN = "onnx2tf==1.29.24 tensorflow==2.19.0 ai-edge-litert==2.1.0"
+"""The TensorFlow targets' converter, pinned in requirements-tf.txt (a test keeps them equal):
+it lives in its own environment, so `converter_versions` cannot read it; it enters the digest
+of those targets through `conversion_config`."""
+Layout = Literal["NCHW", "NHWC", "NCW", "NWC", "NCDHW", "NDHWC"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,7 @@ class ArtifactKeys:
 
     @property
     def model(self) -> str:
-        return self.artifact_prefix + MODEL_FILE
+        return self.artifact_prefix + model_file(self.format)
 
     @property
     def manifest(self) -> str:
@@ -94,6 +105,11 @@ class ArtifactKeys:
         return f"{self.report_prefix}settings/{settings}/{REPORT_FILE}"
 
 
+def model_file(fmt: str) -> str:
+    """The artifact's file name: model.onnx, model.tflite or model.savedmodel.tar."""
+    return MODEL_FILES.get(fmt, MODEL_FILE)
+
+
 def _dir(prefix: str) -> str:
     return prefix if prefix.endswith("/") else prefix + "/"
 
@@ -112,6 +128,8 @@ def conversion_config(target: Target) -> dict[str, Any]:
         "quantization": quantization,
         "calibration": calibration,
     }
+    if target.format in TF_FORMATS:
+        config["toolchain"] = TF_TOOLCHAIN
     keep = target.keep_float
     if keep is not None and (keep.nodes or keep.op_types):
         config["keepFloat"] = {"nodes": list(keep.nodes), "opTypes": list(keep.op_types)}
@@ -195,6 +213,17 @@ class TensorSignature(Document):
     name: str
     dtype: str
     shape: list[int | str] = Field(description="Dimensions; a string names a dynamic one.")
+    layout: Layout | None = Field(
+        default=None,
+        description="How the artifact lays the tensor out where it has channels; `shape` is "
+        "in that layout. Validation and devices transpose the source's (channels-first) "
+        "tensors to it and back.",
+    )
+    runtime_name: str | None = Field(
+        default=None,
+        description="The tensor's name in the artifact's own signature when it differs from "
+        "`name` (the source model's): a SavedModel's `output_0`.",
+    )
 
 
 class SourceRef(Document):

@@ -31,7 +31,7 @@ from pydantic import ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from modelfleet.api.conversion import TargetFormat, Tolerance
+from modelfleet.api.conversion import QUANTIZED_FORMATS, TargetFormat, Tolerance
 from modelfleet.artifacts import Document
 
 SEMANTICS = (
@@ -72,6 +72,13 @@ DEFAULT_RULES: dict[str, Rule] = {
     "onnx-int8": Rule(atol=1e-1, rtol=1e-1, elementwise=False, min_cosine=0.995,
                       max_normalized_error=0.5, max_relative_l2=0.2),
 }  # fmt: skip
+# TensorFlow targets are made from the fp32 ONNX: each is held to its ONNX counterpart's bounds.
+DEFAULT_RULES |= {
+    "tf-savedmodel": DEFAULT_RULES["onnx"],
+    "tflite": DEFAULT_RULES["onnx"],
+    "tflite-fp16": DEFAULT_RULES["onnx-fp16"],
+    "tflite-dynamic-range": DEFAULT_RULES["onnx-int8"],
+}
 """Per-format defaults, chosen on the model zoo (docs/tolerances.md): every faithful
 conversion passes with >= 3x headroom and every fault injected into an fp32 artifact fails by
 >= 9x. Errors are normalised by the reference's scale (max |r|, ||r||): a fixed atol rejects
@@ -95,7 +102,7 @@ def effective_rule(fmt: TargetFormat, tolerance: Tolerance | None) -> Rule:
         min_cosine=tolerance.min_cosine,
         top_k_agreement=tolerance.top_k_agreement,
         top_k=tolerance.top_k,
-        elementwise=not (scaled or (fmt == "onnx-int8" and gated)),
+        elementwise=not (scaled or (fmt in QUANTIZED_FORMATS and gated)),
         max_normalized_error=tolerance.max_normalized_error,
         max_relative_l2=tolerance.max_relative_l2,
     )

@@ -3,8 +3,12 @@ which backend really took it.
 
 The agent probes an artifact on the session an `Engine` builds, and the application opens the
 same session from `runtime.json` (`modelfleet.device`), so both live here, in the shared core.
-A new engine (TFLite, Paddle Lite) is one more class with `name`, `facts()` and `load()`, added
-to `ENGINES`.
+A new engine (Paddle Lite) is one more class with `name`, `facts()` and `load()`, added to
+`ENGINES`. `litert` (`ai-edge-litert`, the LiteRT runtime wheel) runs `.tflite` artifacts
+through their `serving_default` signature; a request-less load of a file that is a TFLite
+flatbuffer (`TFL3` at byte 4) gets it, so a tflite artifact runs where no runtime was asked
+for. Its tensors are the artifact's (channels-last where onnx2tf made them so): the probe of a
+TensorFlow artifact is written in those terms (`modelfleet.workers.steps.write_probe_file`).
 
 Backends in a request are in order of preference. Those the device does not have are skipped;
 none left is `Unavailable`. `fallback` means the first requested backend did not take the
@@ -35,6 +39,10 @@ from modelfleet.api.device import EngineFacts, KernelPlacement, RuntimeRequest, 
 
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"
+LITERT = "litert"
+LITERT_CPU = "CPU"
+TFLITE_IDENTIFIER = b"TFL3"
+TFLITE_SIGNATURE = "serving_default"
 CPU_PROVIDER = "CPUExecutionProvider"
 OPENVINO_DEFAULTS: Mapping[str, str] = {"INFERENCE_PRECISION_HINT": "f32"}
 
@@ -121,6 +129,8 @@ def requested_backends(request: RuntimeRequest) -> list[str]:
     """The request's backend list with the engine's default filled in: pure."""
     if request.engine == OPENVINO:
         return list(request.devices) or ["CPU"]
+    if request.engine == LITERT:
+        return list(request.devices) or [LITERT_CPU]
     return list(request.providers) or [CPU_PROVIDER]
 
 
@@ -134,7 +144,7 @@ def engine_for(name: str) -> Engine:
 def load(model: Path, request: RuntimeRequest | None = None, *, observe: bool = False) -> Session:
     """Build the session `request` asks for (default: ONNX Runtime on the CPU); refuse a
     fallback the request does not allow."""
-    request = request or RuntimeRequest()
+    request = request or RuntimeRequest(engine=LITERT if is_tflite(model) else ONNXRUNTIME)
     session = engine_for(request.engine).load(model, request, observe=observe)
     description = session.describe()
     if description.fallback and not request.allow_fallback:
@@ -143,6 +153,15 @@ def load(model: Path, request: RuntimeRequest | None = None, *, observe: bool = 
             f"{', '.join(description.used) or 'nothing'} and allowFallback is false"
         )
     return session
+
+
+def is_tflite(model: Path) -> bool:
+    """Whether `model` is a TFLite flatbuffer (its file identifier `TFL3` at bytes 4-8)."""
+    try:
+        with model.open("rb") as handle:
+            return handle.read(8)[4:8] == TFLITE_IDENTIFIER
+    except OSError:
+        return False
 
 
 def installed() -> list[EngineFacts]:
@@ -317,7 +336,76 @@ class OpenVinoSession:
         return self.description
 
 
-ENGINES: Mapping[str, Engine] = {ONNXRUNTIME: OnnxRuntime(), OPENVINO: OpenVino()}
+class LiteRt:
+    """LiteRT's interpreter on the CPU (XNNPACK); `options` may set `numThreads`."""
+
+    name = LITERT
+
+    def facts(self) -> EngineFacts | None:
+        try:
+            from ai_edge_litert import interpreter  # noqa: F401
+        except ImportError:
+            return None
+        return EngineFacts(
+            name=self.name, version=_version("ai-edge-litert"), backends=[LITERT_CPU]
+        )
+
+    def load(self, model: Path, request: RuntimeRequest, *, observe: bool = False) -> Session:
+        """`observe` adds nothing: the interpreter runs on the CPU only."""
+        try:
+            from ai_edge_litert import interpreter
+        except ImportError as err:
+            raise Unavailable("LiteRT (ai-edge-litert) is not installed on this device") from err
+        requested = requested_backends(request)
+        target = present(requested, [LITERT_CPU])
+        if not target:
+            raise Unavailable(_none_present("devices", requested, [LITERT_CPU]))
+        threads = request.options.get("numThreads")
+        try:
+            loaded = interpreter.Interpreter(
+                model_path=str(model), num_threads=int(threads) if threads else None
+            )
+            runner = loaded.get_signature_runner(TFLITE_SIGNATURE)
+        except Exception as err:  # LiteRT raises ValueError/RuntimeError with its own text
+            raise LoadRefused(f"LiteRT cannot load the artifact: {first_line(err)}") from err
+        description = Description(
+            engine=self.name,
+            requested=tuple(requested),
+            used=(LITERT_CPU,),
+            target=tuple(target),
+            options=dict(request.options),
+            inputs=tuple(runner.get_input_details()),
+            outputs=tuple(runner.get_output_details()),
+        )
+        return LiteRtSession(runner, description)
+
+
+@dataclass(frozen=True)
+class LiteRtSession:
+    runner: Any
+    description: Description
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self.runner(**feeds))
+
+    def describe(self) -> Description:
+        return self.description
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+ENGINES: Mapping[str, Engine] = {
+    ONNXRUNTIME: OnnxRuntime(),
+    OPENVINO: OpenVino(),
+    LITERT: LiteRt(),
+}
 
 
 def first_line(err: BaseException) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfleet.api.conversion import TF_FORMATS
 from modelfleet.storage import ENV_BUCKET, ENV_ENDPOINT, ENV_REGION
 
 NAMESPACES_ENV = "MODELFLEET_NAMESPACES"
@@ -57,6 +58,8 @@ class OperatorSettings:
     bucket: str
     namespaces: tuple[str, ...] = ()
     worker_image: str = "modelfleet-worker:0.1.0"
+    worker_tf_image: str = "modelfleet-worker-tf:0.1.0"
+    """For the TensorFlow targets: the worker plus onnx2tf's environment (docker/worker-tf)."""
     worker_command: tuple[str, ...] = ("modelfleet-worker",)
     storage_secret: str = "modelfleet-storage"
     s3_region: str | None = None
@@ -76,6 +79,7 @@ class OperatorSettings:
             "bucket": env.get(ENV_BUCKET, "modelfleet"),
             "namespaces": watched_namespaces(env),
             "worker_image": env.get("MODELFLEET_WORKER_IMAGE", cls.worker_image),
+            "worker_tf_image": env.get("MODELFLEET_WORKER_TF_IMAGE", cls.worker_tf_image),
             "storage_secret": env.get("MODELFLEET_STORAGE_SECRET", cls.storage_secret),
             "s3_region": env.get(ENV_REGION) or None,
             "resync_seconds": float(env.get("MODELFLEET_RESYNC_SECONDS", cls.resync_seconds)),
@@ -86,3 +90,7 @@ class OperatorSettings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def image_for(self, fmt: str) -> str:
+        """The worker image that converts and validates `fmt` (its toolchain: in the digest)."""
+        return self.worker_tf_image if fmt in TF_FORMATS else self.worker_image

@@ -3,7 +3,8 @@
 Registered under the `modelfleet` CLI (`convert_command`, `validate_command`). Same code paths
 as the Jobs, on local files (or an s3:// source, with MODELFLEET_S3_* set):
 
-    modelfleet convert SOURCE_DIR --to onnx|onnx-fp16|onnx-int8 --out DIR [--opset N]
+    modelfleet convert SOURCE_DIR --to onnx|onnx-fp16|onnx-int8|tf-savedmodel|tflite|tflite-fp16|
+                       tflite-dynamic-range --out DIR [--opset N]
                        [--calibration FILE.npz] [--inputs SPEC]
     modelfleet validate --reference SOURCE_DIR --candidate MODEL.onnx [--inputs SPEC]
                         [--atol A --rtol R --min-cosine C --seed S --samples N] [--report FILE]
@@ -25,6 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast, get_args
@@ -34,6 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from modelfleet.api.conversion import (
+    TF_FORMATS,
     DType,
     InputSpec,
     Target,
@@ -43,14 +46,15 @@ from modelfleet.api.conversion import (
 )
 from modelfleet.artifacts import Manifest, artifact_digest, converter_versions
 from modelfleet.reports import SourceInfo
-from modelfleet.workers.errors import classify
+from modelfleet.workers.errors import InvalidModel, classify
 from modelfleet.workers.printing import print_artifact, print_outcome, print_remedies
 
 if TYPE_CHECKING:  # the heavy parts are imported where used: `modelfleet --help` stays fast
+    from modelfleet.workers.runtimes import Runner
     from modelfleet.workers.sources import SourceModel
     from modelfleet.workers.steps import Converted, LocalDataset
 
-FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
+FORMATS: tuple[str, ...] = get_args(TargetFormat)
 
 
 def parse_input_specs(text: str) -> list[InputSpec]:
@@ -130,7 +134,8 @@ def convert_command(
     atol: float | None,
     rtol: float | None,
 ) -> None:
-    """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx + manifest.json."""
+    """Convert the Paddle model (or ONNX file) at SOURCE into OUT/model.onnx (model.tflite,
+    model.savedmodel.tar) + manifest.json."""
     from modelfleet.workers.remedying import checked_conversion
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import calibration_for, convert_target
@@ -195,13 +200,14 @@ def _local_dataset(path: Path | None) -> LocalDataset | None:
 
 
 def _publish(converted: Converted, out_dir: Path) -> None:
-    """OUT/model.onnx, then OUT/manifest.json LAST (as in object storage: a directory holds a
+    """OUT/<model file>, then OUT/manifest.json LAST (as in object storage: a directory holds a
     complete artifact iff it has a manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "manifest.json").unlink(missing_ok=True)
-    staged = out_dir / ".model.onnx.partial"
+    name = converted.manifest.file
+    staged = out_dir / f".{name}.partial"
     shutil.copyfile(converted.result.model_path, staged)
-    os.replace(staged, out_dir / "model.onnx")
+    os.replace(staged, out_dir / name)
     (out_dir / "manifest.json").write_text(converted.manifest.to_json())
 
 
@@ -218,7 +224,7 @@ def _specs_of(model: SourceModel, scratch: Path) -> list[InputSpec]:
     "--candidate",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     required=True,
-    help="The ONNX model to check.",
+    help="The model to check (.onnx; .tflite or .savedmodel.tar with its manifest.json).",
 )
 @click.option("--inputs", "inputs_spec", help="Input specs; default: read off the candidate.")
 @click.option(
@@ -263,12 +269,10 @@ def validate_command(
     probe_path: Path | None,
 ) -> None:
     """Compare CANDIDATE (ONNX Runtime) with the reference model (Paddle Inference)."""
-    from modelfleet.workers.convert import check_isolated
     from modelfleet.workers.datasets import specs_from_model
     from modelfleet.workers.diagnosis import locate, with_divergence
     from modelfleet.workers.errors import ToleranceExceeded
     from modelfleet.workers.paddle_reference import isolated_reference
-    from modelfleet.workers.runtimes import OrtRunner
     from modelfleet.workers.sources import digest_of, locate_source
     from modelfleet.workers.steps import (
         tolerance_message,
@@ -297,10 +301,12 @@ def validate_command(
                 "benchmark": {"warmup": warmup, "iterations": iterations},
             }
         )
-        with tempfile.TemporaryDirectory(prefix="modelfleet-validate-") as tmp:
+        with (
+            tempfile.TemporaryDirectory(prefix="modelfleet-validate-") as tmp,
+            ExitStack() as stack,
+        ):
             source = locate_source(_local_source(reference_src, Path(tmp)))
-            check_isolated(candidate, what="candidate", directory=Path(tmp) / "check")
-            cand = OrtRunner(candidate, what="candidate")
+            cand = _open_candidate(candidate, target_format, Path(tmp), stack)
             specs = parse_input_specs(inputs_spec) if inputs_spec else specs_from_model(cand.inputs)
             data = validation_dataset(specs, validation, _local_dataset(dataset))
             outcome = validate_target(
@@ -322,7 +328,7 @@ def validate_command(
                 run_benchmark=not no_benchmark,
             )
             found = None
-            if not outcome.passed:
+            if not outcome.passed and target_format not in TF_FORMATS:
                 found = locate(
                     outcome,
                     fmt=target_format,
@@ -354,11 +360,44 @@ def validate_command(
             )
             report_path.write_text(report.to_json())
         if probe_path is not None:
-            write_probe_file(probe_path, outcome, fmt=target_format, digest=None)
-    except OSError as err:
+            manifest = (
+                _manifest_beside(candidate, target_format) if target_format in TF_FORMATS else None
+            )
+            write_probe_file(probe_path, outcome, fmt=target_format, digest=None, manifest=manifest)
+    except (OSError, InvalidModel) as err:
         _fail(err)
     if not outcome.passed:
         _fail(ToleranceExceeded(tolerance_message(target_format, outcome.section)))
+
+
+def _open_candidate(candidate: Path, fmt: TargetFormat, scratch: Path, stack: ExitStack) -> Runner:
+    """ONNX Runtime after the isolated ONNX checks; a TensorFlow candidate in its runtime's
+    child, in the source's names and layouts of the manifest beside it."""
+    from modelfleet.workers.convert import check_isolated
+    from modelfleet.workers.runtimes import OrtRunner
+    from modelfleet.workers.tf_runtimes import candidate_runner
+
+    if fmt in TF_FORMATS:
+        manifest = _manifest_beside(candidate, fmt)
+        what = "candidate"
+        return stack.enter_context(
+            candidate_runner(candidate, manifest, work_dir=scratch / "candidate", what=what)
+        )
+    check_isolated(candidate, what="candidate", directory=scratch / "check")
+    return OrtRunner(candidate, what="candidate")
+
+
+def _manifest_beside(candidate: Path, fmt: str) -> Manifest:
+    """A TensorFlow candidate's manifest (its tensors' names and layouts), which must be there."""
+    path = candidate.with_name("manifest.json")
+    try:
+        manifest = Manifest.model_validate_json(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InvalidModel(
+            f"a {fmt} candidate needs the manifest.json written beside it by `modelfleet "
+            f"convert` (its tensors' names and layouts): {err}"
+        ) from err
+    return manifest
 
 
 def _format_beside(candidate: Path) -> TargetFormat:

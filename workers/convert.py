@@ -1,4 +1,5 @@
-"""Conversion: a located source model → one target ONNX file, checked before it is trusted.
+"""Conversion: a located source model → one target ONNX file, checked before it is trusted
+(or, for the TensorFlow targets, a SavedModel or .tflite made from that ONNX: `tf_convert`).
 
 Called by the Job pipeline (`modelfleet.workers.jobs`) and the `modelfleet convert` command.
 Two child processes (`isolation`), so that no crash or hang of native code ends the worker:
@@ -29,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from modelfleet.api.conversion import InputSpec, KeepFloat, Target
-from modelfleet.artifacts import QuantizationInfo
+from modelfleet.api.conversion import TF_FORMATS, InputSpec, KeepFloat, Target
+from modelfleet.artifacts import QuantizationInfo, model_file
 from modelfleet.workers import quantize
 from modelfleet.workers.datasets import Feeds, check_inputs
 from modelfleet.workers.errors import InvalidModel, UnsupportedOperator, WorkerError
@@ -51,6 +52,7 @@ from modelfleet.workers.references import (
 )
 from modelfleet.workers.runtimes import OnnxInfo, inspect_onnx, preload_onnx
 from modelfleet.workers.sources import SourceModel, check_source
+from modelfleet.workers.tf_convert import Signature, convert_to_tf
 
 FP16 = "fp16 conversion"
 STATIC_INT8 = "static quantization"
@@ -66,6 +68,7 @@ class ConversionResult:
     quantization: QuantizationInfo | None = None
     warnings: list[str] = field(default_factory=list)
     fp32_path: Path | None = None  # the fp32 ONNX an fp16/int8 model was made from
+    signature: Signature | None = None  # a TensorFlow artifact's own (names, shapes, layouts)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,14 @@ def convert_model(
             )
         else:
             shutil.copyfile(source.model_file, fp32)
+        if target.format in TF_FORMATS:
+            checked = work / "checked.onnx"
+            fp32_info, _ = _finish(
+                source, target, fp32, checked, specs=specs, kind=None, calibration=None, work=work
+            )
+            signature = convert_to_tf(checked, fp32_info, target, out_dir, work)
+            final = out_dir / model_file(target.format)
+            return ConversionResult(final, fp32_info, signature=signature)
         final = out_dir / "model.onnx"
         kind = _transform_of(target)
         if kind == STATIC_INT8 and (calibration is None or not calibration.samples):

@@ -33,7 +33,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -60,21 +60,29 @@ _CLOCK = re.compile(
 
 
 class Child:
-    """One child process running `python -m module`; its stdout and stderr go to `log_path`
-    from the start. `send` hands it its one command (a JSON line on stdin), `wait` waits."""
+    """One child process running `python -m module` (or `argv`: another program, such as
+    onnx2tf in its own environment, `tf_convert`); its stdout and stderr go to `log_path` from
+    the start. `send` hands it its one command (a JSON line on stdin), `wait` waits."""
 
     process: subprocess.Popen[bytes]
 
-    def __init__(self, module: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        module: str,
+        log_path: Path,
+        *,
+        argv: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
-        env = {**os.environ, **NO_INSTALL_ENV, "PYTHONUNBUFFERED": "1"}
+        environment = {**os.environ, **NO_INSTALL_ENV, "PYTHONUNBUFFERED": "1", **(env or {})}
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", module],
+                list(argv) if argv is not None else [sys.executable, "-m", module],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env,
+                env=environment,
                 cwd=log_path.parent,
             )
 

@@ -31,12 +31,14 @@ from typing import Any
 
 import structlog
 
+from modelfleet.api.conversion import TF_FORMATS
 from modelfleet.artifacts import (
     ArtifactKeys,
     Manifest,
     artifact_digest,
     converter_versions,
     is_artifact_complete,
+    model_file,
 )
 from modelfleet.jobrequests import ConvertRequest, ValidateRequest, WorkerRequest
 from modelfleet.reports import ConversionSection, Report, SourceInfo
@@ -61,7 +63,7 @@ from modelfleet.workers.paddle_reference import isolated_reference
 from modelfleet.workers.references import ReferencePlan, load_reference, plan_reference
 from modelfleet.workers.remedies import RemedyResult
 from modelfleet.workers.remedying import Checks, Remedied, diagnose, remedied_manifest, republish
-from modelfleet.workers.runtimes import OrtRunner, Runner
+from modelfleet.workers.runtimes import Runner
 from modelfleet.workers.sources import SourceModel, file_sha256
 from modelfleet.workers.steps import (
     Converter,
@@ -74,6 +76,7 @@ from modelfleet.workers.steps import (
     validation_report,
     write_probe_file,
 )
+from modelfleet.workers.tf_runtimes import candidate_runner
 from modelfleet.workers.validate import validation_samples
 
 log = structlog.get_logger("modelfleet.workers")
@@ -234,7 +237,7 @@ def run_validate(
             )
         manifest = Manifest.model_validate_json(storage.get_bytes(keys.manifest, bucket=bucket))
         candidate_path = storage.get_file(
-            keys.model, work_dir / "candidate" / "model.onnx", bucket=bucket
+            keys.model, work_dir / "candidate" / model_file(keys.format), bucket=bucket
         )
         actual = file_sha256(candidate_path)
         if actual != manifest.sha256:
@@ -248,18 +251,24 @@ def run_validate(
         dataset = plan.dataset if plan is not None else _dataset(request, storage, work_dir)
         reference = _reference(request, source, plan, dataset, work_dir, run_benchmark)
         remedies: RemedyResult[Remedied] | None = None
-        outcome = validate_target(
-            request.target.format,
-            request.target.tolerance,
-            reference=reference,
-            candidate=OrtRunner(candidate_path, what=f"{request.target.format} artifact"),
-            specs=request.inputs,
-            validation=request.validation,
-            dataset=dataset,
-            dataset_uri=request.validation.dataset_uri,
-            run_benchmark=run_benchmark,
-        )
-        if not outcome.passed:
+        with candidate_runner(
+            candidate_path,
+            manifest,
+            work_dir=work_dir / "candidate",
+            what=f"{request.target.format} artifact",
+        ) as candidate:
+            outcome = validate_target(
+                request.target.format,
+                request.target.tolerance,
+                reference=reference,
+                candidate=candidate,
+                specs=request.inputs,
+                validation=request.validation,
+                dataset=dataset,
+                dataset_uri=request.validation.dataset_uri,
+                run_benchmark=run_benchmark,
+            )
+        if not outcome.passed and request.target.format not in TF_FORMATS:
             outcome, remedies = diagnose(
                 outcome,
                 source=source,
@@ -289,7 +298,9 @@ def run_validate(
                 republish(storage, keys, bucket, manifest, won)
                 outcome = won.outcome
         probe_path = work_dir / "probe.npz"
-        write_probe_file(probe_path, outcome, fmt=request.target.format, digest=keys.digest)
+        write_probe_file(
+            probe_path, outcome, fmt=request.target.format, digest=keys.digest, manifest=manifest
+        )
         previous = existing_report(storage, keys, bucket)
         conversion = previous.conversion if previous else None
         if conversion is not None and remedies is not None:

@@ -28,7 +28,7 @@ def print_remedies(console: Console, section: RemediesSection) -> None:
 def print_artifact(console: Console, converted: Converted, out_dir: Path) -> None:
     manifest = converted.manifest
     table = Table(title=f"{manifest.format} artifact", show_header=False)
-    table.add_row("model", str(out_dir / "model.onnx"))
+    table.add_row("model", str(out_dir / manifest.file))
     table.add_row("sha256", manifest.sha256)
     table.add_row("size", f"{manifest.size_bytes} bytes")
     table.add_row("opset", str(manifest.opset))

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelfleet.api.conversion import InputSpec, Target, Validation
+from modelfleet.api.conversion import TF_FORMATS, InputSpec, Target, Validation
 from modelfleet.artifacts import ArtifactKeys, Manifest
 from modelfleet.remedies import Budget, Settings
 from modelfleet.storage import Storage
@@ -34,6 +34,7 @@ from modelfleet.workers.repairs import graph_facts, produce
 from modelfleet.workers.runtimes import OnnxInfo, OrtRunner, Runner
 from modelfleet.workers.sources import SourceModel, file_sha256
 from modelfleet.workers.steps import Converted, tolerance_message, validate_target
+from modelfleet.workers.tf_runtimes import candidate_runner
 from modelfleet.workers.validate import ValidationOutcome
 
 
@@ -206,17 +207,23 @@ def checked_conversion(
             dataset=None,
             benchmark=False,
         )
-        outcome = validate_target(
-            target.format,
-            target.tolerance,
-            reference=reference,
-            candidate=OrtRunner(converted.result.model_path, what=f"{target.format} model"),
-            specs=specs,
-            validation=validation,
-            dataset=None,
-            dataset_uri=None,
-            run_benchmark=False,
-        )
+        with candidate_runner(
+            converted.result.model_path,
+            converted.manifest,
+            work_dir=work_dir / "candidate",
+            what=f"{target.format} model",
+        ) as candidate:
+            outcome = validate_target(
+                target.format,
+                target.tolerance,
+                reference=reference,
+                candidate=candidate,
+                specs=specs,
+                validation=validation,
+                dataset=None,
+                dataset_uri=None,
+                run_benchmark=False,
+            )
     except (ReferenceFailed, ConverterCrashed) as err:  # the check's, not the conversion's
         warning = f"not checked against Paddle Inference: {err.reason}: {err.message}"
         warnings = [*converted.result.warnings, warning[:600]]
@@ -226,6 +233,8 @@ def checked_conversion(
     checks = Checks(reference, specs, validation, None, None, False)
     if outcome.passed:
         return converted, None
+    if target.format in TF_FORMATS:  # the remedies change ONNX conversions, not onnx2tf's
+        raise ToleranceExceeded(tolerance_message(target.format, outcome.section))
     failed, remedies = diagnose(
         outcome,
         source=source,

@@ -20,10 +20,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from modelfleet.api.conversion import InputSpec, Target, TargetFormat, Tolerance, Validation
+from modelfleet.api.conversion import (
+    QUANTIZED_FORMATS,
+    TF_FORMATS,
+    InputSpec,
+    Target,
+    TargetFormat,
+    Tolerance,
+    Validation,
+)
 from modelfleet.artifacts import Manifest, SourceRef, conversion_config
 from modelfleet.comparison import effective_rule
 from modelfleet.jobrequests import validation_settings_digest
+from modelfleet.layouts import to_layout
 from modelfleet.reasons import EXIT_CODES
 from modelfleet.reports import (
     ConversionSection,
@@ -126,10 +135,11 @@ def convert_target(
         reference=reference,
         child=child,
     )
-    inputs, outputs = result.info.signature()
+    inputs, outputs = result.signature or result.info.signature()
     manifest = Manifest(
         digest=digest,
         format=target.format,
+        file=result.model_path.name,
         sha256=file_sha256(result.model_path),
         size_bytes=result.model_path.stat().st_size,
         opset=result.info.opset,
@@ -180,7 +190,7 @@ def validate_target(
         specs=specs,
         validation=validation,
         rule=effective_rule(fmt, tolerance),
-        quantized=fmt == "onnx-int8",
+        quantized=fmt in QUANTIZED_FORMATS,
         dataset=dataset,
         dataset_uri=dataset_uri,
         run_benchmark=run_benchmark,
@@ -231,21 +241,48 @@ def validation_report(
 
 
 def write_probe_file(
-    path: Path, outcome: ValidationOutcome, *, fmt: TargetFormat, digest: str | None
+    path: Path,
+    outcome: ValidationOutcome,
+    *,
+    fmt: TargetFormat,
+    digest: str | None,
+    manifest: Manifest | None = None,
 ) -> None:
-    """probe.npz of the validation's first samples (format in `modelfleet.reports`)."""
+    """probe.npz of the validation's first samples (format in `modelfleet.reports`). For a
+    TensorFlow artifact (its `manifest` given) in the artifact's own terms: its signature's
+    names and layouts, as a device's engine feeds and reads it (`modelfleet.engines`)."""
+    inputs, references, candidates = (
+        outcome.probe_inputs,
+        outcome.probe_references,
+        outcome.probe_candidates,
+    )
+    names = outcome.output_names
+    if manifest is not None and manifest.format in TF_FORMATS:
+        ins = {t.name: t for t in manifest.inputs}
+        outs = [next(t for t in manifest.outputs if t.name == name) for name in names]
+        inputs = [
+            {(ins[k].runtime_name or k): to_layout(v, ins[k].layout) for k, v in feeds.items()}
+            for feeds in inputs
+        ]
+        references = [
+            [to_layout(a, t.layout) for a, t in zip(r, outs, strict=True)] for r in references
+        ]
+        candidates = [
+            [to_layout(a, t.layout) for a, t in zip(c, outs, strict=True)] for c in candidates
+        ]
+        names = [t.runtime_name or t.name for t in outs]
     write_probe(
         path,
-        inputs=outcome.probe_inputs,
-        references=outcome.probe_references,
-        candidates=outcome.probe_candidates,
-        output_names=outcome.output_names,
+        inputs=inputs,
+        references=references,
+        candidates=candidates,
+        output_names=names,
         meta={
             "format": fmt,
             "digest": digest,
-            "samples": len(outcome.probe_inputs),
-            "inputs": list(outcome.probe_inputs[0]),
-            "outputs": outcome.output_names,
+            "samples": len(inputs),
+            "inputs": list(inputs[0]),
+            "outputs": names,
             "tolerance": outcome.section.tolerance.to_wire(),
             "semantics": outcome.section.semantics,
         },

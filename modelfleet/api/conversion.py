@@ -17,7 +17,21 @@ from modelfleet.api.base import (
     validations,
 )
 
-TargetFormat = Literal["onnx", "onnx-fp16", "onnx-int8"]
+TargetFormat = Literal[
+    "onnx",
+    "onnx-fp16",
+    "onnx-int8",
+    "tf-savedmodel",
+    "tflite",
+    "tflite-fp16",
+    "tflite-dynamic-range",
+]
+TF_FORMATS: frozenset[str] = frozenset(
+    {"tf-savedmodel", "tflite", "tflite-fp16", "tflite-dynamic-range"}
+)
+"""Made by onnx2tf from the validated fp32 ONNX, in its own environment (`workers.tf_convert`)."""
+QUANTIZED_FORMATS: frozenset[str] = frozenset({"onnx-int8", "tflite-dynamic-range"})
+"""Formats with int8 weights: top-k agreement applies to their float outputs."""
 DType = Literal["float32", "float16", "float64", "int64", "int32", "uint8", "int8", "bool"]
 ConversionPhase = Literal[
     "Pending",
@@ -138,21 +152,31 @@ class Target(ApiModel):
                 ".calibration",
             ),
             cel(
-                "!has(self.keepFloat) || self.format != 'onnx'",
+                "!has(self.keepFloat) || self.format in ['onnx-fp16', 'onnx-int8']",
                 "keepFloat applies only to onnx-fp16 and onnx-int8",
                 ".keepFloat",
             ),
             cel(
                 "!has(self.tolerance) || !has(self.tolerance.topKAgreement) "
-                "|| self.format == 'onnx-int8'",
+                "|| self.format in ['onnx-int8', 'tflite-dynamic-range']",
                 "topKAgreement applies only to quantized targets",
                 ".tolerance.topKAgreement",
             ),
         )
     }
 
-    format: TargetFormat
-    opset: int = Field(default=17, ge=7, le=23)
+    format: TargetFormat = Field(
+        description="onnx (fp32), onnx-fp16, onnx-int8; tf-savedmodel (a TensorFlow SavedModel "
+        "with a serving_default signature, tarred) and tflite, tflite-fp16, "
+        "tflite-dynamic-range (int8 weights, float activations), made by onnx2tf from the "
+        "fp32 ONNX: 4-D inputs and outputs become NHWC, recorded per tensor in the manifest."
+    )
+    opset: int = Field(
+        default=17,
+        ge=7,
+        le=23,
+        description="ONNX opset (of the ONNX a TensorFlow target is made from).",
+    )
     quantization: Literal["static", "dynamic"] | None = None
     calibration: Calibration | None = None
     tolerance: Tolerance | None = None

@@ -19,14 +19,13 @@ from modelfleet.api.base import (
     cel,
     validations,
 )
-from modelfleet.api.conversion import Tolerance
+from modelfleet.api.conversion import TargetFormat, Tolerance
 from modelfleet.api.device import RuntimeRequest
 
 DeploymentPhase = Literal[
     "Progressing", "Paused", "Succeeded", "Degraded", "RollingBack", "RolledBack"
 ]
 
-ModelFormat = Literal["onnx", "onnx-fp16", "onnx-int8"]
 DEFAULT_VARIANT = "default"
 """The name status gives the devices no variant matches (they run `spec.model.format` with
 ONNX Runtime on the CPU); reserved, so no variant may take it."""
@@ -50,7 +49,7 @@ class ModelRef(ApiModel):
     }
 
     conversion: str | None = Field(default=None, pattern=DNS_SUBDOMAIN, max_length=253)
-    format: ModelFormat = "onnx"
+    format: TargetFormat = "onnx"
     uri: str | None = Field(default=None, pattern=S3_URI, max_length=1024)
     sha256: str | None = Field(default=None, pattern=SHA256_HEX)
 
@@ -129,7 +128,7 @@ class Variant(ApiModel):
         description="Devices whose labels match take this variant (the first match wins); "
         "empty: every device not taken by an earlier variant."
     )
-    format: ModelFormat = Field(
+    format: TargetFormat = Field(
         default="onnx", description="The artifact of spec.model's ModelConversion to run."
     )
     runtime: RuntimeRequest | None = Field(

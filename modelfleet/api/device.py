@@ -32,7 +32,8 @@ class RuntimeRequest(ApiModel):
         default="onnxruntime",
         max_length=32,
         pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="Inference engine: onnxruntime or openvino.",
+        description="Inference engine: onnxruntime, openvino or litert (LiteRT, for a .tflite "
+        "artifact, which gets it when no runtime is asked for).",
     )
     providers: list[str] = Field(
         default_factory=list,

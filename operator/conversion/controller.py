@@ -90,7 +90,7 @@ class ConversionController:
         try:
             source, fingerprint = observe_source(self.storage, spec)
             digests = {
-                t.format: target_digest(fingerprint, t, self.settings.worker_image)
+                t.format: target_digest(fingerprint, t, self.settings.image_for(t.format))
                 for t in spec.targets
             }
             targets = [

@@ -31,6 +31,14 @@ VALIDATION_KEY_ANNOTATION = "modelfleet.io/validation-key"
 """On a convert-validate Job: the validation settings it runs with (its name is keyed by the
 artifact only, so that new validation settings never start a second conversion)."""
 _SHORT_STEPS: dict[Step, str] = {"validate": "vl", "convert-validate": "cvl"}
+# At most 8 characters: a 40-character conversion name still gives a 63-character Job name.
+_SHORT_FORMATS = {
+    "onnx": "fp32",
+    "tf-savedmodel": "tfsaved",
+    "tflite": "tflite",
+    "tflite-fp16": "tflite16",
+    "tflite-dynamic-range": "tflitedr",
+}
 OPERATOR_NAME = "modelfleet-operator"
 # Classified failures that no retry can fix end the Job at once (podFailurePolicy FailJob).
 PERMANENT_EXIT_CODES = sorted(
@@ -55,7 +63,7 @@ class JobRequest:
 
 def job_name(conversion: str, step: Step, target_format: str, work_key: str) -> str:
     suffix = hashlib.sha256(f"{step}/{target_format}/{work_key}".encode()).hexdigest()[:8]
-    fmt = target_format.removeprefix("onnx").strip("-") or "fp32"
+    fmt = _SHORT_FORMATS.get(target_format) or target_format.removeprefix("onnx").strip("-")
     return f"{conversion[:40].rstrip('-')}-{_SHORT_STEPS[step]}-{fmt}-{suffix}"
 
 
@@ -97,7 +105,7 @@ def build_job(
     }
     container: dict[str, Any] = {
         "name": CONTAINER,
-        "image": template.image or settings.worker_image,
+        "image": template.image or settings.image_for(job.format),
         "command": [*settings.worker_command, job.step],
         "args": ["--request", json.dumps(job.request, separators=(",", ":"))],
         "env": _env(settings, secret),

@@ -110,6 +110,19 @@ class Fleet:
             len(data),
         )
 
+    def publish_files(self, name: str, model: Path, probe: Path) -> Artifact:
+        """Upload a model file as it is (a .tflite, say) with its probe."""
+        prefix = f"{self.namespace}/{name}"
+        self.storage.put_file(f"{prefix}/{model.name}", model)
+        self.storage.put_file(f"{prefix}/probe.npz", probe)
+        data = model.read_bytes()
+        return Artifact(
+            f"{prefix}/{model.name}",
+            f"{prefix}/probe.npz",
+            hashlib.sha256(data).hexdigest(),
+            len(data),
+        )
+
     def assignment(self, artifact: Artifact, revision: int, **override: Any) -> dict[str, Any]:
         return {
             "deployment": "detector",

@@ -63,8 +63,9 @@ def run_zoo(archs: list[str], formats: list[str], work: Path) -> dict[str, Any]:
 
 
 def _merge(old: dict[str, Any], new: dict[str, Any], archs: list[str]) -> dict[str, Any]:
-    """Keep the other architectures' results when only some were run."""
-    kept = [c for c in old.get("cases", []) if c["arch"] not in archs]
+    """Keep the other cases' results when only some architectures or formats were run."""
+    ran = {(c["arch"], c["format"]) for c in new["cases"]}
+    kept = [c for c in old.get("cases", []) if (c["arch"], c["format"]) not in ran]
     order = list(ARCHITECTURES)
     return old | {
         "builds": {k: v for k, v in old.get("builds", {}).items() if k not in archs}

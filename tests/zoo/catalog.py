@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMATS = ("onnx", "onnx-fp16", "onnx-int8")
+FORMATS = ("onnx", "onnx-fp16", "onnx-int8", "tf-savedmodel", "tflite")
 
 
 @dataclass(frozen=True)

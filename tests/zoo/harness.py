@@ -117,8 +117,9 @@ def run_case(arch: str, fmt: str, source: Path, work: Path) -> CaseResult:
             convert.reason_line() or _last_line(convert), None, None, convert.traceback,
         )  # fmt: skip
     report = out / "report.json"
+    file = json.loads((out / "manifest.json").read_text())["file"]  # model.onnx, model.tflite...
     validate = run_step(
-        [cli_path(), "validate", "--reference", str(source), "--candidate", str(out / "model.onnx"),
+        [cli_path(), "validate", "--reference", str(source), "--candidate", str(out / file),
          "--inputs", spec, "--no-benchmark", "--report", str(report)],
         VALIDATE_TIMEOUT_S,
     )  # fmt: skip

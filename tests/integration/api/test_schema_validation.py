@@ -280,7 +280,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Body]], Body], str]] = [
     ),
     (
         "variant format unknown",
-        _edep(_set("variants", [{**_VARIANT, "format": "tflite"}])),
+        _edep(_set("variants", [{**_VARIANT, "format": "tensorrt"}])),
         "spec.variants[0].format",
     ),
     (

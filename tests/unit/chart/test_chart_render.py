@@ -172,6 +172,8 @@ def test_images_default_to_the_chart_app_version(tmp_path: Path) -> None:
     assert operator["image"] == f"modelfleet-operator:{chart_version}"
     assert agent["image"] == f"modelfleet-agent:{chart_version}"
     assert env_of(operator)["MODELFLEET_WORKER_IMAGE"] == f"modelfleet-worker:{chart_version}"
+    tf_image = env_of(operator)["MODELFLEET_WORKER_TF_IMAGE"]
+    assert tf_image == f"modelfleet-worker-tf:{chart_version}"
 
 
 def test_cluster_wide_rbac_grants_exactly_the_operators_verbs(tmp_path: Path) -> None:

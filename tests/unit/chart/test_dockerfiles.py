@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 DOCKER = Path(__file__).resolve().parents[3] / "docker"
-IMAGES = {"operator": "", "worker": "convert", "agent": "agent"}  # image -> extra it installs
+IMAGES = {"operator": "", "worker": "convert", "worker-tf": "convert", "agent": "agent"}
+"""image -> the extra it installs"""
 BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cmake|python3?-dev)\b")
 
 
@@ -140,8 +141,19 @@ def test_python_writes_no_bytecode_and_pip_keeps_no_cache(stages: list[Stage]) -
 def test_nothing_can_be_installed_at_run_time(stages: list[Stage], image: str) -> None:
     env = stages[-1].env()
     assert env.get("PIP_NO_INDEX") == "1"
-    if image == "worker":
+    if image.startswith("worker"):
         assert env.get("POLYGRAPHY_AUTOINSTALL_DEPS") == "0"
+
+
+def test_the_tf_worker_carries_the_locked_tf_environment() -> None:
+    """The TensorFlow environment is built from the same lock file as `make tf-venv`, where
+    the final stage keeps it (a virtualenv is not relocatable), and the worker is told."""
+    builder, final = parse(DOCKER / "worker-tf.Dockerfile")
+    (venv,) = [r for r in builder.all("RUN") if "/opt/tf" in r]
+    assert "python -m venv /opt/tf" in venv
+    assert "--no-deps -r requirements-tf.txt" in venv and "pip check" in venv
+    assert "--from=builder /opt/tf /opt/tf" in final.all("COPY")
+    assert final.env()["MODELFLEET_TF_PYTHON"] == "/opt/tf/bin/python"
 
 
 def test_the_build_context_is_an_allowlist(image: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import pytest
 
@@ -12,6 +13,7 @@ from modelfleet.api.conversion import (
     ModelConversionSpec,
     Source,
     Target,
+    TargetFormat,
 )
 from modelfleet.dev.joboutcomes import attempt_outcome
 from modelfleet.operator.conversion.jobs import (
@@ -53,6 +55,38 @@ def test_job_names_are_deterministic_short_and_keyed_by_work() -> None:
     assert combined != first
     assert "-cvl-int8-" in combined and "-vl-int8-" in first
     assert max(len(first), len(combined)) <= 63
+
+
+@pytest.mark.parametrize("fmt", get_args(TargetFormat))
+def test_every_format_fits_a_job_name(fmt: str) -> None:
+    name = job_name("a" * 60, "convert-validate", fmt, "digest-1")
+    assert len(name) <= 63
+    assert name != job_name("a" * 60, "convert-validate", "onnx-int8", "digest-1") or (
+        fmt == "onnx-int8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "image"),
+    [
+        ("onnx", "registry.local/worker:1"),
+        ("onnx-int8", "registry.local/worker:1"),
+        ("tf-savedmodel", "registry.local/worker-tf:1"),
+        ("tflite", "registry.local/worker-tf:1"),
+        ("tflite-dynamic-range", "registry.local/worker-tf:1"),
+    ],
+)
+def test_tensorflow_targets_run_in_the_tf_worker_image(fmt: TargetFormat, image: str) -> None:
+    settings = OperatorSettings.from_env(
+        {
+            "MODELFLEET_WORKER_IMAGE": "registry.local/worker:1",
+            "MODELFLEET_WORKER_TF_IMAGE": "registry.local/worker-tf:1",
+        }
+    )
+    job = build_job(
+        make_conversion(), JobRequest("validate", Target(format=fmt), {}, "k"), settings
+    )
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 def test_convert_validate_job_runs_that_command_and_names_its_validation_settings() -> None:

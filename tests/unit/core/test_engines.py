@@ -179,3 +179,23 @@ def test_kernel_placement_counts_kernel_runs_per_provider() -> None:
         "CUDAExecutionProvider": 2,
         "CPUExecutionProvider": 1,
     }
+
+
+def test_a_tflite_flatbuffer_is_recognised_by_its_file_identifier(tmp_path: Path) -> None:
+    tflite = tmp_path / "model.tflite"
+    tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(32))
+    assert engines.is_tflite(tflite)
+    make_model_file(tmp_path / "model.onnx")
+    assert not engines.is_tflite(tmp_path / "model.onnx")
+    assert not engines.is_tflite(tmp_path / "missing")
+    assert engines.requested_backends(RuntimeRequest(engine="litert")) == ["CPU"]
+
+
+def test_a_request_less_tflite_gets_litert_which_refuses_a_file_it_cannot_read(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ai_edge_litert", reason="the agent extra's LiteRT runtime")
+    broken = tmp_path / "model.tflite"
+    broken.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(32))
+    with pytest.raises(LoadFailed, match="LiteRT cannot load the artifact"):
+        load_session(broken)

@@ -1,0 +1,264 @@
+"""The operator killed (SIGKILL) at each point of a conversion, then restarted: the real job
+runner and Paddle worker keep going, as a Job's Pod would while its controller is down.
+
+Each case converts the same MLP to another opset (another artifact digest: a real Job each).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from modelfleet.api.base import GROUP, VERSION
+from modelfleet.artifacts import ArtifactKeys
+from modelfleet.dev.samples import SampleModel
+from modelfleet.storage import Storage
+from support.faults import GatedJobRunner, freeze, poll
+from support.operator import OperatorHandle, make_conversion_body, wait_for
+from support.recorders import JobLog
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.paddle]
+PLURAL = "modelconversions"
+
+
+@dataclass
+class Conversion:
+    """One case's ModelConversion and the handles on the world around it."""
+
+    name: str
+    opset: int
+    namespace: str
+    api: client.ApiClient
+    runner: GatedJobRunner
+    operator: OperatorHandle
+    storage: Storage
+    body: dict[str, Any]
+
+    def create(self) -> None:
+        client.CustomObjectsApi(self.api).create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.body
+        )
+
+    def read(self) -> dict[str, Any]:
+        found: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.name
+        )
+        return found
+
+    def job(self) -> Any:
+        jobs = client.BatchV1Api(self.api).list_namespaced_job(
+            self.namespace, label_selector=f"modelfleet.io/conversion={self.name}"
+        )
+        return jobs.items[0] if jobs.items else None
+
+    def running_job(self) -> Any:
+        job = self.job()
+        return job if job and job.status and job.status.active else None
+
+    def finished_job(self) -> Any:
+        job = self.job()
+        conditions = (job.status.conditions or []) if job and job.status else []
+        return job if any(c.type == "Complete" and c.status == "True" for c in conditions) else None
+
+    def report_key(self, job: Any) -> str:
+        request = json.loads(job.spec.template.spec.containers[0].args[1])
+        return ArtifactKeys.for_target(request["digest"], "onnx").report
+
+    def succeeded(self, generation: int = 1) -> dict[str, Any]:
+        return wait_for(
+            self.read,
+            lambda o: (
+                (o.get("status") or {}).get("phase") == "Succeeded"
+                and o["status"].get("observedGeneration") == generation
+            ),
+            timeout=240,
+            what=f"{self.name} Succeeded at generation {generation}",
+        )
+
+
+def _created_while_down(case: Conversion) -> str:
+    freeze(case.operator.process)
+    case.create()
+    return "no status"
+
+
+def _job_created(case: Conversion) -> str:
+    case.runner.hold.set()
+    case.create()
+    poll("the Job", case.job)
+    return "Job created, not started"
+
+
+def _job_running(case: Conversion) -> str:
+    case.create()
+    poll("the Job running", case.running_job)
+    return "Job active"
+
+
+def _report_written(case: Conversion) -> str:
+    """Frozen while the Job runs, killed once the worker wrote its report: it never saw it."""
+    case.create()
+    job = poll("the Job running", case.running_job)
+    freeze(case.operator.process)
+    key = case.report_key(job)
+    poll("the report in MinIO", lambda: case.storage.exists(key), timeout=180)
+    return (case.read().get("status") or {}).get("phase", "")
+
+
+def _status_pending(case: Conversion) -> str:
+    """Frozen while the Job runs, killed once the Job completed: the status update that the
+    completion calls for was never written."""
+    case.create()
+    poll("the Job running", case.running_job)
+    freeze(case.operator.process)
+    poll("the Job complete", case.finished_job, timeout=180)
+    phase: str = (case.read().get("status") or {}).get("phase", "")
+    assert phase in ("Converting", "Validating"), phase
+    return phase
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    fault: str
+    hit: Callable[[Conversion], str]
+    opset: int
+
+
+POINTS = [
+    Point(
+        "created-while-down", "SIGSTOP; ModelConversion created; SIGKILL", _created_while_down, 11
+    ),
+    Point("job-created", "SIGKILL after the Job is created, before it runs", _job_created, 12),
+    Point("job-running", "SIGKILL while the Job runs", _job_running, 13),
+    Point(
+        "report-written",
+        "SIGSTOP while the Job runs; SIGKILL once report.json is stored",
+        _report_written,
+        14,
+    ),
+    Point(
+        "status-pending",
+        "SIGSTOP while the Job runs; SIGKILL once it completed, its status not written",
+        _status_pending,
+        15,
+    ),
+]
+
+
+def _case(
+    name: str,
+    opset: int,
+    namespace: str,
+    api: client.ApiClient,
+    runner: GatedJobRunner,
+    operator: OperatorHandle,
+    storage: Storage,
+    mlp: SampleModel,
+    uri: str,
+) -> Conversion:
+    body = make_conversion_body(name, mlp, uri, targets=[{"format": "onnx", "opset": opset}])
+    body["metadata"]["name"] = name
+    return Conversion(name, opset, namespace, api, runner, operator, storage, body)
+
+
+@pytest.mark.parametrize("point", POINTS, ids=[p.id for p in POINTS])
+def test_operator_killed_mid_conversion(
+    point: Point,
+    faults_namespace: str,
+    kube_client: client.ApiClient,
+    job_runner: GatedJobRunner,
+    operator: OperatorHandle,
+    storage: Storage,
+    mlp: SampleModel,
+    mlp_uri: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Restarted, the operator finishes the conversion with the one Job it created (none
+    created twice), the stored artifact in status, and Ready=True saying it is approved."""
+    record_property("fault", f"operator {point.fault}")
+    case = _case(
+        f"kill-{point.id}", point.opset, faults_namespace, kube_client, job_runner, operator,
+        storage, mlp, mlp_uri,
+    )  # fmt: skip
+    with JobLog(kube_client, faults_namespace) as jobs:
+        try:
+            seen = point.hit(case)
+            operator.process.kill()
+        finally:
+            job_runner.hold.clear()
+        operator.restart()
+        done = case.succeeded()
+    status = done["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    record_property(
+        "status",
+        f"at the kill: {seen}; after: {status['phase']}, Ready {ready['status']} "
+        f"{ready['reason']}: {ready['message']}; jobs {sorted(status['jobs'].values())}",
+    )
+    created = jobs.names(f"{case.name}-")
+    assert len(created) == 1 and "-cvl-" in created[0], f"Jobs created: {created}"
+    assert status["jobs"] == {"convert-validate-onnx": created[0]}, status["jobs"]
+    assert ready["status"] == "True" and ready["reason"] == "Approved", ready
+    artifact = status["artifacts"][0]
+    assert case.storage.exists(artifact["uri"].split("/", 3)[3]), artifact
+    assert status["validation"][0]["passed"] is True
+
+
+def test_operator_killed_when_a_new_generation_is_pending(
+    faults_namespace: str,
+    kube_client: client.ApiClient,
+    job_runner: GatedJobRunner,
+    operator: OperatorHandle,
+    storage: Storage,
+    mlp: SampleModel,
+    mlp_uri: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """New validation settings on a Succeeded conversion: killed once the operator observed the
+    new generation (Ready=False, its validate Job created but held), the restarted operator
+    runs exactly one validate Job and reports the new generation Succeeded."""
+    record_property(
+        "fault", "operator SIGKILL once generation 2 is observed (Pending), its Job not run"
+    )
+    case = _case(
+        "kill-generation-pending", 15, faults_namespace, kube_client, job_runner, operator,
+        storage, mlp, mlp_uri,
+    )  # fmt: skip
+    case.create()
+    case.succeeded()
+    with JobLog(kube_client, faults_namespace) as jobs:
+        job_runner.hold.set()
+        try:
+            patch = {"spec": {"validation": {"samples": 5}}}
+            client.CustomObjectsApi(kube_client).patch_namespaced_custom_object(
+                GROUP, VERSION, faults_namespace, PLURAL, case.name, patch
+            )
+            pending = poll(
+                "generation 2 observed",
+                lambda: (s := case.read().get("status") or {}).get("observedGeneration") == 2 and s,
+            )
+            operator.process.kill()
+        finally:
+            job_runner.hold.clear()
+        operator.restart()
+        done = case.succeeded(generation=2)
+    status = done["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert isinstance(pending, dict)
+    seen_ready = next(c for c in pending["conditions"] if c["type"] == "Ready")
+    record_property(
+        "status",
+        f"at the kill: {pending['phase']}, Ready {seen_ready['status']} {seen_ready['reason']}; "
+        f"after: {status['phase']}, Ready {ready['status']} {ready['reason']}",
+    )
+    assert seen_ready["status"] == "False", seen_ready
+    validate = [n for n in jobs.names(f"{case.name}-") if "-vl-" in n]
+    assert len(validate) == 1, jobs.names(f"{case.name}-")
+    assert not [n for n in jobs.names(f"{case.name}-") if "-cvl-" in n]
+    assert ready["status"] == "True" and ready["observedGeneration"] == 2, ready

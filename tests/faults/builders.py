@@ -102,7 +102,7 @@ class Deployment:
 
     def watch(self) -> LinkWatch:
         dirs = [self.rollouts.fleet.root / d["metadata"]["name"] / "data" for d in self.devices()]
-        return LinkWatch(dirs, set(self.published))
+        return LinkWatch(dirs, self.published.keys(), slot=self.slot)
 
 
 def make_deployment(rollouts: Rollouts, name: str, **spec: Any) -> Deployment:

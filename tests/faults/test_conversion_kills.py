@@ -2,6 +2,8 @@
 runner and Paddle worker keep going, as a Job's Pod would while its controller is down.
 
 Each case converts the same MLP to another opset (another artifact digest: a real Job each).
+The first case kills the operator at three points of one conversion (a Paddle worker run is
+the dearest thing in the matrix); the others at one point each.
 """
 
 from __future__ import annotations
@@ -81,25 +83,6 @@ class Conversion:
         )
 
 
-def _created_while_down(case: Conversion) -> str:
-    freeze(case.operator.process)
-    case.create()
-    return "no status"
-
-
-def _job_created(case: Conversion) -> str:
-    case.runner.hold.set()
-    case.create()
-    poll("the Job", case.job)
-    return "Job created, not started"
-
-
-def _job_running(case: Conversion) -> str:
-    case.create()
-    poll("the Job running", case.running_job)
-    return "Job active"
-
-
 def _report_written(case: Conversion) -> str:
     """Frozen while the Job runs, killed once the worker wrote its report: it never saw it."""
     case.create()
@@ -132,11 +115,6 @@ class Point:
 
 POINTS = [
     Point(
-        "created-while-down", "SIGSTOP; ModelConversion created; SIGKILL", _created_while_down, 11
-    ),
-    Point("job-created", "SIGKILL after the Job is created, before it runs", _job_created, 12),
-    Point("job-running", "SIGKILL while the Job runs", _job_running, 13),
-    Point(
         "report-written",
         "SIGSTOP while the Job runs; SIGKILL once report.json is stored",
         _report_written,
@@ -149,6 +127,74 @@ POINTS = [
         15,
     ),
 ]
+
+
+def test_operator_killed_three_times_in_one_conversion(
+    faults_namespace: str,
+    kube_client: client.ApiClient,
+    job_runner: GatedJobRunner,
+    operator: OperatorHandle,
+    storage: Storage,
+    mlp: SampleModel,
+    mlp_uri: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Killed as the ModelConversion is created (never saw it), again once its Job exists (not
+    started), and again while the Job runs: restarted, the operator finishes the conversion
+    with the one Job it created first, and Ready=True saying it is approved."""
+    record_property(
+        "fault",
+        "operator SIGSTOP+SIGKILL as the ModelConversion is created; SIGKILL once its Job is "
+        "created, before it runs; SIGKILL while the Job runs",
+    )
+    case = _case(
+        "kill-three-times", 11, faults_namespace, kube_client, job_runner, operator, storage,
+        mlp, mlp_uri,
+    )  # fmt: skip
+    with JobLog(kube_client, faults_namespace) as jobs:
+        job_runner.hold.set()
+        try:
+            freeze(operator.process)
+            case.create()
+            operator.process.kill()
+            seen = [(case.read().get("status") or {}).get("phase", "no status")]
+            operator.restart()
+            poll("the Job", case.job)
+            operator.process.kill()
+            seen.append(f"Job {case.job().metadata.name} created")
+            operator.restart()
+        finally:
+            job_runner.hold.clear()
+        poll("the Job running", case.running_job)
+        operator.process.kill()
+        seen.append("Job active")
+        operator.restart()
+        done = case.succeeded()
+    _assert_finished(case, done, jobs, "; ".join(seen), record_property)
+
+
+def _assert_finished(
+    case: Conversion,
+    done: dict[str, Any],
+    jobs: JobLog,
+    seen: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """One convert-validate Job ever created, named in status; the artifact stored; approved."""
+    status = done["status"]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    record_property(
+        "status",
+        f"at the kill: {seen}; after: {status['phase']}, Ready {ready['status']} "
+        f"{ready['reason']}: {ready['message']}; jobs {sorted(status['jobs'].values())}",
+    )
+    created = jobs.names(f"{case.name}-")
+    assert len(created) == 1 and "-cvl-" in created[0], f"Jobs created: {created}"
+    assert status["jobs"] == {"convert-validate-onnx": created[0]}, status["jobs"]
+    assert ready["status"] == "True" and ready["reason"] == "Approved", ready
+    artifact = status["artifacts"][0]
+    assert case.storage.exists(artifact["uri"].split("/", 3)[3]), artifact
+    assert status["validation"][0]["passed"] is True
 
 
 def _case(
@@ -187,27 +233,11 @@ def test_operator_killed_mid_conversion(
         storage, mlp, mlp_uri,
     )  # fmt: skip
     with JobLog(kube_client, faults_namespace) as jobs:
-        try:
-            seen = point.hit(case)
-            operator.process.kill()
-        finally:
-            job_runner.hold.clear()
+        seen = point.hit(case)
+        operator.process.kill()
         operator.restart()
         done = case.succeeded()
-    status = done["status"]
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    record_property(
-        "status",
-        f"at the kill: {seen}; after: {status['phase']}, Ready {ready['status']} "
-        f"{ready['reason']}: {ready['message']}; jobs {sorted(status['jobs'].values())}",
-    )
-    created = jobs.names(f"{case.name}-")
-    assert len(created) == 1 and "-cvl-" in created[0], f"Jobs created: {created}"
-    assert status["jobs"] == {"convert-validate-onnx": created[0]}, status["jobs"]
-    assert ready["status"] == "True" and ready["reason"] == "Approved", ready
-    artifact = status["artifacts"][0]
-    assert case.storage.exists(artifact["uri"].split("/", 3)[3]), artifact
-    assert status["validation"][0]["passed"] is True
+    _assert_finished(case, done, jobs, seen, record_property)
 
 
 def test_operator_killed_when_a_new_generation_is_pending(

@@ -26,6 +26,7 @@ from support.faults import (
     minio_pid,
     paused,
     poll,
+    wait_stopped,
 )
 from support.operator import OperatorHandle, make_conversion_body, wait_for
 from support.recorders import JobLog
@@ -84,7 +85,10 @@ def test_minio_paused_during_a_conversion_upload(
             what=f"{name} Succeeded",
         )
     ready = next(c for c in done["status"]["conditions"] if c["type"] == "Ready")
-    finished = batch.read_namespaced_job(job[0], faults_namespace).status
+    finished = poll(
+        "the Job complete",
+        lambda: (j := batch.read_namespaced_job(job[0], faults_namespace).status).succeeded and j,
+    )
     record_property(
         "status",
         f"{done['status']['phase']}, Ready {ready['status']} {ready['reason']}; Job "
@@ -105,26 +109,29 @@ def test_minio_paused_during_a_device_download(
     minio_storage: S3Server,
     record_property: Callable[[str, object], None],
 ) -> None:
-    """A download that MinIO stops answering stalls, the device keeps its verified model and
-    reports Downloading, and after the pause the download finishes and the rollout succeeds."""
-    record_property("fault", f"MinIO SIGSTOP for {PAUSE_S:.0f} s in the middle of a download")
+    """A download request that MinIO leaves unanswered stalls, the device keeps its verified
+    model and reports Downloading; after the pause the download finishes and the rollout
+    succeeds."""
+    record_property("fault", f"MinIO SIGSTOP for {PAUSE_S:.0f} s as a device requests its model")
     fleet = relay.rollouts.fleet
     revision = relay.status()["currentRevision"] + 1
     old = relay.artifact_of(relay.status()["stableRevision"])
     for agent in fleet.agents:
         if agent.name == f"agent-{VICTIM}":
             agent.stop()
-    fleet.start_agent(VICTIM, f"--max-download-rate={RATE}")
-    artifact = relay.publish("paused", shift=0.3 * revision, padding=4 * RATE)
+    victim = fleet.start_agent(
+        VICTIM,
+        stop_at=Breakpoint("modelfleet.agent.download:download", when="kwargs['size']"),
+    )
+    artifact = relay.publish("paused", shift=0.3 * revision, padding=RATE)
     part = fleet.data_dir(VICTIM) / "staging" / f"{artifact.sha256}.part"
     with relay.assignments() as log, relay.watch() as disk:
         relay.pin(artifact)
-        poll("a partial download", lambda: part.exists() and part.stat().st_size > RATE // 2)
+        wait_stopped(victim, what="its download")
         with paused(minio_pid(minio_storage)):
-            time.sleep(1.0)
-            stalled_at = part.stat().st_size
-            time.sleep(PAUSE_S - 1.0)
-            assert part.stat().st_size == stalled_at, "bytes arrived from a paused MinIO"
+            os.kill(victim.pid, signal.SIGCONT)
+            time.sleep(PAUSE_S)
+            assert not part.exists() or part.stat().st_size == 0, "bytes from a paused MinIO"
             assert fleet.active_sha(VICTIM, relay.slot) == old.sha256
             during = slot_of(fleet.device(VICTIM), relay.slot)
         relay.settle("Succeeded", revision)
@@ -136,10 +143,6 @@ def test_minio_paused_during_a_device_download(
     assert disk.broken == [], disk.broken
     no_double_assignment(log, relay)
     assert_loadable(relay)
-    for agent in fleet.agents:
-        if agent.name == f"agent-{VICTIM}":
-            agent.stop()
-    fleet.start_agent(VICTIM)
 
 
 def test_apiserver_paused_while_agents_hold_models(

@@ -24,7 +24,7 @@ from faults.builders import (
     summary,
 )
 
-from modelfleet.api.deployment import EdgeDeploymentStatus
+from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord
 from modelfleet.conditions import parse_time
 from modelfleet.rollout_commands import promote_patch, rollback_patch
 from support.faults import freeze, poll
@@ -151,27 +151,25 @@ def test_operator_killed_mid_rollout(
     stable = relay.status()["stableRevision"]
     revision = relay.status()["currentRevision"] + 1
     artifact = relay.publish(point.id, shift=0.25 * revision, bad_probe=point.bad_probe)
-    with (
-        AssignmentLog(relay.rollouts.fleet.api, relay.rollouts.namespace) as log,
-        relay.watch() as disk,
-    ):
+    with relay.assignments() as log, relay.watch() as disk:
         seen = point.hit(relay, operator, artifact, revision)
         operator.restart()
         if seen.get("promote"):
             _still_paused(relay, revision)
         phase = "RolledBack" if point.bad_probe else "Succeeded"
         status = relay.settle(phase, revision)
+        if seen.get("promote"):  # back to no pauses for the cases after this one
+            relay.pin(artifact, **STRATEGY, pause="none")
         if point.bad_probe:
             devices = healthy_on(relay, relay.artifact_of(stable), AGENTS)
         else:
             devices = healthy_on(relay, artifact, AGENTS)
     record_property("status", summary(status))
     _assert_invariants(disk, log, relay)
-    moved = [
-        d for d in relay.devices() if revision in log.revisions(relay.slot, d["metadata"]["name"])
-    ]
-    for device in moved:
-        assert log.revisions(relay.slot, device["metadata"]["name"]).count(revision) == 1
+    names = [d["metadata"]["name"] for d in relay.devices()]
+    moved = [n for n in names if revision in log.revisions(relay.slot, n)]
+    for name in moved:
+        assert log.revisions(relay.slot, name).count(revision) == 1, log.revisions(relay.slot, name)
     record = next(r for r in status["history"] if r["revision"] == revision)
     if point.bad_probe:
         assert record["outcome"] == "RolledBack" and status["stableRevision"] == stable
@@ -184,8 +182,6 @@ def test_operator_killed_mid_rollout(
         assert assignment_waves(relay, revision) == [1, 2, AGENTS], "the waves did not hold"
     if "baking_since" in seen:
         _bake_held(relay, revision, parse_time(seen["baking_since"]))
-    if seen.get("promote"):
-        relay.pin(artifact, **STRATEGY)
 
 
 def _still_paused(relay: Deployment, revision: int) -> None:
@@ -225,16 +221,16 @@ def test_operator_killed_during_manual_rollback(
     restarted after a kill in its first wave, the operator finishes it once per device."""
     record_property("fault", "operator SIGKILL right after the manual rollback's first assignment")
     status = EdgeDeploymentStatus.model_validate(relay.status())
-    older = next(
-        r
-        for r in status.history
-        if r.outcome == "Succeeded" and r.revision != status.stable_revision
-    )
+    older = _older_succeeded(status)
+    if older is None:  # run alone: make an older revision to go back to
+        newer = relay.publish("newer", shift=5.0)
+        relay.pin(newer)
+        relay.settle("Succeeded", (status.current_revision or 0) + 1)
+        status = EdgeDeploymentStatus.model_validate(relay.status())
+        older = _older_succeeded(status)
+    assert older is not None
     revision = (status.current_revision or 0) + 1
-    with (
-        AssignmentLog(relay.rollouts.fleet.api, relay.rollouts.namespace) as log,
-        relay.watch() as disk,
-    ):
+    with relay.assignments() as log, relay.watch() as disk:
         relay.rollouts.patch(relay.name, rollback_patch(status, older.revision))
         poll("the rollback's first assignment", lambda: relay.on_revision(revision))
         operator.process.kill()
@@ -245,6 +241,21 @@ def test_operator_killed_during_manual_rollback(
     _assert_invariants(disk, log, relay)
     record = next(r for r in done["history"] if r["revision"] == revision)
     assert record["sha256"] == older.sha256 and record["outcome"] == "Succeeded"
+
+
+def _older_succeeded(status: EdgeDeploymentStatus) -> RevisionRecord | None:
+    """A revision that succeeded before the stable one, on another artifact."""
+    stable = next(r for r in status.history if r.revision == status.stable_revision)
+    return next(
+        (
+            r
+            for r in reversed(status.history)
+            if r.outcome == "Succeeded"
+            and r.revision < stable.revision
+            and r.sha256 != stable.sha256
+        ),
+        None,
+    )
 
 
 def _assert_invariants(disk: LinkWatch, log: AssignmentLog, relay: Deployment) -> None:

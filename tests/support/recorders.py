@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,12 +120,15 @@ class JobLog:
 
 @dataclass
 class LinkWatch:
-    """Samples every `slots/<slot>/current` link under the agents' data dirs every 20 ms: once
+    """Samples the `slots/<slot>/current` links under the agents' data dirs every 20 ms: once
     a slot has a model, `current` must always name a stored file whose bytes hash to the
     sha256 in its name and that is one of the artifacts the test published."""
 
     data_dirs: list[Path]
-    allowed: set[str]
+    allowed: Container[str]
+    """The published artifacts' sha256s (a live view: artifacts published later count)."""
+    slot: str = "*"
+    """The slot to watch (a glob); other slots hold other deployments' artifacts."""
     broken: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     _had: set[Path] = field(default_factory=set)
@@ -146,7 +150,7 @@ class LinkWatch:
         while not self._stop.wait(0.02):
             for data_dir in self.data_dirs:
                 slots = data_dir / "slots"
-                links = list(slots.glob("*/current")) if slots.is_dir() else []
+                links = list(slots.glob(f"{self.slot}/current")) if slots.is_dir() else []
                 for link in {*links, *(p for p in self._had if p.is_relative_to(data_dir))}:
                     self._check(link)
 

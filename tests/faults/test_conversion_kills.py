@@ -254,7 +254,8 @@ def test_operator_killed_when_a_new_generation_is_pending(
     new generation (Ready=False, its validate Job created but held), the restarted operator
     runs exactly one validate Job and reports the new generation Succeeded."""
     record_property(
-        "fault", "operator SIGKILL once generation 2 is observed (Pending), its Job not run"
+        "fault",
+        "operator SIGKILL once generation 2 is observed (Ready=False), its validate Job held",
     )
     case = _case(
         "kill-generation-pending", 15, faults_namespace, kube_client, job_runner, operator,

@@ -30,20 +30,16 @@ class AssignmentWrite:
 
 
 class AssignmentLog:
-    """Every change of every `EdgeDevice.spec.models[slot]` in a namespace, in order."""
+    """Every change of every `EdgeDevice.spec.models[slot]` in a namespace, in order, from a
+    watch while the `with` block runs (`record` is what the watch calls)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    def __init__(self, api: client.ApiClient | None, namespace: str) -> None:
         self.writes: list[AssignmentWrite] = []
         self._lock = threading.Lock()
-        self._informer: Informer[Body] = Informer(
-            api,
-            Resource(GROUP, VERSION, "edgedevices"),
-            lambda body: body,
-            namespaces=(namespace,),
-            on_change=self._changed,
-        )
+        self._api, self._namespace = api, namespace
+        self._informer: Informer[Body] | None = None
 
-    def _changed(self, key: Key, old: Body | None, new: Body | None) -> None:
+    def record(self, key: Key, old: Body | None, new: Body | None) -> None:
         before = ((old or {}).get("spec") or {}).get("models") or {}
         after = ((new or {}).get("spec") or {}).get("models") or {}
         version = (new or old or {}).get("metadata", {}).get("resourceVersion", "")
@@ -53,12 +49,21 @@ class AssignmentLog:
                     self.writes.append(AssignmentWrite(key[1], slot, after.get(slot), version))
 
     def __enter__(self) -> AssignmentLog:
+        assert self._api is not None
+        self._informer = Informer(
+            self._api,
+            Resource(GROUP, VERSION, "edgedevices"),
+            lambda body: body,
+            namespaces=(self._namespace,),
+            on_change=self.record,
+        )
         self._informer.start()
         assert self._informer.wait_synced(30), "the EdgeDevice watch never listed"
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._informer.stop()
+        if self._informer is not None:
+            self._informer.stop()
 
     def of(self, slot: str) -> list[AssignmentWrite]:
         with self._lock:

@@ -33,10 +33,8 @@ class Conversion:
     """One case's ModelConversion and the handles on the world around it."""
 
     name: str
-    opset: int
     namespace: str
     api: client.ApiClient
-    runner: GatedJobRunner
     operator: OperatorHandle
     storage: Storage
     body: dict[str, Any]
@@ -105,6 +103,11 @@ def _status_pending(case: Conversion) -> str:
     return phase
 
 
+def _onnx(opset: int) -> list[dict[str, Any]]:
+    """The target of a case: each opset is another artifact digest, so another real Job."""
+    return [{"format": "onnx", "opset": opset}]
+
+
 @dataclass(frozen=True)
 class Point:
     id: str
@@ -147,10 +150,8 @@ def test_operator_killed_three_times_in_one_conversion(
         "operator SIGSTOP+SIGKILL as the ModelConversion is created; SIGKILL once its Job is "
         "created, before it runs; SIGKILL while the Job runs",
     )
-    case = _case(
-        "kill-three-times", 11, faults_namespace, kube_client, job_runner, operator, storage,
-        mlp, mlp_uri,
-    )  # fmt: skip
+    body = make_conversion_body("kill-three-times", mlp, mlp_uri, targets=_onnx(11))
+    case = Conversion("kill-three-times", faults_namespace, kube_client, operator, storage, body)
     with JobLog(kube_client, faults_namespace) as jobs:
         job_runner.hold.set()
         try:
@@ -197,28 +198,11 @@ def _assert_finished(
     assert status["validation"][0]["passed"] is True
 
 
-def _case(
-    name: str,
-    opset: int,
-    namespace: str,
-    api: client.ApiClient,
-    runner: GatedJobRunner,
-    operator: OperatorHandle,
-    storage: Storage,
-    mlp: SampleModel,
-    uri: str,
-) -> Conversion:
-    body = make_conversion_body(name, mlp, uri, targets=[{"format": "onnx", "opset": opset}])
-    body["metadata"]["name"] = name
-    return Conversion(name, opset, namespace, api, runner, operator, storage, body)
-
-
 @pytest.mark.parametrize("point", POINTS, ids=[p.id for p in POINTS])
 def test_operator_killed_mid_conversion(
     point: Point,
     faults_namespace: str,
     kube_client: client.ApiClient,
-    job_runner: GatedJobRunner,
     operator: OperatorHandle,
     storage: Storage,
     mlp: SampleModel,
@@ -228,10 +212,9 @@ def test_operator_killed_mid_conversion(
     """Restarted, the operator finishes the conversion with the one Job it created (none
     created twice), the stored artifact in status, and Ready=True saying it is approved."""
     record_property("fault", f"operator {point.fault}")
-    case = _case(
-        f"kill-{point.id}", point.opset, faults_namespace, kube_client, job_runner, operator,
-        storage, mlp, mlp_uri,
-    )  # fmt: skip
+    name = f"kill-{point.id}"
+    body = make_conversion_body(name, mlp, mlp_uri, targets=_onnx(point.opset))
+    case = Conversion(name, faults_namespace, kube_client, operator, storage, body)
     with JobLog(kube_client, faults_namespace) as jobs:
         seen = point.hit(case)
         operator.process.kill()
@@ -257,10 +240,9 @@ def test_operator_killed_when_a_new_generation_is_pending(
         "fault",
         "operator SIGKILL once generation 2 is observed (Ready=False), its validate Job held",
     )
-    case = _case(
-        "kill-generation-pending", 15, faults_namespace, kube_client, job_runner, operator,
-        storage, mlp, mlp_uri,
-    )  # fmt: skip
+    name = "kill-generation-pending"
+    body = make_conversion_body(name, mlp, mlp_uri, targets=_onnx(15))
+    case = Conversion(name, faults_namespace, kube_client, operator, storage, body)
     case.create()
     case.succeeded()
     with JobLog(kube_client, faults_namespace) as jobs:

@@ -21,24 +21,9 @@ from kubernetes import client
 from modelfleet.dev.jobrunner import JobRunner
 from modelfleet.dev.processes import ManagedProcess
 from modelfleet.dev.servers import ApiServer, S3Server
+from support.processes import pid_of
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
-
-
-def pid_of(*fragments: str) -> int:
-    """The one live process whose command line holds every fragment."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if all(any(fragment in arg for arg in argv) for fragment in fragments):
-            found.append(int(entry.name))
-    assert len(found) == 1, f"expected one process with {fragments}, found {found}"
-    return found[0]
 
 
 def apiserver_pid(apiserver: ApiServer) -> int:

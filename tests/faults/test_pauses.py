@@ -121,7 +121,7 @@ def test_minio_paused_during_a_device_download(
             agent.stop()
     victim = fleet.start_agent(
         VICTIM,
-        stop_at=Breakpoint("modelfleet.agent.download:download", when="kwargs['size']"),
+        stop_at=Breakpoint("modelfleet.agent.download:download", when="kwargs.get('size')"),
     )
     artifact = relay.publish("paused", shift=0.3 * revision, padding=RATE)
     part = fleet.data_dir(VICTIM) / "staging" / f"{artifact.sha256}.part"

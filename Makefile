@@ -68,10 +68,18 @@ test-unit: $(STAMP)
 test-integration: $(STAMP) $(TF_STAMP) tools
 	$(BIN)/pytest tests/integration -q
 
-# The fleet scenario is ordered and timing-sensitive: it gets its own sequential pass.
+# The fleet scenario and the fault matrix are ordered and timing-sensitive: each gets its own
+# sequential pass.
 test: lint typecheck tools $(TF_STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not fleet and not zoo"
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not fleet and not zoo and not faults"
 	$(BIN)/pytest -q -m fleet
+	$(BIN)/pytest -q -m faults
+
+# The fault matrix (tests/faults): the operator, agents, MinIO and the API server killed or
+# paused at named points of a conversion and a rollout; writes the matrix to docs/faults.md.
+.PHONY: faults
+faults: $(STAMP) tools
+	MODELFLEET_FAULTS_DOC=docs/faults.md $(BIN)/pytest -q -m faults tests/faults
 
 # The real-architecture zoo (tests/zoo): converts and validates every net in every format, each
 # step in its own process, and runs the tolerance study; writes docs/zoo.md and

@@ -19,9 +19,11 @@ from unit.agent.builders import BIAS, WEIGHT, make_model_bytes, make_probe_file
 
 from modelfleet.agent.identity import provision_device
 from modelfleet.api.base import GROUP, VERSION
+from modelfleet.artifacts import ArtifactKeys
 from modelfleet.dev.processes import ManagedProcess
 from modelfleet.dev.servers import ApiServer
 from modelfleet.storage import Storage
+from support.faults import Breakpoint
 
 PLURAL = "edgedevices"
 FAST = [
@@ -68,19 +70,23 @@ class Fleet:
     def data_dir(self, device: str) -> Path:
         return self.root / device / "data"
 
-    def start_agent(self, device: str, *extra: str) -> ManagedProcess:
+    def start_agent(
+        self, device: str, *extra: str, stop_at: Breakpoint | None = None
+    ) -> ManagedProcess:
+        """A real agent process; with `stop_at`, one that stops itself there (faults.py)."""
         kubeconfig = self.root / device / "kubeconfig"
         if not kubeconfig.exists():
             self.provision(device)
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("KUBECONFIG", "MODELFLEET_S3"))
         }
+        launcher = [sys.executable, "-m", "modelfleet.agent"]
+        if stop_at is not None:
+            launcher, env = stop_at.argv("modelfleet.agent"), stop_at.env(env)
         agent = ManagedProcess(
             f"agent-{device}",
             [
-                sys.executable,
-                "-m",
-                "modelfleet.agent",
+                *launcher,
                 f"--device-name={device}",
                 f"--data-dir={self.data_dir(device)}",
                 f"--kubeconfig={kubeconfig}",
@@ -94,21 +100,27 @@ class Fleet:
         return agent
 
     def publish(
-        self, name: str, *, weight_shift: float = 0.0, padding: int = 0, probe_shift: float = 0.0
+        self,
+        name: str,
+        *,
+        weight_shift: float = 0.0,
+        padding: int = 0,
+        probe_shift: float = 0.0,
+        layout: bool = False,
     ) -> Artifact:
         """Upload a model whose weights are shifted by `weight_shift` and the probe of a model
-        shifted by `probe_shift` (different shifts: the probe fails)."""
+        shifted by `probe_shift` (different shifts: the probe fails). With `layout`, under the
+        keys a conversion uses, so that an EdgeDeployment pinning its uri finds the probe."""
         data = make_model_bytes(WEIGHT + weight_shift, BIAS, padding=padding)
         probe = make_probe_file(self.root / f"{name}.npz", WEIGHT + probe_shift, BIAS)
         prefix = f"{self.namespace}/{name}"
-        self.storage.put_bytes(f"{prefix}/model.onnx", data)
-        self.storage.put_file(f"{prefix}/probe.npz", probe)
-        return Artifact(
-            f"{prefix}/model.onnx",
-            f"{prefix}/probe.npz",
-            hashlib.sha256(data).hexdigest(),
-            len(data),
-        )
+        model_key, probe_key = f"{prefix}/model.onnx", f"{prefix}/probe.npz"
+        if layout:
+            keys = ArtifactKeys.for_target(hashlib.sha256(prefix.encode()).hexdigest(), "onnx")
+            model_key, probe_key = keys.model, keys.probe
+        self.storage.put_bytes(model_key, data)
+        self.storage.put_file(probe_key, probe)
+        return Artifact(model_key, probe_key, hashlib.sha256(data).hexdigest(), len(data))
 
     def publish_files(self, name: str, model: Path, probe: Path) -> Artifact:
         """Upload a model file as it is (a .tflite, say) with its probe."""

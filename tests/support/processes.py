@@ -1,47 +1,36 @@
-"""Finding processes by their command line: proof that a test left nothing running, and a
-server to pause."""
+"""Finding processes by their command line: proof that a test left nothing running, and the
+pid of a server to pause."""
 
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes (other than this one) that contain `text`."""
-    return list(_mentioning(text).values())
-
-
-def pid_mentioning(text: str) -> int:
-    """The one live process (other than this one) whose command line contains `text`."""
-    found = _mentioning(text)
-    assert len(found) == 1, f"{len(found)} processes mention {text!r}: {found}"
-    return next(iter(found))
-
-
-def _mentioning(text: str) -> dict[int, str]:
-    found = {}
+def _command_lines() -> Iterator[tuple[int, list[str]]]:
+    """(pid, argv) of every live process but this one."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if text in cmdline:
-            found[int(entry.name)] = cmdline
-    return found
+        yield int(entry.name), argv
 
 
-@contextmanager
-def paused(pid: int) -> Iterator[None]:
-    """SIGSTOP the process for the block (a server that hangs: connections are accepted by the
-    kernel and never answered), SIGCONT after it, whatever happens."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes (other than this one) that contain `text`."""
+    return [" ".join(argv) for _, argv in _command_lines() if text in " ".join(argv)]
+
+
+def pid_of(*fragments: str) -> int:
+    """The one live process with every fragment in one of its arguments."""
+    found = [
+        pid
+        for pid, argv in _command_lines()
+        if all(any(fragment in arg for arg in argv) for fragment in fragments)
+    ]
+    assert len(found) == 1, f"expected one process with {fragments}, found {found}"
+    return found[0]

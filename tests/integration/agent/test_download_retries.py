@@ -7,11 +7,10 @@ body into the loopback socket buffers already and the agent never notices."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from modelfleet.dev.servers import S3Server
+from support.faults import minio_pid, paused
 from support.fleet import Fleet, status_json
-from support.processes import paused, pid_mentioning
 
 SLOT = "detector"
 
@@ -33,8 +32,7 @@ def test_a_stalled_download_reports_download_retrying_and_recovers(
         status = fleet.slot("edge-3", SLOT)
         return status if status and status.get("reason") == "DownloadRetrying" else None
 
-    minio = pid_mentioning(f"--address=127.0.0.1:{urlsplit(minio_storage.endpoint).port} ")
-    with paused(minio):
+    with paused(minio_pid(minio_storage)):
         fleet.assign("edge-3", SLOT, assignment)
         status = fleet.wait("DownloadRetrying", retrying, timeout=30)
     assert status["phase"] == "Downloading" and status["targetRevision"] == 1

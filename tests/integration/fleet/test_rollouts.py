@@ -1,5 +1,6 @@
 """EdgeDeployment rollouts on a fleet of 20 real agents: waves, abort and automatic rollback,
-manual rollback, pause and promote, offline devices, late joiners, operator restarts, slots.
+manual rollback, pause and promote, offline devices, late joiners, slots (operator restarts:
+the fault matrix, tests/faults).
 
 The tests share one fleet and run in file order: each leaves the fleet in the state the next
 one starts from, as a day of operations would. `make test` runs them in their own sequential
@@ -237,32 +238,6 @@ def test_device_joining_later_gets_the_stable_revisions(rollouts: Rollouts) -> N
     cam = rollouts.deployment("cam")["status"]
     device = next(d for d in rollouts.devices() if d["metadata"]["name"] == newcomer)
     assert assignment_of(device, "vision")["revision"] == cam["stableRevision"]
-
-
-def test_operator_killed_mid_rollout_resumes_without_double_assignment(
-    rollouts: Rollouts,
-) -> None:
-    fleet_size = FLEET_SIZE + 1
-    rollouts.deploy(
-        "relay",
-        "v2",
-        slot="restart",
-        strategy={"waves": WAVES, "bakeSeconds": 3, "maxInFlight": "100%"},
-    )
-    wait_for(
-        lambda: {"assigned": sum(bool(assignment_of(d, "restart")) for d in rollouts.devices())},
-        lambda r: r["assigned"] >= 1,
-        what="the first wave",
-    )
-    rollouts.operator.process.kill()
-    rollouts.operator.restart()
-    rollouts.wait_phase("relay", "Succeeded")
-    devices = _healthy_on(rollouts, "restart", rollouts.artifacts["v2"]["sha256"], fleet_size)
-    times = sorted(
-        (assignment_of(d, "restart")["assignedAt"], d["metadata"]["name"]) for d in devices
-    )
-    assert _assignment_waves(devices, "restart") == list(wave_sizes(WAVES, fleet_size)), times
-    assert {assignment_of(d, "restart")["revision"] for d in devices} == {1}
 
 
 def test_two_deployments_claiming_one_slot_report_a_conflict(rollouts: Rollouts) -> None:

@@ -5,10 +5,11 @@ writes a rollout needs per device, as fast as the API server takes them.
 Raw writer: per device, the spec assignment (a merge patch of `spec.models[slot]` with the
 assignment the operator wrote in the last rollout, so the same presigned URL sizes, a new
 revision) and then the device's outcome (the whole-slot Healthy status merge patch the
-`agent` pattern writes). `concurrency` devices are in flight at once over one aiohttp
-session (the operator writes with 8 threads; 16 came closest to the API server's limit in a
-hand measurement, issue 14). The simulator is paused meanwhile so it does not add its own
-status writes. Updates/min = devices / (first write sent → last write answered) x 60.
+`agent` pattern writes). `concurrency` devices are in flight at once over the raw writer's
+own aiohttp session (bench/fleet.py tries 16, which came closest to the API server's limit in
+a hand measurement of issue 14, and 64, and keeps the faster). The simulator is paused
+meanwhile so it does not add its own status writes. Updates/min = devices / (first write
+sent → last write answered) x 60.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bench.fleet_targets import StoredSize, stored_size
 from bench.simulator import MERGE, Kube, slot_status
 from bench.stats import per_minute
 
-RAW_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 16
 LIST_PAGE = 500
 """The operator's informer page size (modelfleet.informers.PAGE_SIZE)."""
 
@@ -57,7 +58,7 @@ async def raw_rollout(
     slot: str,
     assignment: dict[str, Any],
     revision: int,
-    concurrency: int = RAW_CONCURRENCY,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> RawResult:
     """Assign `revision` to every device, then write its Healthy outcome: two writes each."""
     pending = list(reversed(names))

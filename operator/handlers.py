@@ -98,7 +98,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             enqueue(namespace, name, 0.0)
 
     runtime.fleet = FleetCache(
-        api,
+        api_client(),  # its own connections: three held by watches would crowd the writers'
         operator_settings.namespaces,
         on_device=lambda namespace, name: enqueue(namespace, name, 0.2),
         on_deployment=deployment_changed,

@@ -12,6 +12,11 @@ that rollout alone):
 2. rollout of revision 2 (pinned artifact B) with the next, by default `agent`: the outcome
    only, what the agent writes for an activation quicker than the grace period.
 
+After the rollouts of a size, the same devices get the baselines (bench/raw_writer.py): the
+raw writer's two writes per device as fast as the API server takes them, and one EdgeDevice
+read back as stored. Before each operator start, one plain LIST of every EdgeDevice is timed;
+the operator's start-up is the time until its 'ready to plan' log line.
+
 bench/fleet_measurements.py says how the numbers are taken; bench/fleet_report.py renders
 them. The simulated devices are bench/simulator.py.
 """
@@ -36,7 +41,9 @@ from bench.fleet_measurements import (
     measure,
 )
 from bench.fleet_report import render
+from bench.fleet_targets import ReadyLine, per_second, ready_line
 from bench.machine import cpu_seconds, machine_busy_seconds, peak_rss_mib
+from bench.raw_writer import Baselines, raw_rollout, read_stored, timed_list
 from bench.report import Section
 from bench.simulator import GROUP_PATH, MERGE, Credentials, Kube, Simulator
 
@@ -46,9 +53,13 @@ DEPLOYMENT = "detector"
 WAVES: list[int | str] = ["1%", "10%", "50%", "100%"]
 REST_WINDOW_S = 10.0
 SETTLED_CPU = 0.35
-"""Operator CPU seconds per second below which its start-up (the initial list of devices through
-kopf's index) counts as over; before Leases left kopf it was ~0.2 at rest with 1,000 devices."""
+"""Operator CPU seconds per second below which its start-up counts as settled (the rest window
+starts then); before Leases left kopf it was ~0.2 at rest with 1,000 devices."""
 SETTLE_LIMIT_S = 600.0
+RAW_REVISION = 1000
+RAW_CONCURRENCY = (16, 64)
+"""The raw writer runs once per concurrency; the fastest is the baseline. Under load the API
+server's latency, not its throughput, bounded 16 writes in flight (bench/FINDINGS.md §1.A)."""
 
 
 def _artifact_body(storage: Any, key: str, payload: bytes) -> dict[str, str]:
@@ -68,6 +79,18 @@ async def settle(pid: int, started: float) -> float:
     return time.monotonic() - started
 
 
+async def ready_to_plan(log: Path, started: float, limit: float = SETTLE_LIMIT_S) -> ReadyLine:
+    """Polls the operator's log for its 'ready to plan' line; `seconds_since_start` is then
+    replaced by the time from `started` (before the process was spawned) to seeing it."""
+    while time.monotonic() - started < limit:
+        found = ready_line(log.read_text().splitlines()) if log.exists() else None
+        if found is not None:
+            elapsed = time.monotonic() - started
+            return ReadyLine(elapsed, found.listed_in_s, found.devices)
+        await asyncio.sleep(0.05)
+    return ReadyLine(float("nan"), float("nan"), 0)
+
+
 @dataclass
 class Run:
     """One fleet size's shared state: devices, watches, processes."""
@@ -85,6 +108,8 @@ class Run:
     register_s: float = 0.0
     variant: str = "baseline"
     watcher: Kube | None = None
+    writer: Kube | None = None
+    """the raw writer's own client: its writes do not queue behind the simulated devices'"""
 
     @property
     def deployments_path(self) -> str:
@@ -103,7 +128,7 @@ async def _scenario(
     profile_dir: Path | None,
     lease_interval: float,
     variant: str,
-) -> list[RolloutResult]:
+) -> tuple[list[RolloutResult], Baselines]:
     kube = Kube(credentials, connections=64)
     watcher = Kube(credentials, connections=4)
     sim = Simulator(
@@ -113,6 +138,8 @@ async def _scenario(
     run = Run(devices, run_dir, env, kube, sim, recorder, {}, artifacts, timeout, profile_dir)
     run.variant = variant
     run.watcher = watcher
+    writer = Kube(credentials, connections=max(RAW_CONCURRENCY))
+    run.writer = writer
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
@@ -133,7 +160,8 @@ async def _scenario(
         sim.start()
         run.pids = find_pids(run_dir)
         run.pids["bench (simulator + recorder)"] = os.getpid()
-        return [await _rollout(run, index, pattern) for index, pattern in enumerate(patterns)]
+        results = [await _rollout(run, index, pattern) for index, pattern in enumerate(patterns)]
+        return results, await _baselines(run)
     finally:
         stop.set()
         await sim.close()
@@ -143,6 +171,34 @@ async def _scenario(
                 await task
         await kube.close()
         await watcher.close()
+        await writer.close()
+
+
+async def _baselines(run: Run) -> Baselines:
+    """The raw writer on the same devices (simulator paused), and one device as stored."""
+    first = f"{run.sim.devices_path}/{min(run.sim.devices)}"
+    stored = await read_stored(run.kube, first)
+    _, device = await run.kube.request("read", "GET", first)
+    assignment = dict(device["spec"]["models"][SLOT])
+    assert run.writer is not None
+    run.sim.paused = True
+    try:
+        tries = [
+            await raw_rollout(
+                run.writer,
+                run.sim.devices_path,
+                sorted(run.sim.devices),
+                slot=SLOT,
+                assignment=assignment,
+                revision=RAW_REVISION + index,
+                concurrency=concurrency,
+            )
+            for index, concurrency in enumerate(RAW_CONCURRENCY)
+        ]
+    finally:
+        run.sim.paused = False
+    raw = max(tries, key=lambda r: r.updates_per_min)
+    return Baselines(raw, stored)
 
 
 async def _write_deployment(run: Run, index: int) -> dict[str, Any]:
@@ -175,16 +231,19 @@ async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
     from modelfleet.dev.components import start_operator
     from modelfleet.operator.rollout.waves import wave_sizes
 
+    list_s, _ = await timed_list(run.kube, run.sim.devices_path)
+    name = f"operator-{run.devices}-{pattern}"
     started = time.monotonic()
-    operator = await asyncio.to_thread(
-        start_operator, run.run_dir, run.env, name=f"operator-{run.devices}-{pattern}"
-    )
+    operator = await asyncio.to_thread(start_operator, run.run_dir, run.env, name=name)
     profiler = None
     try:
+        ready = await ready_to_plan(run.run_dir / "logs" / f"{name}.log", started)
         startup_s = await settle(operator.pid, started)
         rest_before = cpu_seconds(operator.pid)
+        leases_before = run.kube.counters.calls.get("lease", 0)
         await asyncio.sleep(REST_WINDOW_S)
         rest_cpu = (cpu_seconds(operator.pid) - rest_before) / REST_WINDOW_S
+        rest_leases = run.kube.counters.calls.get("lease", 0) - leases_before
         run.sim.pattern = pattern
         calls_before = run.kube.counters.snapshot()
         cpu_pids = {**run.pids, "operator": operator.pid}
@@ -248,6 +307,8 @@ async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
         status_latencies=statuses,
         busy=busy,
         startup_s=startup_s,
+        startup=(list_s, ready.seconds_since_start, ready.listed_in_s),
+        rest_lease_writes_per_s=per_second(rest_leases, REST_WINDOW_S),
     )
 
 
@@ -293,7 +354,7 @@ def run_size(
     patterns: tuple[str, ...],
     profile_dir: Path | None,
     variant: Variant,
-) -> list[RolloutResult]:
+) -> tuple[list[RolloutResult], Baselines]:
     from modelfleet.dev.environment import dev_environment
     from modelfleet.kube import api_client
     from modelfleet.storage import Storage
@@ -343,16 +404,12 @@ def run(
 ) -> Section:
     section = Section("fleet", "1. Fleet control plane: rollout with zero bake time")
     results: list[RolloutResult] = []
+    baselines: dict[int, Baselines] = {}
     variant = variant or Variant()
     for devices in sizes:
-        results.extend(
-            run_size(
-                devices,
-                work,
-                patterns=patterns,
-                profile_dir=profile_dir,
-                variant=variant,
-            )
+        rollouts, baselines[devices] = run_size(
+            devices, work, patterns=patterns, profile_dir=profile_dir, variant=variant
         )
-    render(section, results, variant.lease_interval)
+        results.extend(rollouts)
+    render(section, results, variant.lease_interval, baselines)
     return section

@@ -134,6 +134,14 @@ class RolloutResult:
     machine_busy_s: float = float("nan")
     """CPU seconds of all cores busy in the window, whoever used them"""
     window_s: float = float("nan")
+    list_s: float = float("nan")
+    """one paginated LIST of every EdgeDevice by a plain client, just before the operator"""
+    ready_s: float = float("nan")
+    """operator process started → its 'ready to plan' log line seen (first LISTs all in)"""
+    listed_in_s: float = float("nan")
+    """the operator's own count: its fleet cache started → every first LIST in"""
+    rest_lease_writes_per_s: float = float("nan")
+    """Lease renewals per second in the rest window before the rollout"""
 
     @property
     def others_cpu_s(self) -> float:
@@ -210,9 +218,12 @@ def measure(
     status_latencies: list[float],
     busy: float,
     startup_s: float,
+    startup: tuple[float, float, float] = (float("nan"),) * 3,
+    rest_lease_writes_per_s: float = float("nan"),
 ) -> RolloutResult:
     """The RolloutResult of one rollout's `window`, from what `recorder` saw; `sizes` are
-    the cumulative wave sizes, `calls` the device side's call counters before and after."""
+    the cumulative wave sizes, `calls` the device side's call counters before and after,
+    `startup` (one LIST s, ready to plan s, operator's own listing s)."""
     start, end = window
     assigned = recorder.assigned.get(revision, {})
     healthy = recorder.healthy.get(revision, {})
@@ -255,4 +266,8 @@ def measure(
         window_s=end - start,
         operator_startup_s=startup_s,
         watch_restarts=watch_restarts,
+        list_s=startup[0],
+        ready_s=startup[1],
+        listed_in_s=startup[2],
+        rest_lease_writes_per_s=rest_lease_writes_per_s,
     )

@@ -24,12 +24,12 @@ class Section:
     name: str
     title: str
     tables: list[Table] = field(default_factory=list)
-    targets: list[tuple[str, str, str, bool]] = field(default_factory=list)
-    """(what, measured, target, met)"""
+    targets: list[tuple[str, str, str, bool | str]] = field(default_factory=list)
+    """(what, measured, target, met): met a bool, or a verdict such as 'trend (no)'"""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def target(self, what: str, measured: str, target: str, met: bool) -> None:
+    def target(self, what: str, measured: str, target: str, met: bool | str) -> None:
         self.targets.append((what, measured, target, met))
 
 
@@ -65,7 +65,8 @@ def render_section(section: Section) -> str:
     if section.targets:
         targets = Table("Targets", ("metric", "measured", "target", "met"))
         for what, measured, target, met in section.targets:
-            targets.add(what, measured, target, "yes" if met else "**no**")
+            verdict = met if isinstance(met, str) else ("yes" if met else "no")
+            targets.add(what, measured, target, "**no**" if verdict == "no" else verdict)
         parts += [render_table(targets), ""]
     for table in section.tables:
         parts += [render_table(table), ""]

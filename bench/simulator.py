@@ -43,6 +43,24 @@ period (5 s; its default for every activation before the grace existed); `agent`
 when activation is quicker than that, as for these simulated devices (the outcome only)."""
 
 
+def slot_status(
+    phase: str, revision: int, active: int | None, sha256: str | None, previous: int | None
+) -> dict[str, Any]:
+    """The whole-slot status an agent writes for `phase` of `revision`."""
+    healthy = phase == "Healthy"
+    return {
+        "targetRevision": revision,
+        "activeRevision": active,
+        "activeSha256": sha256,
+        "previousRevision": previous,
+        "phase": phase,
+        "reason": "ProbePassed" if healthy else "",
+        "message": f"{phase.lower()} revision {revision}",
+        "probe": {"maxAbs": 0.0, "latencyMs": 0.1} if healthy else None,
+        "lastUpdateTime": rfc3339(datetime.now(UTC)),
+    }
+
+
 def micro_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -217,6 +235,8 @@ class Simulator:
         self.tasks: list[asyncio.Task[None]] = []
         self.in_progress: set[asyncio.Task[None]] = set()
         self.on_status: Callable[[str, str, float], None] | None = None
+        self.paused = False
+        """True: assignments are not acted on (the raw writer writes the outcome itself)."""
 
     @property
     def devices_path(self) -> str:
@@ -313,7 +333,7 @@ class Simulator:
     def _seen(self, body: dict[str, Any]) -> None:
         device = self.devices.get(body["metadata"]["name"])
         assignment = ((body.get("spec") or {}).get("models") or {}).get(self.slot)
-        if device is None or not assignment:
+        if device is None or not assignment or self.paused:
             return
         revision = int(assignment["revision"])
         if device.handled == revision:
@@ -325,24 +345,13 @@ class Simulator:
 
     async def _activate(self, device: SimDevice, revision: int, sha256: str) -> None:
         for phase in PATTERNS[self.pattern]:
-            healthy = phase == "Healthy"
-            if healthy:
+            if phase == "Healthy":
                 device.previous, device.active, device.active_sha = (
                     device.active,
                     revision,
                     sha256,
                 )
-            status = {
-                "targetRevision": revision,
-                "activeRevision": device.active,
-                "activeSha256": device.active_sha,
-                "previousRevision": device.previous,
-                "phase": phase,
-                "reason": "ProbePassed" if healthy else "",
-                "message": f"{phase.lower()} revision {revision}",
-                "probe": {"maxAbs": 0.0, "latencyMs": 0.1} if healthy else None,
-                "lastUpdateTime": rfc3339(datetime.now(UTC)),
-            }
+            status = slot_status(phase, revision, device.active, device.active_sha, device.previous)
             await self.kube.request(
                 "status",
                 "PATCH",

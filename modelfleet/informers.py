@@ -3,17 +3,28 @@ resourceVersion, a new LIST when the watch expires (410 Gone) or breaks, and a l
 keyed by (namespace, name) that consumers read instead of asking the API server.
 
 Objects are read as raw JSON (`param_serialize` + `call_api`, lines split by the client's own
-`iter_resp_lines`), not through `kubernetes.watch.Watch`: the generated models are too slow for
-thousands of Leases and do not exist for custom resources, and one code path for any resource
-path keeps 410 handling and pagination in one place. Each informer is given the resource and a
-`parse` function that turns an object's JSON into the view its consumers need (a Lease's
-renewTime, a validated EdgeDevice); views are cached by resourceVersion, so a relist parses
-only what changed. An object `parse` rejects (ValueError, e.g. version skew with the writer) is
-logged and its last good view kept.
+`iter_resp_lines`). Each informer is given the resource and a `parse` function that turns an
+object's JSON into the view its consumers need (a Lease's renewTime, an EdgeDevice's
+DeviceView); views are cached by resourceVersion, so a relist parses only what changed, and
+the store holds views, not the JSON (an EdgeDevice's JSON is ~10x its view in memory). A LIST
+is applied page by page, so no more than one page of JSON is alive at once. An object `parse`
+rejects (ValueError, e.g. version skew with the writer) is logged and its last good view kept.
 
-Used by the operator's Lease table (`operator.rollout.leases`) and the agent's watch on its
-own EdgeDevice (`agent.devices`). One daemon thread per watched namespace (not an event
-loop's executor, which would hold up the operator's exit while a watch request is open).
+Why not `kubernetes.watch.Watch` (kubernetes 37), even with `deserialize=False`, which would
+spare the generated models (too slow for thousands of objects, absent for custom resources):
+with `deserialize=False` its ERROR branch reads `event["raw_object"]`, which only the
+deserializing path sets, so a 410 Gone raises KeyError instead of a relist; it tracks the
+resourceVersion only while deserializing, so after a dropped connection it resumes from the
+version it started with and replays everything since; and it has no LIST, so pagination,
+the store, the parse cache and the relist would be ours anyway. What stays hand-written is the
+event loop over `iter_resp_lines` (about 30 lines). kopf's indexes were the other candidate
+and the reason this module exists for EdgeDevices: kopf's start-up grows quadratically with
+the objects it indexes (bench/FINDINGS.md).
+
+Used by the operator's fleet cache (`operator.rollout.fleet_cache`: EdgeDevices,
+EdgeDeployments), its Lease table (`operator.rollout.leases`) and the agent's watch on its own
+EdgeDevice (`agent.devices`). One daemon thread per watched namespace (not an event loop's
+executor, which would hold up the operator's exit while a watch request is open).
 """
 
 from __future__ import annotations
@@ -123,6 +134,11 @@ class Informer(Generic[V]):
         with self._lock:
             return {key: entry.view for key, entry in self._store.items()}
 
+    def in_namespace(self, namespace: str) -> dict[str, V]:
+        """name → view of the objects in one namespace."""
+        with self._lock:
+            return {key[1]: e.view for key, e in self._store.items() if key[0] == namespace}
+
     # -- running -----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -179,7 +195,8 @@ class Informer(Generic[V]):
     # -- list --------------------------------------------------------------------------------
 
     def _relist(self, scope: str | None) -> str:
-        listed: list[dict[str, Any]] = []
+        """LIST page by page into the store; objects the LIST no longer has are removed."""
+        seen: set[Key] = set()
         token: str | None = None
         while True:
             query: list[tuple[str, Any]] = [("limit", self.page_size)]
@@ -190,18 +207,18 @@ class Informer(Generic[V]):
                 page = json.loads(response.data)
             finally:
                 response.release_conn()
-            listed.extend(page.get("items") or [])
+            for obj in page.get("items") or []:
+                key = _key(obj)
+                seen.add(key)
+                self._apply(key, obj)
             meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
                 break
-        fresh = {_key(obj): obj for obj in listed}
         with self._lock:
-            gone = [k for k in self._store if (scope is None or k[0] == scope) and k not in fresh]
+            gone = [k for k in self._store if (scope is None or k[0] == scope) and k not in seen]
         for key in gone:
             self._apply(key, None)
-        for key, obj in fresh.items():
-            self._apply(key, obj)
         self._listed.add(scope)
         if len(self._listed) == len(self._scopes()):
             self._synced.set()

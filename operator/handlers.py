@@ -1,12 +1,13 @@
 """kopf wiring: thin handlers that hand every change to the level-triggered controllers.
 
-Only `@kopf.on.event` handlers and indexes are used: they need no finalizer (deleting an
-object never hangs while the operator is down) and store no progress (nothing grows in
-annotations). kopf fills the indexes from its watches before any handler runs, and Lease
-renewals come from their own light watch (operator/rollout/leases.py), so after a restart
-the operator sees the whole fleet and its heartbeats before it plans. Periodic re-checks come from a
-resync loop, like an informer's resync period; deployments go through a coalescing work queue
-so a burst of device updates costs one planning pass.
+Only `@kopf.on.event` handlers are used (ModelConversions and their Jobs): they need no
+finalizer (deleting an object never hangs while the operator is down) and store no progress
+(nothing grows in annotations). EdgeDevices, EdgeDeployments and Leases are not kopf's: they
+come from the fleet cache's list-and-watches (operator/rollout/fleet_cache.py), because kopf's
+start-up grew quadratically with indexed objects; planning starts once their first LISTs are
+in, so after a restart the operator sees the whole fleet and its heartbeats before it plans.
+Periodic re-checks come from a resync loop, like an informer's resync period; deployments go
+through a coalescing work queue so a burst of device updates costs one planning pass.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
-from modelfleet.api.base import GROUP, VERSION, LabelSelector
+from modelfleet.api.base import GROUP, VERSION
 from modelfleet.api.conversion import ModelConversion
-from modelfleet.api.deployment import EdgeDeployment
-from modelfleet.api.device import EdgeDevice
 from modelfleet.errors import describe
 from modelfleet.kube import api_client
 from modelfleet.logs import configure_logging, get_logger
@@ -31,12 +31,8 @@ from modelfleet.operator import metrics
 from modelfleet.operator.conversion.controller import ConversionController
 from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
 from modelfleet.operator.integrity import IntegrityChecker
-from modelfleet.operator.rollout.controller import (
-    DeploymentClaim,
-    DeploymentController,
-    DeviceViews,
-)
-from modelfleet.operator.rollout.leases import LeaseTable
+from modelfleet.operator.rollout.controller import DeploymentClaim, DeploymentController
+from modelfleet.operator.rollout.fleet_cache import FleetCache
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.operator.workqueue import WorkQueue
 from modelfleet.storage import Storage
@@ -52,11 +48,15 @@ class Runtime:
     settings: OperatorSettings
     conversions: ConversionController
     deployments: DeploymentController
-    leases: LeaseTable
-    views: DeviceViews = field(default_factory=DeviceViews)
+    fleet: FleetCache = field(init=False)
     queue: WorkQueue = field(init=False)
-    indexes: tuple[Any, Any] | None = None
+    ready: bool = False
+    """All of the fleet cache's first LISTs are in: deployments may be planned."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+STARTED = time.monotonic()
+"""When this module was imported: the start of the operator process, near enough."""
 
 
 @kopf.on.startup()
@@ -83,16 +83,35 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             settings=operator_settings, storage=storage, api=api, integrity=integrity
         ),
         deployments=DeploymentController(storage=storage, api=api, integrity=integrity),
-        leases=LeaseTable(api, operator_settings.namespaces),
     )
-    runtime.leases.start()
     runtime.queue = WorkQueue(
         lambda key: _plan_deployment(runtime, key),
         on_error=lambda key, err: metrics.RECONCILE_ERRORS.labels("deployment").inc(),
     )
+    loop = asyncio.get_running_loop()
+
+    def enqueue(namespace: str, name: str, delay: float) -> None:
+        """From a watch thread; before planning starts `_start_planning` enqueues them all."""
+        if runtime.ready and not loop.is_closed():
+            loop.call_soon_threadsafe(runtime.queue.add, (namespace, name), delay)
+
+    def deployment_changed(namespace: str, name: str, claim: DeploymentClaim | None) -> None:
+        if claim is None:
+            metrics.forget(namespace, name)
+        else:
+            enqueue(namespace, name, 0.0)
+
+    runtime.fleet = FleetCache(
+        api_client(),  # its own connections: three held by watches would crowd the writers'
+        operator_settings.namespaces,
+        on_device=lambda namespace, name: enqueue(namespace, name, 0.2),
+        on_deployment=deployment_changed,
+    )
+    runtime.fleet.start()
     metrics.serve()
     runtime.tasks = [
         asyncio.create_task(runtime.queue.run()),
+        asyncio.create_task(_start_planning(runtime)),
         asyncio.create_task(_resync(runtime)),
     ]
     memo.runtime = runtime
@@ -100,53 +119,45 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    memo.runtime.leases.stop()
+    memo.runtime.fleet.stop()
     for task in memo.runtime.tasks:
         task.cancel()
 
 
-@kopf.index(GROUP, VERSION, EdgeDevice.PLURAL)
-def devices_by_namespace(*, namespace: str | None, body: kopf.Body, **_: Any) -> Any:
-    return {
-        namespace: {
-            "metadata": dict(body.metadata),
-            "spec": dict(body.spec),
-            "status": dict(body.status),
-        }
-    }
-
-
-@kopf.index(GROUP, VERSION, EdgeDeployment.PLURAL)
-def deployments_by_namespace(*, namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
-    selector = LabelSelector.model_validate(spec.get("selector") or {})
-    return {namespace: DeploymentClaim(name=name, slot=spec.get("slot") or name, selector=selector)}
-
-
-def _remember_indexes(runtime: Runtime, kwargs: dict[str, Any]) -> None:
-    """kopf hands indexes only to handlers; the queue's workers read them from the runtime."""
-    if runtime.indexes is None:
-        runtime.indexes = (kwargs["devices_by_namespace"], kwargs["deployments_by_namespace"])
+async def _start_planning(runtime: Runtime) -> None:
+    """Plans every deployment once the fleet cache's first LISTs are in; from then on device
+    and deployment changes enqueue the deployments they concern."""
+    while not runtime.fleet.synced:
+        await asyncio.sleep(0.05)
+    runtime.ready = True
+    keys = runtime.fleet.deployment_keys()
+    now = time.monotonic()
+    log.info(
+        "ready to plan",
+        seconds_since_start=round(now - STARTED, 3),
+        listed_in_s=round(now - runtime.fleet.started_at, 3),
+        devices=len(runtime.fleet.devices.items()),
+        deployments=len(keys),
+    )
+    for key in keys:
+        runtime.queue.add(key)
 
 
 def _enqueue_namespace(runtime: Runtime, namespace: str) -> None:
-    if runtime.indexes is None:
-        return
-    _, deployments = runtime.indexes
-    for claim in deployments.get(namespace, ()):
-        runtime.queue.add((namespace, claim.name), delay=0.2)
+    """A conversion changed: the deployments of its namespace may be waiting for it."""
+    if runtime.ready:
+        for claim in runtime.fleet.claims(namespace):
+            runtime.queue.add((namespace, claim.name), delay=0.2)
 
 
 async def _plan_deployment(runtime: Runtime, key: Hashable) -> float | None:
-    if runtime.indexes is None or not runtime.leases.synced:
+    if not runtime.ready:
         return 1.0
     assert isinstance(key, tuple)
     namespace: str = key[0]
     name: str = key[1]
-    devices_index, deployments = runtime.indexes
-    devices = runtime.views.of(
-        namespace, devices_index.get(namespace, ()), runtime.leases.renew_time
-    )
-    claims = list(deployments.get(namespace, ()))
+    devices = runtime.fleet.device_views(namespace)
+    claims = runtime.fleet.claims(namespace)
     return await asyncio.to_thread(
         runtime.deployments.reconcile,
         namespace,
@@ -187,18 +198,17 @@ async def _resync(runtime: Runtime) -> None:
                 await asyncio.to_thread(
                     runtime.conversions.reconcile, meta["namespace"], meta["name"]
                 )
-            if runtime.indexes is not None:
-                for namespace in list(runtime.indexes[1].keys()):
-                    _enqueue_namespace(runtime, namespace)
+            if runtime.ready:
+                for key in runtime.fleet.deployment_keys():
+                    runtime.queue.add(key, delay=0.2)
         except Exception as err:  # the loop must outlive any one failure
             log.warning("resync failed", error=describe(err))
 
 
 @kopf.on.event(GROUP, VERSION, ModelConversion.PLURAL)
 async def conversion_changed(
-    *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
+    *, type: str, name: str, namespace: str | None, memo: Any, **_: Any
 ) -> None:
-    _remember_indexes(memo.runtime, kwargs)
     if not namespace:
         return
     if type == "DELETED":
@@ -221,21 +231,3 @@ async def job_changed(*, labels: kopf.Labels, namespace: str | None, memo: Any, 
     owner = labels.get(CONVERSION_LABEL)
     if owner and namespace:
         await _reconcile_conversion(memo.runtime, namespace, owner)
-
-
-@kopf.on.event(GROUP, VERSION, EdgeDeployment.PLURAL)
-async def deployment_changed(
-    *, type: str, name: str, namespace: str | None, memo: Any, **kwargs: Any
-) -> None:
-    _remember_indexes(memo.runtime, kwargs)
-    if namespace and type == "DELETED":
-        metrics.forget(namespace, name)
-    elif namespace:
-        memo.runtime.queue.add((namespace, name))
-
-
-@kopf.on.event(GROUP, VERSION, EdgeDevice.PLURAL)
-async def device_changed(*, namespace: str | None, memo: Any, **kwargs: Any) -> None:
-    _remember_indexes(memo.runtime, kwargs)
-    if namespace:
-        _enqueue_namespace(memo.runtime, namespace)

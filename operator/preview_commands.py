@@ -10,6 +10,7 @@ line `Reason: message` on stderr and exit code 1.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -87,7 +88,8 @@ def plan_deployment(
     """Read what the controller would read (GET and LIST only) and preview the rollout."""
     from kubernetes import client
 
-    from modelfleet.operator.rollout.controller import DeploymentClaim, device_view, other_claims
+    from modelfleet.operator.rollout.controller import DeploymentClaim, other_claims
+    from modelfleet.operator.rollout.fleet_cache import parse_device
 
     objects = client.CustomObjectsApi(api)
     name = str(deployment.metadata["name"])
@@ -99,7 +101,9 @@ def plan_deployment(
         for lease in client.CoordinationV1Api(api).list_namespaced_lease(namespace).items
     }
     devices = [
-        device_view(body, leases.get(body["metadata"]["name"]))
+        dataclasses.replace(
+            parse_device(body), lease_renew_time=leases.get(body["metadata"]["name"])
+        )
         for body in _items(objects, namespace, EdgeDevice.PLURAL)
     ]
     live: EdgeDeployment | None = None

@@ -1,20 +1,19 @@
 """The EdgeDeployment controller: gathers what the rollout planner needs, applies its plan.
 
 Per pass: read the deployment, resolve `spec.model` to an approved artifact whose stored bytes
-still match (operator/integrity.py), take the devices
-and leases from the operator's in-memory indexes (kopf keeps them from watches, so a restart
-rebuilds them), find slot claims of other deployments, plan, write the status once if it
-changed, then apply the actions: presigned, time-limited URLs go into
-`EdgeDevice.spec.models[slot]`. Events: phase transitions (operator/events.py) and aggregated
-device failures (device_events.py). Nothing else is written; the next event or timer continues.
+still match (operator/integrity.py), take the devices and leases from the operator's fleet
+cache (list-and-watches: operator/rollout/fleet_cache.py; a restart rebuilds it), find slot
+claims of other deployments, plan, write the status once if it changed, then apply the actions:
+presigned, time-limited URLs go into `EdgeDevice.spec.models[slot]`. Events: phase transitions
+(operator/events.py) and aggregated device failures (device_events.py). Nothing else is
+written; the next event or timer continues.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,52 +61,11 @@ URL_TTL = dt.timedelta(hours=6)
 
 @dataclass(frozen=True)
 class DeploymentClaim:
-    """What another deployment claims: its slot and selector (from the deployments index)."""
+    """What another deployment claims: its slot and selector (from the fleet cache)."""
 
     name: str
     slot: str
     selector: LabelSelector
-
-
-def device_view(body: Mapping[str, Any], lease_renew_time: dt.datetime | None) -> DeviceView:
-    device = EdgeDevice.model_validate(body)
-    return DeviceView.of(device, lease_renew_time=lease_renew_time)
-
-
-@dataclass
-class DeviceViews:
-    """DeviceViews kept by resourceVersion: parsing every EdgeDevice on every planning pass
-    was half of a pass at 5,000 devices (0.15 of 0.3 s on an idle core; bench/FINDINGS.md),
-    while a rollout changes a few devices between passes."""
-
-    _cached: dict[tuple[str, str], tuple[str, DeviceView]] = field(default_factory=dict)
-
-    def of(
-        self,
-        namespace: str,
-        bodies: Iterable[Mapping[str, Any]],
-        renew_time: Callable[[str, str], dt.datetime | None],
-    ) -> list[DeviceView]:
-        views: list[DeviceView] = []
-        seen: set[tuple[str, str]] = set()
-        for body in bodies:
-            meta = body["metadata"]
-            key = (namespace, meta["name"])
-            version = meta.get("resourceVersion", "")
-            lease = renew_time(*key)
-            cached = self._cached.get(key)
-            if cached is None or cached[0] != version:
-                view = device_view(body, lease)
-            elif cached[1].lease_renew_time != lease:
-                view = dataclasses.replace(cached[1], lease_renew_time=lease)
-            else:
-                view = cached[1]
-            self._cached[key] = (version, view)
-            seen.add(key)
-            views.append(view)
-        for key in [k for k in self._cached if k[0] == namespace and k not in seen]:
-            del self._cached[key]
-        return views
 
 
 def other_claims(

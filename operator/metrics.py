@@ -9,8 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from modelfleet.api.conversion import ConversionPhase
+from modelfleet.api.deployment import DeploymentPhase
 
 CONVERSIONS = Gauge(
     "modelfleet_conversions",
@@ -43,17 +47,9 @@ RECONCILE_ERRORS = Counter(
     "Reconcile passes that raised, by controller.",
     ["controller"],
 )
-_PHASES = {
-    "conversion": (
-        "Pending",
-        "Converting",
-        "Validating",
-        "AwaitingApproval",
-        "Succeeded",
-        "Failed",
-        "ArtifactCorrupted",
-    ),
-    "deployment": ("Progressing", "Paused", "Succeeded", "Degraded", "RollingBack", "RolledBack"),
+_PHASES = {  # the API's own phase lists: a new phase gets its gauge without a second list
+    "conversion": get_args(ConversionPhase),
+    "deployment": get_args(DeploymentPhase),
 }
 
 

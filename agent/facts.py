@@ -28,7 +28,12 @@ from modelfleet.logs import get_logger
 log = get_logger(__name__)
 
 DISK_GRANULARITY = 1 << 20
-"""Free disk is reported in whole MiB, so a few bytes of logs do not make a status write."""
+"""Free disk is reported in whole MiB."""
+DISK_STEP = 256 << 20
+"""Free disk is written again only once it moved this far from what status holds (or an eighth
+of it, when little is left): logs and downloads move it a little all the time, and one write per
+changed MiB every 5 minutes was up to 67 status writes/s at 20,000 devices
+(bench/FINDINGS.md §1.A). A filling disk is still told while there is room to act."""
 
 
 class FactsReporter:
@@ -57,7 +62,7 @@ class FactsReporter:
             return
         self.due = now + self.every_seconds
         facts = collect_facts(self.data_dir)
-        if facts == self.facts:
+        if self.facts is not None and same_facts(facts, self.facts):
             return
         try:
             retrying("facts", lambda: self.devices.write_facts(facts))
@@ -71,6 +76,20 @@ class FactsReporter:
             onnxruntime=facts.runtime.onnxruntime,
             accelerators=accelerators.names(facts.accelerators),
         )
+
+
+def same_facts(found: DeviceFacts, reported: DeviceFacts) -> bool:
+    """True when `found` is `reported` but for free disk moved less than `disk_step`."""
+    if found.model_copy(update={"free_disk_bytes": reported.free_disk_bytes}) != reported:
+        return False
+    free, told = found.free_disk_bytes, reported.free_disk_bytes
+    if free is None or told is None:
+        return free == told
+    return abs(free - told) < disk_step(told)
+
+
+def disk_step(free: int) -> int:
+    return max(DISK_GRANULARITY, min(DISK_STEP, free // 8))
 
 
 def collect_facts(data_dir: Path) -> DeviceFacts:

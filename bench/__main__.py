@@ -14,6 +14,7 @@ from pathlib import Path
 from bench.machine import machine_facts
 from bench.report import Section, render_results
 from bench.simulator import PATTERNS
+from modelfleet.agent.heartbeats import LEASE_SECONDS
 
 BENCH_DIR = Path(__file__).resolve().parent
 NAMES = ("fleet", "distribution", "conversion", "runtime")
@@ -90,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the operator (fleet)")
     parser.add_argument("--variant", default="baseline", help="label of a fleet variant")
     parser.add_argument(
-        "--lease-interval", type=float, default=60.0, help="simulated lease renewal seconds"
+        "--lease-interval",
+        type=float,
+        default=LEASE_SECONDS / 4,
+        help="simulated lease renewal seconds (default: the agent's)",
     )
     parser.add_argument(
         "--operator-pythonpath", help="run a prototype operator from this tree (fleet)"

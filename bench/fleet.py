@@ -46,6 +46,7 @@ from bench.machine import cpu_seconds, machine_busy_seconds, peak_rss_mib
 from bench.raw_writer import Baselines, raw_rollout, read_stored, timed_list
 from bench.report import Section
 from bench.simulator import GROUP_PATH, MERGE, Credentials, Kube, Simulator
+from modelfleet.agent.heartbeats import LEASE_SECONDS
 
 NAMESPACE = "bench"
 SLOT = "detector"
@@ -57,9 +58,11 @@ SETTLED_CPU = 0.35
 starts then); before Leases left kopf it was ~0.2 at rest with 1,000 devices."""
 SETTLE_LIMIT_S = 600.0
 RAW_REVISION = 1000
-RAW_CONCURRENCY = (16, 64)
+RAW_CONCURRENCY = (16, 64, 128)
 """The raw writer runs once per concurrency; the fastest is the baseline. Under load the API
-server's latency, not its throughput, bounded 16 writes in flight (bench/FINDINGS.md §1.A)."""
+server's latency, not its throughput, bounded 16 writes in flight; on a quiet machine 64 was
+faster at 5,000 devices, and the rollout itself has up to 96 writes in flight (32 operator
+writers, 64 simulator connections), so 128 is tried too (bench/FINDINGS.md §1.A)."""
 
 
 def _artifact_body(storage: Any, key: str, payload: bytes) -> dict[str, str]:
@@ -343,7 +346,7 @@ class Variant:
     interval, or a prototype operator (PYTHONPATH to a tree holding a changed `modelfleet`)."""
 
     name: str = "baseline"
-    lease_interval: float = 60.0
+    lease_interval: float = LEASE_SECONDS / 4
     operator_pythonpath: str | None = None
 
 

@@ -162,6 +162,11 @@ class RolloutResult:
         )
 
     @property
+    def device_writes_per_device(self) -> float:
+        """The writes that grow with the fleet: the assignment and the device's status."""
+        return self.per_device(self.operator_device_writes + self.device_status_writes)
+
+    @property
     def wave_advance_max(self) -> float:
         return max(self.wave_latencies) if self.wave_latencies else float("nan")
 

@@ -13,6 +13,7 @@ from bench.fleet_targets import efficiency, targets_for
 from bench.raw_writer import Baselines
 from bench.report import Section, Table, fmt
 from bench.stats import percentile, ratio
+from modelfleet.agent.heartbeats import LEASE_SECONDS
 
 QUICK = "agent"
 """The status pattern of a quick activation: two writes per device, as the raw writer's."""
@@ -161,7 +162,7 @@ def render(
     section.notes += [
         "Simulated devices share one namespace-wide watch (see bench/simulator.py); leases are "
         f"renewed every {lease_interval:g} s (the agent's "
-        "default: every 60 s, 240 s lease).",
+        f"default: every {LEASE_SECONDS / 4:g} s ±10%, {LEASE_SECONDS} s lease).",
         "The second rollout of each size (`agent`) is a new revision over the first: it has a "
         "stable revision, so the planner also keeps devices on stable; each rollout has its own, "
         "freshly started and idle operator process.",
@@ -190,7 +191,7 @@ def _render_scale(
             "operator peak RSS MiB",
             "EdgeDevice bytes as stored (managedFields / spec / status)",
             "Lease writes/s at rest",
-            "API writes/device (leases apart)",
+            "API writes/device (leases apart): per device + EdgeDeployment status per rollout",
         ),
     )
     for r in results:
@@ -212,7 +213,7 @@ def _render_scale(
             if stored
             else "-",
             r.rest_lease_writes_per_s,
-            r.writes_per_device,
+            f"{fmt(r.device_writes_per_device)} + {r.operator_status_writes}",
         )
     section.tables.append(scale)
     for devices in sorted({r.devices for r in results}):
@@ -225,7 +226,7 @@ def _render_scale(
             "efficiency": efficiency(quick.updates_per_min, raw),
             "worst wave advance": max(r.wave_advance_max for r in rollouts),
             "operator peak RSS": max(r.operator_peak_rss_mib for r in rollouts),
-            "API writes per device per rollout": quick.writes_per_device,
+            "API writes per device per rollout": quick.device_writes_per_device,
         }
         for target in targets_for(devices):
             value = measured[target.metric]

@@ -2,7 +2,8 @@
 
 Per device, as `agent/devices.py` and `agent/heartbeats.py` do: create the EdgeDevice (labels
 set once), write its facts to status, create the `coordination.k8s.io` Lease named after it
-and renew it every `lease_interval` seconds (merge patch of renewTime). When the device's
+and renew it every `lease_interval` seconds, jittered as the agent's (merge patch of
+renewTime; the agent's defaults: a 600 s lease renewed every 150 s ±10%). When the device's
 `spec.models[slot]` names a revision it has not handled, it reports the status phases of
 `pattern` as whole-slot merge patches on the status subresource, one after the other, with
 no real download, verify or probe in between.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from modelfleet.agent.heartbeats import LEASE_SECONDS, renewal_delay
 
 GROUP_PATH = "/apis/modelfleet.io/v1alpha1"
 LEASE_PATH = "/apis/coordination.k8s.io/v1"
@@ -221,8 +225,8 @@ class Simulator:
         namespace: str,
         slot: str,
         pattern: str = "agent",
-        lease_duration: int = 40,
-        lease_interval: float = 60.0,
+        lease_duration: int = LEASE_SECONDS,
+        lease_interval: float = LEASE_SECONDS / 4,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -318,7 +322,9 @@ class Simulator:
                 await self.kube.request(
                     "lease", "PATCH", f"{self.leases_path}/{name}", {"spec": spec}, headers=MERGE
                 )
-            await asyncio.sleep(self.lease_interval)
+            await asyncio.sleep(
+                renewal_delay(self.lease_interval, first=False, failed=False, draw=random.random())
+            )
 
     async def _watch(self) -> None:
         def seen(_: float, body: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ plus the RFC 3339 timestamps Kubernetes uses in status (`metav1.Time`, second pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -31,8 +32,12 @@ def format_time(moment: datetime) -> str:
     return as_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(value: str) -> datetime:
-    """The inverse of `format_time`; also accepts fractions and offsets (`metav1.MicroTime`)."""
+    """The inverse of `format_time`; also accepts fractions and offsets (`metav1.MicroTime`).
+
+    Cached: a planning pass parses a timestamp per device, and a wave's assignments share
+    theirs (one `assignedAt` and URL expiry per pass that wrote them)."""
     return as_utc(datetime.fromisoformat(value))
 
 

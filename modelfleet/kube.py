@@ -22,16 +22,30 @@ entry."""
 
 
 def api_client(
-    kubeconfig: Path | str | None = None, context: str | None = None
+    kubeconfig: Path | str | None = None,
+    context: str | None = None,
+    *,
+    connections: int | None = None,
 ) -> client.ApiClient:
-    """From a kubeconfig file, else $KUBECONFIG / ~/.kube/config, else in-cluster config."""
-    if kubeconfig is not None:
-        return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    """From a kubeconfig file, else $KUBECONFIG / ~/.kube/config, else in-cluster config.
+
+    `connections`: the size of the client's connection pool, when more threads than the
+    library's default (5 per CPU) share it; a thread beyond the pool opens and drops a
+    connection of its own for every request."""
+    configuration = client.Configuration()
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
     try:
-        return config.new_client_from_config(context=context)
+        config.load_kube_config(
+            config_file=str(kubeconfig) if kubeconfig is not None else None,
+            context=context,
+            client_configuration=configuration,
+        )
     except config.ConfigException:
-        config.load_incluster_config()
-        return client.ApiClient()
+        if kubeconfig is not None:
+            raise
+        config.load_incluster_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
 
 
 def install_crds(api: client.ApiClient, *, timeout: float = 60.0) -> None:

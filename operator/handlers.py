@@ -31,7 +31,7 @@ from modelfleet.operator import metrics
 from modelfleet.operator.conversion.controller import ConversionController
 from modelfleet.operator.conversion.jobs import CONVERSION_LABEL, MANAGED_BY, OPERATOR_NAME
 from modelfleet.operator.integrity import IntegrityChecker
-from modelfleet.operator.rollout.controller import DeploymentClaim, DeploymentController
+from modelfleet.operator.rollout.controller import WRITERS, DeploymentClaim, DeploymentController
 from modelfleet.operator.rollout.fleet_cache import FleetCache
 from modelfleet.operator.settings import OperatorSettings
 from modelfleet.operator.workqueue import WorkQueue
@@ -74,7 +74,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # least-privilege RBAC does not grant, and retries forbidden lists for about a minute.
     settings.scanning.disabled = True
     operator_settings = OperatorSettings.from_env()
-    api = api_client()
+    api = api_client(connections=WRITERS + 4)  # the device writers and the reconcilers' reads
     storage = Storage.from_env()
     integrity = IntegrityChecker(storage, operator_settings.integrity_check_seconds)
     runtime = Runtime(

@@ -12,6 +12,7 @@ written; the next event or timer continues.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,7 @@ from modelfleet.operator.rollout.resolution import (
     conversion_artifact,
     waiting,
 )
+from modelfleet.operator.rollout.status_assembly import progress_only
 from modelfleet.storage import Storage, StorageError, parse_s3_uri
 
 log = get_logger(__name__)
@@ -117,14 +119,23 @@ def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:
     return storage.uri(probe, bucket=bucket) if storage.exists(probe, bucket=bucket) else None
 
 
+WRITERS = 32
+STATUS_INTERVAL = 1.0
+"""Seconds between two status writes of a deployment that change only its progress (counts,
+condition messages): a rollout's passes follow device events, and at fleet scale each pass
+moved the counts (21 status writes in an 8 s rollout of 1,000 devices, bench/FINDINGS.md §1.A).
+Phase, wave and condition changes are written at once."""
+
+
 @dataclass
 class DeploymentController:
     storage: Storage
     api: client.ApiClient
-    writers: int = 8
+    writers: int = WRITERS
     """Device patches in flight at once: a wave of hundreds of assignments at one PATCH after
-    the other was capped at 20-50/s by apiserver latency (bench/FINDINGS.md). Stays below the
-    kubernetes client's connection pool (10)."""
+    the other was capped at 20-50/s by apiserver latency, and 8 at once at about half of what
+    a plain client got from the same apiserver (bench/FINDINGS.md §1.A). The client's
+    connection pool must hold them (`api_client(connections=...)`)."""
     expectations: Expectations = field(default_factory=Expectations)
     integrity: IntegrityChecker | None = None
     """Shared with the conversion controller (one hash cache); None: a checker of its own."""
@@ -133,6 +144,8 @@ class DeploymentController:
     _device_events: DeviceFailureEvents = field(init=False)
     _blocked: set[tuple[str, int]] = field(default_factory=set)
     """(deployment uid, revision) whose corrupted artifact an Event already reported."""
+    _status_written: dict[tuple[str, str], float] = field(default_factory=dict)
+    """(namespace, name) → monotonic time of the deployment's last status write."""
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="device-writer")
@@ -174,7 +187,7 @@ class DeploymentController:
             unresolved_message=resolution.message,
             unresolved_reason=resolution.reason or WAITING_FOR_ARTIFACT,
         )
-        self._write_status(namespace, name, raw.get("status") or {}, plan)
+        deferred = self._write_status(namespace, name, raw.get("status") or {}, plan)
         self._events.record(raw, raw.get("status"), plan.status.to_wire())
         self._device_events.record(raw, slot=slot, devices=devices)
         counts = plan.status.counts.to_wire()
@@ -187,7 +200,9 @@ class DeploymentController:
         )
         for _ in applied:  # re-raises the first failed write once all have been tried
             pass
-        return plan.requeue_after
+        if deferred is None:
+            return plan.requeue_after
+        return deferred if plan.requeue_after is None else min(deferred, plan.requeue_after)
 
     def _verified(self, resolution: Resolution) -> Resolution:
         """The resolution only if the default artifact's stored bytes match
@@ -237,9 +252,19 @@ class DeploymentController:
         except StorageError:  # unknown: agents verify sha256 on download anyway
             return None
 
-    def _write_status(self, namespace: str, name: str, current: dict[str, Any], plan: Plan) -> None:
-        if {k: v for k, v in current.items() if k != "kopf"} == plan.status.to_wire():
-            return
+    def _write_status(
+        self, namespace: str, name: str, current: dict[str, Any], plan: Plan
+    ) -> float | None:
+        """Writes the plan's status unless it is current; a progress-only change within
+        STATUS_INTERVAL of the last write waits: returns the seconds until it may be written."""
+        current = {k: v for k, v in current.items() if k != "kopf"}
+        desired = plan.status.to_wire()
+        if current == desired:
+            return None
+        key = (namespace, name)
+        wait = self._status_written.get(key, -math.inf) + STATUS_INTERVAL - time.monotonic()
+        if wait > 0 and progress_only(current, desired):
+            return wait
         client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
@@ -249,6 +274,8 @@ class DeploymentController:
             {"status": plan.status.to_merge_patch()},
             field_manager=OPERATOR_FIELD_MANAGER,
         )
+        self._status_written[key] = time.monotonic()
+        return None
 
     def _presign(self, uri: str | None) -> str | None:
         if not uri:

@@ -12,6 +12,7 @@ Hashing instead of sorting by name spreads the first waves across sites, because
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeVar
@@ -27,8 +28,10 @@ class Named(Protocol):
 N = TypeVar("N", bound=Named)
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def order_key(deployment_uid: str, device_name: str) -> tuple[str, str]:
-    """Sort key of one device; the name breaks (astronomically unlikely) hash ties."""
+    """Sort key of one device; the name breaks (astronomically unlikely) hash ties. Cached:
+    every planning pass sorts the whole fleet (~15 MiB for the 131,072 keys kept)."""
     digest = hashlib.sha256(f"{deployment_uid}/{device_name}".encode()).hexdigest()
     return digest, device_name
 
@@ -39,10 +42,15 @@ def rollout_order(deployment_uid: str, devices: Iterable[N]) -> list[N]:
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    """Kubernetes label selector semantics; an empty selector matches everything."""
-    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
-        return False
-    return all(_requirement_matches(r, labels) for r in selector.match_expressions)
+    """Kubernetes label selector semantics; an empty selector matches everything. Plain loops:
+    a planning pass asks this for every device of the fleet."""
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for requirement in selector.match_expressions:
+        if not _requirement_matches(requirement, labels):
+            return False
+    return True
 
 
 def _requirement_matches(requirement: LabelSelectorRequirement, labels: Mapping[str, str]) -> bool:

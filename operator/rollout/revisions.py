@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Literal
 
 from modelfleet.api.deployment import EdgeDeploymentStatus, RevisionRecord, VariantArtifact
@@ -85,7 +86,12 @@ class RolloutProgress:
         )
 
     def record(self, revision: int | None) -> RevisionRecord | None:
-        return next((r for r in self.history if r.revision == revision), None)
+        return self._records.get(revision)
+
+    @cached_property
+    def _records(self) -> dict[int | None, RevisionRecord]:
+        """By revision: a pass looks up a record per device."""
+        return {r.revision: r for r in self.history}
 
     def with_record(self, revision: int | None, **changes: object) -> RolloutProgress:
         """A copy with `changes` made to one history record (records are never mutated)."""

@@ -12,6 +12,7 @@ step) or a device the rollout waits on timing out. Called once per pass by `plan
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from modelfleet.api.deployment import EdgeDeploymentStatus
 from modelfleet.conditions import as_utc, first_pass_not_ready
@@ -98,12 +99,37 @@ def _after(ctx: Context, targeted: list[Device], actions: Iterable[Action]) -> l
 
 
 def _device_timers(ctx: Context, devices: list[Device]) -> list[float]:
-    """When a device the rollout waits on next times out or goes offline: plan again then."""
-    timers: list[float] = []
-    for device in devices:
-        if device.online and device.state == "pending":
-            for moment in (device.since, device.heartbeat):
-                if moment is not None:
-                    due = as_utc(moment) + ctx.timeout - ctx.now
-                    timers.append(due.total_seconds() + 1)
-    return timers
+    """When the first device the rollout waits on times out or goes offline: plan again then."""
+    earliest = min(
+        (
+            moment
+            for device in devices
+            if device.online and device.state == "pending"
+            for moment in (device.since, device.heartbeat)
+            if moment is not None
+        ),
+        key=as_utc,
+        default=None,
+    )
+    if earliest is None:
+        return []
+    return [(as_utc(earliest) + ctx.timeout - ctx.now).total_seconds() + 1]
+
+
+PROGRESS_FIELDS = ("counts", "variants")
+
+
+def progress_only(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """True when two wire statuses differ at most in progress: the counts (fleet-wide and per
+    variant) and the conditions' messages, which quote them. Such a change may wait a moment
+    (controller.STATUS_INTERVAL); a new phase, wave, revision or condition status may not."""
+
+    def skeleton(status: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in status.items() if k not in PROGRESS_FIELDS}
+        kept["conditions"] = [
+            {k: v for k, v in condition.items() if k != "message"}
+            for condition in status.get("conditions") or []
+        ]
+        return kept
+
+    return skeleton(current) == skeleton(desired)

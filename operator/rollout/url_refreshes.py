@@ -13,16 +13,35 @@ would; otherwise it would run, and be counted under, a variant it no longer belo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Final
 
+from modelfleet.api.deployment import RevisionRecord
 from modelfleet.conditions import parse_time
 from modelfleet.operator.rollout.fleet import Device
 from modelfleet.operator.rollout.passes import Context
-from modelfleet.operator.rollout.plans import Action, AssignRevision, RefreshUrl
+from modelfleet.operator.rollout.plans import Action, ArtifactRef, AssignRevision, RefreshUrl
 from modelfleet.operator.rollout.revisions import RolloutProgress, artifact_of
 
 URL_REFRESH_MARGIN: Final = timedelta(minutes=5)
+
+
+class _Targets:
+    """`artifact_of` for one pass, once per revision where labels cannot matter (neither the
+    record nor the resolved release has variants): both loops below visit every device."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.resolved = ctx.artifact
+        self.plain: dict[int, ArtifactRef] = {}
+
+    def __call__(self, record: RevisionRecord, labels: Mapping[str, str]) -> ArtifactRef:
+        if record.variants or (self.resolved is not None and self.resolved.variants):
+            return artifact_of(record, labels, resolved=self.resolved)
+        found = self.plain.get(record.revision)
+        if found is None:
+            found = self.plain[record.revision] = artifact_of(record, {}, resolved=self.resolved)
+        return found
 
 
 def refresh_urls(
@@ -31,20 +50,21 @@ def refresh_urls(
     """Online devices still fetching their revision get new URLs before the old ones expire."""
     actions: list[Action] = []
     horizon = ctx.now + URL_REFRESH_MARGIN
+    target_of = _Targets(ctx)
     for device in targeted:
+        if device.state not in ("pending", "timed_out") or not device.online:
+            continue  # first: most devices of a rollout are healthy or not yet assigned
         assignment = device.view.models.get(ctx.slot)
         record = progress.record(device.revision)
         expires = assignment.url_expires_at if assignment is not None else None
         if (
             device.name in busy
-            or not device.online
-            or device.state not in ("pending", "timed_out")
             or record is None
             or expires is None
             or parse_time(expires) > horizon
         ):
             continue
-        target = artifact_of(record, device.view.labels, resolved=ctx.artifact)
+        target = target_of(record, device.view.labels)
         actions.append(RefreshUrl(device.name, ctx.slot, record.revision, target))
     return actions
 
@@ -55,12 +75,13 @@ def realign_variants(
     """Online devices whose labels now pick another variant of the revision they hold get
     that variant's artifact and runtime under the same revision (variants.py)."""
     actions: list[Action] = []
+    target_of = _Targets(ctx)
     for device in targeted:
         assignment = device.view.models.get(ctx.slot)
         record = progress.record(device.revision)
         if device.name in busy or not device.online or assignment is None or record is None:
             continue
-        target = artifact_of(record, device.view.labels, resolved=ctx.artifact)
+        target = target_of(record, device.view.labels)
         if (assignment.variant, assignment.sha256) != (target.variant, target.sha256):
             actions.append(AssignRevision(device.name, ctx.slot, record.revision, target))
     return actions

@@ -94,7 +94,7 @@ demo: $(STAMP) tools
 	$(BIN)/modelfleet demo
 
 bench: $(STAMP) tools
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TF_VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -81,10 +81,11 @@ class Device:
     reason: str
     since: datetime | None
     """When its time on the revision started; it times out `deviceTimeoutSeconds` later."""
+    name: str = field(init=False)
+    """The view's, copied: a planning pass asks every device's name several times."""
 
-    @property
-    def name(self) -> str:
-        return self.view.name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.view.name)
 
     @property
     def heartbeat(self) -> datetime | None:

@@ -35,6 +35,11 @@ class _Targets:
         self.resolved = ctx.artifact
         self.plain: dict[int, ArtifactRef] = {}
 
+    def plain_only(self, progress: RolloutProgress) -> bool:
+        """No release of the rollout has variants: every device runs its record's default."""
+        resolved = self.resolved is not None and bool(self.resolved.variants)
+        return not resolved and not any(r.variants for r in progress.history)
+
     def __call__(self, record: RevisionRecord, labels: Mapping[str, str]) -> ArtifactRef:
         if record.variants or (self.resolved is not None and self.resolved.variants):
             return artifact_of(record, labels, resolved=self.resolved)
@@ -76,11 +81,16 @@ def realign_variants(
     that variant's artifact and runtime under the same revision (variants.py)."""
     actions: list[Action] = []
     target_of = _Targets(ctx)
+    plain = target_of.plain_only(progress)
     for device in targeted:
         assignment = device.view.models.get(ctx.slot)
-        record = progress.record(device.revision)
-        if device.name in busy or not device.online or assignment is None or record is None:
+        if assignment is None or not device.online or device.name in busy:
             continue
+        record = progress.record(device.revision)
+        if record is None:
+            continue
+        if plain and assignment.variant is None and assignment.sha256 == record.sha256:
+            continue  # already the record's default artifact: the common case, kept cheap
         target = target_of(record, device.view.labels)
         if (assignment.variant, assignment.sha256) != (target.variant, target.sha256):
             actions.append(AssignRevision(device.name, ctx.slot, record.revision, target))

@@ -156,6 +156,9 @@ async def _plan_deployment(runtime: Runtime, key: Hashable) -> float | None:
     assert isinstance(key, tuple)
     namespace: str = key[0]
     name: str = key[1]
+    resting = runtime.deployments.pacing.resting((namespace, name), time.monotonic())
+    if resting > 0:  # planned a moment ago: pacing.py
+        return resting
     devices = runtime.fleet.device_views(namespace)
     claims = runtime.fleet.claims(namespace)
     return await asyncio.to_thread(

@@ -1,9 +1,5 @@
 """A coalescing, delaying work queue, like client-go's: many events for one key become one
-reconcile; a key is never processed by two workers at once; failures retry with backoff; a key
-rests after each pass for as long as the pass took (`rest_ratio`), so a key whose events never
-stop (a rollout over 20,000 devices, each reporting) takes at most half of a worker's time
-instead of all of it: planning such a fleet is ~0.5 s a pass, and back-to-back passes took a
-third of the 2-core machine the apiserver needed (bench/FINDINGS.md §1.A).
+reconcile; a key is never processed by two workers at once; failures retry with backoff.
 
 The kopf handlers `add` keys; `run` starts the workers on the operator's event loop."""
 
@@ -29,11 +25,8 @@ class WorkQueue:
         on_error: Callable[[Hashable, Exception], None] | None = None,
         *,
         backoff: Backoff = RECONCILE_BACKOFF,
-        rest_ratio: float = 1.0,
     ) -> None:
         """`process(key)` returns seconds until the key is due again, or None."""
-        self._rest_ratio = rest_ratio
-        self._rest_until: dict[Hashable, float] = {}
         self._process = process
         self._on_error = on_error
         self._backoff = backoff
@@ -54,13 +47,8 @@ class WorkQueue:
 
     def _take(self) -> tuple[Hashable | None, float]:
         now = time.monotonic()
-        ready = [
-            (max(due, self._rest_until.get(k, due)), k)
-            for k, due in self._due.items()
-            if k not in self._active
-        ]
+        ready = [(due, k) for k, due in self._due.items() if k not in self._active]
         if not ready:
-            self._rest_until = {k: t for k, t in self._rest_until.items() if t > now}
             return None, 1.0
         due, key = min(ready, key=lambda pair: pair[0])
         if due > now:
@@ -77,11 +65,8 @@ class WorkQueue:
                     await asyncio.wait_for(self._wakeup.wait(), timeout=min(wait, 1.0))
                 continue
             self._active.add(key)
-            started = time.monotonic()
             try:
                 again = await self._process(key)
-                ended = time.monotonic()
-                self._rest_until[key] = ended + self._rest_ratio * (ended - started)
                 self._failures.pop(key, None)
                 if again is not None:
                     self.add(key, again)

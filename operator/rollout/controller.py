@@ -12,7 +12,6 @@ written; the next event or timer continues.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from modelfleet.operator.rollout.conditions import WAITING_FOR_ARTIFACT
 from modelfleet.operator.rollout.device_events import DeviceFailureEvents
 from modelfleet.operator.rollout.expectations import Expectations
 from modelfleet.operator.rollout.ordering import selector_matches
+from modelfleet.operator.rollout.pacing import Pacing
 from modelfleet.operator.rollout.planner import (
     Action,
     ArtifactRef,
@@ -120,11 +120,6 @@ def _layout_probe(storage: Storage, bucket: str, key: str) -> str | None:
 
 
 WRITERS = 32
-STATUS_INTERVAL = 1.0
-"""Seconds between two status writes of a deployment that change only its progress (counts,
-condition messages): a rollout's passes follow device events, and at fleet scale each pass
-moved the counts (21 status writes in an 8 s rollout of 1,000 devices, bench/FINDINGS.md §1.A).
-Phase, wave and condition changes are written at once."""
 
 
 @dataclass
@@ -144,8 +139,7 @@ class DeploymentController:
     _device_events: DeviceFailureEvents = field(init=False)
     _blocked: set[tuple[str, int]] = field(default_factory=set)
     """(deployment uid, revision) whose corrupted artifact an Event already reported."""
-    _status_written: dict[tuple[str, str], float] = field(default_factory=dict)
-    """(namespace, name) → monotonic time of the deployment's last status write."""
+    pacing: Pacing = field(default_factory=Pacing)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.writers, thread_name_prefix="device-writer")
@@ -164,8 +158,10 @@ class DeploymentController:
         now: dt.datetime,
     ) -> float | None:
         """One pass; returns seconds until the planner wants to look again."""
+        started = time.monotonic()
         raw = read_live(self.api, EdgeDeployment.PLURAL, namespace, name)
         if raw is None:
+            self.pacing.forget((namespace, name))
             return None
         deployment = EdgeDeployment.model_validate(raw)
         slot = deployment.spec.slot or name
@@ -187,6 +183,7 @@ class DeploymentController:
             unresolved_message=resolution.message,
             unresolved_reason=resolution.reason or WAITING_FOR_ARTIFACT,
         )
+        planning_s = time.monotonic() - started
         deferred = self._write_status(namespace, name, raw.get("status") or {}, plan)
         self._events.record(raw, raw.get("status"), plan.status.to_wire())
         self._device_events.record(raw, slot=slot, devices=devices)
@@ -198,8 +195,11 @@ class DeploymentController:
             lambda action: self._apply(namespace, name, action, now, views.get(action.device)),
             actions,
         )
-        for _ in applied:  # re-raises the first failed write once all have been tried
-            pass
+        try:
+            for _ in applied:  # re-raises the first failed write once all have been tried
+                pass
+        finally:
+            self.pacing.planned((namespace, name), planning_s=planning_s, now=time.monotonic())
         if deferred is None:
             return plan.requeue_after
         return deferred if plan.requeue_after is None else min(deferred, plan.requeue_after)
@@ -255,14 +255,14 @@ class DeploymentController:
     def _write_status(
         self, namespace: str, name: str, current: dict[str, Any], plan: Plan
     ) -> float | None:
-        """Writes the plan's status unless it is current; a progress-only change within
-        STATUS_INTERVAL of the last write waits: returns the seconds until it may be written."""
+        """Writes the plan's status unless it is current; a progress-only change waits for
+        the pacing's status interval: returns the seconds until it may be written."""
         current = {k: v for k, v in current.items() if k != "kopf"}
         desired = plan.status.to_wire()
         if current == desired:
             return None
         key = (namespace, name)
-        wait = self._status_written.get(key, -math.inf) + STATUS_INTERVAL - time.monotonic()
+        wait = self.pacing.status_wait(key, time.monotonic())
         if wait > 0 and progress_only(current, desired):
             return wait
         client.CustomObjectsApi(self.api).patch_namespaced_custom_object_status(
@@ -274,7 +274,7 @@ class DeploymentController:
             {"status": plan.status.to_merge_patch()},
             field_manager=OPERATOR_FIELD_MANAGER,
         )
-        self._status_written[key] = time.monotonic()
+        self.pacing.status_written(key, time.monotonic())
         return None
 
     def _presign(self, uri: str | None) -> str | None:

@@ -122,7 +122,7 @@ PROGRESS_FIELDS = ("counts", "variants")
 def progress_only(current: dict[str, Any], desired: dict[str, Any]) -> bool:
     """True when two wire statuses differ at most in progress: the counts (fleet-wide and per
     variant) and the conditions' messages, which quote them. Such a change may wait a moment
-    (controller.STATUS_INTERVAL); a new phase, wave, revision or condition status may not."""
+    (pacing.py); a new phase, wave, revision or condition status may not."""
 
     def skeleton(status: dict[str, Any]) -> dict[str, Any]:
         kept = {k: v for k, v in status.items() if k not in PROGRESS_FIELDS}

@@ -43,6 +43,7 @@ from bench.fleet_measurements import (
 from bench.fleet_report import render
 from bench.fleet_targets import ReadyLine, per_second, ready_line
 from bench.machine import cpu_seconds, machine_busy_seconds, peak_rss_mib
+from bench.profiler import start_profiler, stop_profiler
 from bench.raw_writer import Baselines, raw_rollout, read_stored, timed_list
 from bench.report import Section
 from bench.simulator import GROUP_PATH, MERGE, Credentials, Kube, Simulator
@@ -263,7 +264,7 @@ async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
         cpu_before = cpu_readings(cpu_pids)
         busy_before = machine_busy_seconds()
         if run.profile_dir is not None:
-            profiler = await _start_profiler(
+            profiler = await start_profiler(
                 operator.pid, run.profile_dir / f"operator-{run.devices}-{pattern}.txt"
             )
         t0 = time.time()
@@ -293,7 +294,7 @@ async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
         calls_after = run.kube.counters.snapshot()
     finally:
         if profiler is not None:
-            await _stop_profiler(profiler)
+            await stop_profiler(profiler)
         await asyncio.to_thread(operator.stop)
     revision = int(run.recorder.deployment.get("status", {}).get("currentRevision") or index + 1)
     statuses = [
@@ -323,31 +324,6 @@ async def _rollout(run: Run, index: int, pattern: str) -> RolloutResult:
         startup=(list_s, ready.seconds_since_start, ready.listed_in_s),
         rest_lease_writes_per_s=per_second(rest_leases, REST_WINDOW_S),
     )
-
-
-async def _start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process | None:
-    """py-spy on the operator for the rollout (if py-spy is installed): a text flame summary."""
-    import shutil
-    import sys
-
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        return None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return await asyncio.create_subprocess_exec(
-        spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50",
-        "--output", str(out), "--nonblocking",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-async def _stop_profiler(process: asyncio.subprocess.Process) -> None:
-    import signal
-
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), timeout=30)
 
 
 @dataclass(frozen=True)

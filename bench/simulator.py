@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from modelfleet.agent.heartbeats import LEASE_SECONDS, renewal_delay
+from modelfleet.agent.heartbeats import LEASE_SECONDS, micro_time, renewal_delay
 
 GROUP_PATH = "/apis/modelfleet.io/v1alpha1"
 LEASE_PATH = "/apis/coordination.k8s.io/v1"
@@ -63,10 +63,6 @@ def slot_status(
         "probe": {"maxAbs": 0.0, "latencyMs": 0.1} if healthy else None,
         "lastUpdateTime": rfc3339(datetime.now(UTC)),
     }
-
-
-def micro_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def rfc3339(moment: datetime) -> str:

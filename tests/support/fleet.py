@@ -20,8 +20,9 @@ from unit.agent.builders import BIAS, WEIGHT, make_model_bytes, make_probe_file
 from modelfleet.agent.identity import provision_device
 from modelfleet.api.base import GROUP, VERSION
 from modelfleet.artifacts import ArtifactKeys
+from modelfleet.dev.components import ensure_storage_secret
 from modelfleet.dev.processes import ManagedProcess
-from modelfleet.dev.servers import ApiServer
+from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.storage import Storage
 from support.faults import Breakpoint
 
@@ -56,6 +57,28 @@ class Fleet:
     def __post_init__(self) -> None:
         self.objects = client.CustomObjectsApi(self.api)
         self.agents: list[ManagedProcess] = []
+
+    @classmethod
+    def in_new_namespace(
+        cls,
+        namespace: str,
+        api: client.ApiClient,
+        apiserver: ApiServer,
+        object_storage: S3Server,
+        storage: Storage,
+        root: Path,
+    ) -> Fleet:
+        """A fleet in a namespace created for it, holding the storage Secret conversions use."""
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        ensure_storage_secret(api, namespace, object_storage)
+        return cls(namespace, api, apiserver, storage, root)
+
+    def remove(self) -> None:
+        """Stops the agents and deletes the namespace `in_new_namespace` created."""
+        for agent in self.agents:
+            agent.stop()
+        client.CoreV1Api(self.api).delete_namespace(self.namespace)
 
     def provision(self, device: str) -> Path:
         return provision_device(

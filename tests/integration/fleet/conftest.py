@@ -9,7 +9,6 @@ import pytest
 from kubernetes import client
 
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.dev.components import ensure_storage_secret
 from modelfleet.dev.samples import SampleModel
 from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.storage import Storage
@@ -29,10 +28,14 @@ def rollouts(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rollouts]:
     namespace = "fleet"
-    core = client.CoreV1Api(kube_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    ensure_storage_secret(kube_client, namespace, minio_storage)
-    fleet = Fleet(namespace, kube_client, kube_apiserver, storage, tmp_path_factory.mktemp("fleet"))
+    fleet = Fleet.in_new_namespace(
+        namespace,
+        kube_client,
+        kube_apiserver,
+        minio_storage,
+        storage,
+        tmp_path_factory.mktemp("fleet"),
+    )
     sample, uri = mlp_source
     opsets = {"v1": 17, "v2": 14, "bad": 13}
     conversions = client.CustomObjectsApi(kube_client)
@@ -69,6 +72,4 @@ def rollouts(
     try:
         yield result
     finally:
-        for agent in fleet.agents:
-            agent.stop()
-        core.delete_namespace(namespace)
+        fleet.remove()

@@ -10,7 +10,6 @@ from kubernetes import client
 
 from modelfleet.api.annotations import APPROVED_GENERATION_ANNOTATION
 from modelfleet.api.base import GROUP, VERSION
-from modelfleet.dev.components import ensure_storage_secret
 from modelfleet.dev.samples import SampleModel
 from modelfleet.dev.servers import ApiServer, S3Server
 from modelfleet.storage import Storage
@@ -34,10 +33,14 @@ def mixed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rollouts]:
     namespace = "variants"
-    core = client.CoreV1Api(kube_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    ensure_storage_secret(kube_client, namespace, minio_storage)
-    fleet = Fleet(namespace, kube_client, kube_apiserver, storage, tmp_path_factory.mktemp("mix"))
+    fleet = Fleet.in_new_namespace(
+        namespace,
+        kube_client,
+        kube_apiserver,
+        minio_storage,
+        storage,
+        tmp_path_factory.mktemp("mix"),
+    )
     sample, uri = mlp_source
     conversions = client.CustomObjectsApi(kube_client)
     body = make_conversion_body("mlp", sample, uri, targets=TARGETS)
@@ -66,6 +69,4 @@ def mixed(
     try:
         yield result
     finally:
-        for agent in fleet.agents:
-            agent.stop()
-        core.delete_namespace(namespace)
+        fleet.remove()
